@@ -1,0 +1,1 @@
+"""Thin HTTP adapter: parse, call the library once, format."""

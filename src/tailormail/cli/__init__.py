@@ -1,0 +1,60 @@
+"""The `tailormail` command: a thin layer over the library.
+
+Each module here defines one command or command group and is registered below.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from tailormail.cli import keys
+from tailormail.cli.common import Group, WorkspaceOption, console, runtime_for
+from tailormail.config import workspace_path
+from tailormail.workspace import init_workspace
+
+app = typer.Typer(
+    cls=Group,
+    help="tailormail: data-driven email personalization you run yourself.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+app.add_typer(keys.app, name="keys")
+
+
+@app.command()
+def init(
+    directory: Annotated[Path, typer.Argument(help="Folder to create the workspace in.")] = Path("."),
+    force: Annotated[bool, typer.Option(help="Rewrite preset files in an existing workspace.")] = False,
+) -> None:
+    """Create a workspace: tailormail.toml, segments/, templates/, blocks/, journeys/ and the database."""
+    root = workspace_path(directory)
+    created = init_workspace(root, force=force)
+    with runtime_for(root) as rt:
+        applied = rt.settings.database_url
+    for path in created:
+        console.print(f"  created {path.relative_to(root.parent)}")
+    console.print(f"Workspace ready in {root} (database: {applied}).")
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
+    workspace: WorkspaceOption = None,
+) -> None:
+    """Run the HTTP API (Segment-compatible ingestion, profiles) on uvicorn."""
+    import uvicorn
+
+    from tailormail.api.app import create_app
+
+    with runtime_for(workspace) as rt:
+        uvicorn.run(create_app(rt), host=host, port=port, log_level="info")
+
+
+def main() -> None:
+    """Entry point of the `tailormail` console script."""
+    app()

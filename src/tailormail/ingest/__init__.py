@@ -1,0 +1,1 @@
+"""Ingestion: Segment-compatible payloads, bulk import, stream sources, identity merge."""

@@ -1,0 +1,100 @@
+"""Identity resolution: which profile each message belongs to, merging on alias.
+
+Rules (Segment's): a userId names a person; an anonymousId names a device or
+browser until it is tied to a userId (by a message carrying both, or an
+alias), after which everything the anonymous id did counts for the person.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import Connection
+
+from tailormail.ingest.messages import Message
+from tailormail.store import profiles as q
+
+
+def resolve(conn: Connection, messages: list[Message], now_ms: int) -> list[int]:
+    """The profile id of each message, in order; creates, links and merges as needed."""
+    return _Resolver(conn, messages, now_ms).run()
+
+
+class _Resolver:
+    """The state of resolving one batch: caches, pending links, merges done."""
+
+    def __init__(self, conn: Connection, messages: list[Message], now_ms: int) -> None:
+        self.conn = conn
+        self.messages = messages
+        self.now_ms = now_ms
+        self.by_user = q.profile_ids_by_user(conn, [m.user_id for m in messages if m.user_id])
+        self.by_anon = q.profile_ids_by_anonymous(
+            conn, [a for m in messages for a in (m.anonymous_id, m.previous_id) if a]
+        )
+        self.new_links: dict[str, int] = {}
+        self.merged: dict[int, int] = {}
+
+    def run(self) -> list[int]:
+        missing = sorted({m.user_id for m in self.messages if m.user_id and m.user_id not in self.by_user})
+        if missing:
+            self.by_user.update(zip(missing, q.create_profiles(self.conn, missing, self.now_ms), strict=True))
+        result = [self._one(m) for m in self.messages]
+        q.link_anonymous(self.conn, self.new_links, self.now_ms)
+        return [self._final(pid) for pid in result]
+
+    def _final(self, pid: int) -> int:
+        while pid in self.merged:
+            pid = self.merged[pid]
+        return pid
+
+    def _one(self, message: Message) -> int:
+        if message.type == "alias":
+            assert message.user_id and message.previous_id
+            pid = self.by_user[message.user_id]
+            self._alias(message.previous_id, pid)
+            return pid
+        if message.user_id:
+            pid = self.by_user[message.user_id]
+            if message.anonymous_id:
+                self._tie(message.anonymous_id, pid)
+            return pid
+        assert message.anonymous_id
+        anon = message.anonymous_id
+        if anon not in self.by_anon:
+            (pid,) = q.create_profiles(self.conn, [None], self.now_ms)
+            self.by_anon[anon] = self.new_links[anon] = pid
+        return self.by_anon[anon]
+
+    def _alias(self, previous: str, pid: int) -> None:
+        """``previous`` (an anonymous id or an older user id) becomes part of ``pid``."""
+        old = self.by_user.get(previous)
+        if old is None and previous not in self.by_anon:
+            old = q.profile_ids_by_user(self.conn, [previous]).get(previous)
+        if old is not None:
+            self._merge(old, pid)
+        else:
+            self._tie(previous, pid)
+
+    def _tie(self, anon: str, pid: int) -> None:
+        """Tie an anonymous id to a person, folding in its anonymous profile."""
+        current = self.by_anon.get(anon)
+        if current == pid:
+            return
+        if current is None:
+            self.by_anon[anon] = self.new_links[anon] = pid
+            return
+        profile = q.get_profile(self.conn, profile_id=current)
+        if profile is not None and profile["user_id"] is None:
+            self._merge(current, pid)
+        # else: the id already belongs to another known person; Segment keeps that owner.
+
+    def _merge(self, source: int, target: int) -> None:
+        """Merge profile ``source`` into ``target`` and repoint every cached id."""
+        if source == target:
+            return
+        q.link_anonymous(self.conn, self.new_links, self.now_ms)  # pending links move too
+        self.new_links.clear()
+        q.merge_profiles(self.conn, source, target, self.now_ms)
+        self.merged[source] = target
+        for cache in (self.by_user, self.by_anon):
+            for key, value in cache.items():
+                if value == source:
+                    cache[key] = target

@@ -1,0 +1,173 @@
+"""Segment-compatible messages: validation and normalisation of the wire format.
+
+A message is checked field by field; an error names the field and the
+message's index in its batch so a client can find the bad one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from tailormail.clock import parse_time, to_ms
+from tailormail.errors import PayloadTooLarge, ValidationError
+
+TYPES = ("identify", "track", "page", "screen", "group", "alias")
+"""The Segment message types we accept."""
+
+REVENUE_KEYS = ("revenue", "total", "value")
+"""Segment e-commerce properties that carry an order's money, in priority order."""
+
+
+@dataclass
+class Message:
+    """One validated message, ready to store."""
+
+    type: str
+    message_id: str
+    user_id: str | None
+    anonymous_id: str | None
+    timestamp: int
+    event: str | None = None
+    properties: dict[str, Any] = field(default_factory=dict)
+    traits: dict[str, Any] = field(default_factory=dict)
+    context: dict[str, Any] | None = None
+    previous_id: str | None = None
+    group_id: str | None = None
+
+    @property
+    def revenue(self) -> float | None:
+        """The money this event carries, if it carries any."""
+        for key in REVENUE_KEYS:
+            value = self.properties.get(key)
+            if isinstance(value, int | float) and not isinstance(value, bool):
+                return float(value)
+        return None
+
+
+def parse_message(
+    raw: Any,
+    *,
+    index: int | None = None,
+    received_ms: int,
+    sent_at: str | None = None,
+    forced_type: str | None = None,
+    max_bytes: int | None = None,
+) -> Message:
+    """Validate one raw message (a decoded JSON object) into a Message."""
+    where = f" at batch[{index}]" if index is not None else ""
+
+    def fail(msg: str, name: str) -> ValidationError:
+        return ValidationError(f"{msg}{where}", field=name, index=index)
+
+    if not isinstance(raw, dict):
+        raise fail("message must be a JSON object", "message")
+    if max_bytes is not None:
+        size = len(json.dumps(raw, separators=(",", ":"), default=str).encode("utf-8"))
+        if size > max_bytes:
+            raise PayloadTooLarge(
+                f"message{where} is {size} bytes, over the {max_bytes}-byte limit",
+                field="message",
+                index=index,
+                hint="split large properties or send fewer of them",
+            )
+    kind = forced_type or raw.get("type")
+    if kind not in TYPES:
+        raise fail(f"type must be one of {', '.join(TYPES)}, got {kind!r}", "type")
+    user_id = _optional_id(raw, "userId", fail)
+    anonymous_id = _optional_id(raw, "anonymousId", fail)
+    previous_id = _optional_id(raw, "previousId", fail)
+    if kind == "alias":
+        if not previous_id or not user_id:
+            raise fail("alias needs both previousId and userId", "previousId" if not previous_id else "userId")
+    elif not user_id and not anonymous_id:
+        raise fail("either userId or anonymousId is required", "userId")
+    event = raw.get("event")
+    if kind == "track" and (not isinstance(event, str) or not event.strip()):
+        raise fail("track needs a non-empty string event", "event")
+    if kind in ("page", "screen"):
+        event = raw.get("name") if isinstance(raw.get("name"), str) else None
+    properties = _object(raw, "properties", fail)
+    traits = _object(raw, "traits", fail)
+    context = raw.get("context")
+    if context is not None and not isinstance(context, dict):
+        raise fail("context must be an object", "context")
+    if kind == "identify" and not traits and isinstance(context, dict) and isinstance(context.get("traits"), dict):
+        traits = dict(context["traits"])
+    timestamp = _timestamp(raw, received_ms, sent_at, fail)
+    message_id = raw.get("messageId")
+    if message_id is None:
+        message_id = _derived_message_id(raw)
+    elif not isinstance(message_id, str | int) or str(message_id) == "":
+        raise fail("messageId must be a non-empty string", "messageId")
+    group_id = raw.get("groupId")
+    if kind == "group" and group_id is None:
+        raise fail("group needs groupId", "groupId")
+    return Message(
+        type=kind,
+        message_id=str(message_id),
+        user_id=user_id,
+        anonymous_id=anonymous_id,
+        timestamp=timestamp,
+        event=event.strip() if isinstance(event, str) else None,
+        properties=properties,
+        traits=traits,
+        context=context,
+        previous_id=previous_id,
+        group_id=str(group_id) if group_id is not None else None,
+    )
+
+
+def _optional_id(raw: dict[str, Any], name: str, fail: Any) -> str | None:
+    value = raw.get(name)
+    if value is None or value == "":
+        return None
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        raise fail(f"{name} must be a string", name)
+    return str(value)
+
+
+def _object(raw: dict[str, Any], name: str, fail: Any) -> dict[str, Any]:
+    value = raw.get(name)
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise fail(f"{name} must be an object", name)
+    return value
+
+
+def _timestamp(raw: dict[str, Any], received_ms: int, sent_at: str | None, fail: Any) -> int:
+    """When it happened, corrected for the client's clock skew as Segment does."""
+    text = raw.get("timestamp") or raw.get("originalTimestamp")
+    if text is None:
+        return received_ms
+    try:
+        moment = _as_time(text)
+    except (TypeError, ValueError):
+        raise fail(f"timestamp {text!r} is not an ISO-8601 time", "timestamp") from None
+    ms = to_ms(moment)
+    sent = raw.get("sentAt") or sent_at
+    if sent and raw.get("timestamp") is None:
+        # Only originalTimestamp is device time: shift by (receivedAt - sentAt).
+        try:
+            ms += received_ms - to_ms(_as_time(sent))
+        except (TypeError, ValueError):
+            raise fail(f"sentAt {sent!r} is not an ISO-8601 time", "sentAt") from None
+    return ms
+
+
+def _as_time(value: Any) -> datetime:
+    if isinstance(value, datetime):
+        return value
+    if not isinstance(value, str):
+        raise TypeError("not a string")
+    return parse_time(value)
+
+
+def _derived_message_id(raw: dict[str, Any]) -> str:
+    """A stable id for a message sent without one, so a replay is still a duplicate."""
+    body = json.dumps(raw, sort_keys=True, separators=(",", ":"), default=str)
+    return "derived-" + hashlib.sha256(body.encode("utf-8")).hexdigest()[:32]

@@ -1,0 +1,138 @@
+"""The ingest path: validated messages become committed events and profiles.
+
+One call is one transaction: a batch is stored whole or not at all, and it is
+acknowledged only after the commit.  Hooks (real-time segments, journeys) run
+inside the same transaction and see exactly the events that were new.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import Connection
+
+from tailormail.clock import Clock, to_ms
+from tailormail.ingest import identity
+from tailormail.ingest.messages import Message, parse_message
+from tailormail.store import Store
+from tailormail.store import events as event_q
+from tailormail.store import profiles as profile_q
+
+
+@dataclass(frozen=True)
+class StoredEvent:
+    """An event as committed: what hooks downstream of ingest receive."""
+
+    id: int
+    profile_id: int
+    message: Message
+
+
+@dataclass
+class IngestResult:
+    """What one ingest call did."""
+
+    received: int = 0
+    stored: int = 0
+    duplicates: int = 0
+    events: list[StoredEvent] = field(default_factory=list)
+
+
+IngestHook = Callable[[Connection, list[StoredEvent], int], None]
+"""Called inside the ingest transaction with the new events and ``now`` (ms)."""
+
+
+class Ingestor:
+    """Stores Segment messages; the one way events enter tailormail."""
+
+    def __init__(self, store: Store, clock: Clock, hooks: Sequence[IngestHook] = ()) -> None:
+        self.store = store
+        self.clock = clock
+        self.hooks: list[IngestHook] = list(hooks)
+
+    def ingest_raw(self, raws: Sequence[Any], *, sent_at: str | None = None, max_bytes: int | None = None) -> IngestResult:
+        """Validate every raw message first, then store them all in one transaction."""
+        now_ms = to_ms(self.clock.now())
+        messages = [
+            parse_message(raw, index=i, received_ms=now_ms, sent_at=sent_at, max_bytes=max_bytes)
+            for i, raw in enumerate(raws)
+        ]
+        return self.ingest(messages, now_ms=now_ms)
+
+    def ingest(self, messages: Sequence[Message], *, now_ms: int | None = None) -> IngestResult:
+        """Store validated messages in one transaction and run the hooks on new ones."""
+        now_ms = to_ms(self.clock.now()) if now_ms is None else now_ms
+        result = IngestResult(received=len(messages))
+        unique = _first_of_each_id(messages)
+        with self.store.begin() as conn:
+            known = event_q.known_message_ids(conn, [m.message_id for m in unique])
+            fresh = [m for m in unique if m.message_id not in known]
+            if fresh:
+                result.events = _store(conn, fresh, now_ms)
+                for hook in self.hooks:
+                    hook(conn, result.events, now_ms)
+        result.stored = len(result.events)
+        result.duplicates = result.received - result.stored
+        return result
+
+
+def _first_of_each_id(messages: Sequence[Message]) -> list[Message]:
+    seen: set[str] = set()
+    out = []
+    for m in messages:
+        if m.message_id not in seen:
+            seen.add(m.message_id)
+            out.append(m)
+    return out
+
+
+def _store(conn: Connection, messages: list[Message], now_ms: int) -> list[StoredEvent]:
+    profile_ids = identity.resolve(conn, messages, now_ms)
+    _apply_traits(conn, messages, profile_ids, now_ms)
+    rows = [_event_row(m, pid, now_ms) for m, pid in zip(messages, profile_ids, strict=True)]
+    ids = dict((mid, eid) for eid, mid in event_q.insert_events(conn, rows))
+    seen: dict[int, tuple[int, int]] = {}
+    for m, pid in zip(messages, profile_ids, strict=True):
+        lo, hi = seen.get(pid, (m.timestamp, m.timestamp))
+        seen[pid] = (min(lo, m.timestamp), max(hi, m.timestamp))
+    profile_q.touch_seen(conn, seen)
+    return [
+        StoredEvent(ids[m.message_id], pid, m)
+        for m, pid in zip(messages, profile_ids, strict=True)
+        if m.message_id in ids
+    ]
+
+
+def _apply_traits(conn: Connection, messages: list[Message], profile_ids: list[int], now_ms: int) -> None:
+    """Merge identify traits into profiles, later messages winning."""
+    updates: dict[int, dict[str, Any]] = {}
+    for m, pid in zip(messages, profile_ids, strict=True):
+        if m.type == "identify" and m.traits:
+            updates.setdefault(pid, {}).update(m.traits)
+    if not updates:
+        return
+    current = profile_q.traits_of(conn, updates)
+    for pid, traits in updates.items():
+        profile_q.set_traits(conn, pid, {**current.get(pid, {}), **traits}, now_ms)
+
+
+def _event_row(m: Message, profile_id: int, now_ms: int) -> dict[str, Any]:
+    properties = m.traits if m.type == "identify" else m.properties
+    if m.type == "group":
+        properties = {**m.traits, "groupId": m.group_id}
+    if m.type == "alias":
+        properties = {"previousId": m.previous_id}
+    return {
+        "message_id": m.message_id,
+        "profile_id": profile_id,
+        "anonymous_id": m.anonymous_id,
+        "type": m.type,
+        "event": m.event,
+        "properties": properties,
+        "context": m.context,
+        "revenue": m.revenue if m.type == "track" else None,
+        "ts": m.timestamp,
+        "received_at": now_ms,
+    }

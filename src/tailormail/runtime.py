@@ -1,0 +1,61 @@
+"""Wiring: one place that builds the store, clock and services of a workspace.
+
+Adapters (API, CLI, worker) call ``open_runtime`` and then the library; later
+domains add their ingest hooks and services here, so wiring is never spread.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tailormail.clock import Clock, SystemClock
+from tailormail.config import Settings, load_settings
+from tailormail.ingest.pipeline import IngestHook, Ingestor
+from tailormail.store import Store
+
+
+@dataclass
+class Runtime:
+    """The opened workspace: settings, store, clock and the ingest path."""
+
+    settings: Settings
+    store: Store
+    clock: Clock
+    ingestor: Ingestor
+    extras: dict[str, Any] = field(default_factory=dict)
+
+    def close(self) -> None:
+        """Release database connections."""
+        self.store.close()
+
+
+def ingest_hooks(settings: Settings, store: Store, clock: Clock) -> list[IngestHook]:
+    """The hooks every ingested batch runs through (real-time segments, journeys)."""
+    return []
+
+
+def open_runtime(
+    workspace: str | Path | None = None,
+    *,
+    clock: Clock | None = None,
+    database_url: str | None = None,
+    migrate: bool = True,
+) -> Runtime:
+    """Open a workspace: read settings, connect, migrate, wire the services."""
+    settings = load_settings(workspace)
+    if database_url:
+        settings = _with_url(settings, database_url)
+    store = Store(settings.database_url)
+    if migrate:
+        store.migrate()
+    clock = clock or SystemClock()
+    ingestor = Ingestor(store, clock, ingest_hooks(settings, store, clock))
+    return Runtime(settings=settings, store=store, clock=clock, ingestor=ingestor)
+
+
+def _with_url(settings: Settings, url: str) -> Settings:
+    from dataclasses import replace
+
+    return replace(settings, database_url=url)

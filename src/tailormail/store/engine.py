@@ -1,0 +1,101 @@
+"""The Store: the one object that opens database connections."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy.pool import NullPool
+
+from tailormail.errors import ConfigError
+
+_WRITE = "tailormail_write"
+
+
+def normalize_url(url: str) -> str:
+    """Use psycopg 3 for ``postgresql://`` URLs; leave others as they are."""
+    for prefix in ("postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix) :]
+    if not url.startswith(("sqlite", "postgresql+")):
+        raise ConfigError(
+            f"unsupported database URL {url.split(':', 1)[0]}://...",
+            hint="use sqlite:///PATH or postgresql://USER@HOST/DB",
+        )
+    return url
+
+
+def make_engine(url: str, **options: Any) -> Engine:
+    """An Engine for ``url`` with the settings tailormail relies on."""
+    url = normalize_url(url)
+    if url.startswith("sqlite"):
+        engine = create_engine(url, poolclass=NullPool if ":memory:" not in url else None, **options)
+        _configure_sqlite(engine)
+        return engine
+    return create_engine(url, pool_pre_ping=True, **options)
+
+
+def _configure_sqlite(engine: Engine) -> None:
+    """WAL, foreign keys, a busy timeout, and real transactions.
+
+    pysqlite's own transaction handling begins lazily and never for reads; we
+    take it over (SQLAlchemy's documented recipe) so that a write transaction
+    takes the write lock up front with BEGIN IMMEDIATE and cannot deadlock on
+    a read-to-write upgrade when the API and the worker write at once.
+    """
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        dbapi_conn.isolation_level = None
+        cursor = dbapi_conn.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.info.get(_WRITE) else "BEGIN")
+
+
+class Store:
+    """Connections to the workspace database; every query goes through here."""
+
+    def __init__(self, url: str, **options: Any) -> None:
+        self.url = normalize_url(url)
+        self.engine = make_engine(self.url, **options)
+
+    @property
+    def dialect(self) -> str:
+        """``sqlite`` or ``postgresql``."""
+        return self.engine.dialect.name
+
+    @contextmanager
+    def begin(self) -> Iterator[Connection]:
+        """A write transaction: commits on success, rolls back on error."""
+        with self.engine.connect() as conn:
+            conn.info[_WRITE] = True
+            try:
+                with conn.begin():
+                    yield conn
+            finally:
+                conn.info.pop(_WRITE, None)
+
+    @contextmanager
+    def read(self) -> Iterator[Connection]:
+        """A read transaction (a consistent snapshot on both databases)."""
+        with self.engine.connect() as conn, conn.begin():
+            yield conn
+
+    def migrate(self) -> list[str]:
+        """Apply pending migrations; return the names applied."""
+        from tailormail.store.migrations import migrate
+
+        return [m.name for m in migrate(self.begin, self.dialect)]
+
+    def close(self) -> None:
+        """Release every pooled connection."""
+        self.engine.dispose()

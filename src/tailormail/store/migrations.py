@@ -1,0 +1,79 @@
+"""Ordered schema migrations, applied on start-up, each in its own transaction.
+
+A migration is a version number, a name and a function of a connection.  Add a
+new one at the end of ``MIGRATIONS`` with the next number; never edit one that
+has shipped.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from sqlalchemy import Connection, Table, select, text
+
+from tailormail.store import schema
+
+
+@dataclass(frozen=True)
+class Migration:
+    """One schema change: applied once, in version order."""
+
+    version: int
+    name: str
+    apply: Callable[[Connection], None]
+
+
+def create_tables(*tables: Table) -> Callable[[Connection], None]:
+    """A migration step that creates the given tables and their indexes."""
+
+    def apply(conn: Connection) -> None:
+        schema.metadata.create_all(conn, tables=list(tables))
+
+    return apply
+
+
+MIGRATIONS: list[Migration] = [
+    Migration(
+        1,
+        "foundation",
+        create_tables(
+            schema.profiles,
+            schema.identity_links,
+            schema.events,
+            schema.products,
+            schema.api_keys,
+        ),
+    ),
+]
+
+
+def pending(applied: set[int]) -> list[Migration]:
+    """The migrations not yet applied, in order."""
+    versions = [m.version for m in MIGRATIONS]
+    if versions != sorted(set(versions)):
+        raise RuntimeError("MIGRATIONS must have unique, increasing versions")
+    return [m for m in MIGRATIONS if m.version not in applied]
+
+
+def migrate(conn_factory: Callable[[], object], dialect: str) -> list[Migration]:
+    """Apply every pending migration; return those applied now."""
+    done: list[Migration] = []
+    with conn_factory() as conn:  # type: ignore[attr-defined]
+        if dialect == "postgresql":
+            # Many processes may start at once; one migrates, the others wait.
+            conn.execute(text("SELECT pg_advisory_xact_lock(7460531)"))
+        schema.metadata.create_all(conn, tables=[schema.schema_migrations])
+        applied = set(conn.execute(select(schema.schema_migrations.c.version)).scalars())
+        for migration in pending(applied):
+            migration.apply(conn)
+            conn.execute(
+                schema.schema_migrations.insert().values(
+                    version=migration.version,
+                    name=migration.name,
+                    applied_at=int(time.time() * 1000),  # bookkeeping only, not domain time
+                )
+            )
+            done.append(migration)
+    return done

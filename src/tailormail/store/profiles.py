@@ -1,0 +1,173 @@
+"""Named queries on profiles and identity links."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from sqlalchemy import Connection, Table, delete, func, select, update
+
+from tailormail.store.schema import events, identity_links, profiles
+
+PROFILE_TABLES: list[tuple[Table, str]] = [(events, "profile_id"), (identity_links, "profile_id")]
+"""Every (table, column) holding a person's data; erasure deletes from each.
+
+Domains that store per-person rows append theirs when their schema loads."""
+
+
+def profile_ids_by_user(conn: Connection, user_ids: Iterable[str]) -> dict[str, int]:
+    """Map known user ids to profile ids."""
+    wanted = list(set(user_ids))
+    found: dict[str, int] = {}
+    for chunk in _chunks(wanted, 500):
+        rows = conn.execute(
+            select(profiles.c.user_id, profiles.c.id).where(profiles.c.user_id.in_(chunk))
+        )
+        found.update({user: pid for user, pid in rows})
+    return found
+
+
+def profile_ids_by_anonymous(conn: Connection, anonymous_ids: Iterable[str]) -> dict[str, int]:
+    """Map linked anonymous ids to profile ids."""
+    wanted = list(set(anonymous_ids))
+    found: dict[str, int] = {}
+    for chunk in _chunks(wanted, 500):
+        rows = conn.execute(
+            select(identity_links.c.anonymous_id, identity_links.c.profile_id).where(
+                identity_links.c.anonymous_id.in_(chunk)
+            )
+        )
+        found.update({anon: pid for anon, pid in rows})
+    return found
+
+
+def create_profiles(conn: Connection, user_ids: list[str | None], now_ms: int) -> list[int]:
+    """Insert one profile per user id (None: anonymous); return their ids in order."""
+    if not user_ids:
+        return []
+    stmt = profiles.insert().returning(profiles.c.id, sort_by_parameter_order=True)
+    rows = [
+        {"user_id": u, "traits": {}, "first_seen": now_ms, "last_seen": now_ms, "updated_at": now_ms}
+        for u in user_ids
+    ]
+    return list(conn.execute(stmt, rows).scalars())
+
+
+def link_anonymous(conn: Connection, links: dict[str, int], now_ms: int) -> None:
+    """Record anonymous id -> profile links (new ones only)."""
+    from tailormail.store.dialect import insert_ignoring_conflicts
+
+    if links:
+        conn.execute(
+            insert_ignoring_conflicts(conn, identity_links),
+            [{"anonymous_id": a, "profile_id": p, "linked_at": now_ms} for a, p in links.items()],
+        )
+
+
+def get_profile(conn: Connection, *, user_id: str | None = None, profile_id: int | None = None) -> dict[str, Any] | None:
+    """One profile row as a dict, by user id or profile id."""
+    where = profiles.c.user_id == user_id if user_id is not None else profiles.c.id == profile_id
+    row = conn.execute(select(profiles).where(where)).mappings().first()
+    return dict(row) if row else None
+
+
+def anonymous_ids(conn: Connection, profile_id: int) -> list[str]:
+    """The anonymous ids linked to a profile."""
+    return list(
+        conn.execute(
+            select(identity_links.c.anonymous_id)
+            .where(identity_links.c.profile_id == profile_id)
+            .order_by(identity_links.c.linked_at, identity_links.c.anonymous_id)
+        ).scalars()
+    )
+
+
+def traits_of(conn: Connection, profile_ids: Iterable[int]) -> dict[int, dict[str, Any]]:
+    """Current traits of several profiles."""
+    found: dict[int, dict[str, Any]] = {}
+    for chunk in _chunks(list(set(profile_ids)), 500):
+        rows = conn.execute(select(profiles.c.id, profiles.c.traits).where(profiles.c.id.in_(chunk)))
+        found.update({pid: dict(traits or {}) for pid, traits in rows})
+    return found
+
+
+def set_traits(conn: Connection, profile_id: int, traits: dict[str, Any], now_ms: int) -> None:
+    """Replace a profile's traits."""
+    conn.execute(
+        update(profiles).where(profiles.c.id == profile_id).values(traits=traits, updated_at=now_ms)
+    )
+
+
+def touch_seen(conn: Connection, seen: dict[int, tuple[int, int]]) -> None:
+    """Widen first/last seen of profiles to include (earliest, latest) times."""
+    for pid, (earliest, latest) in seen.items():
+        conn.execute(
+            update(profiles)
+            .where(profiles.c.id == pid)
+            .values(
+                first_seen=func.min(profiles.c.first_seen, earliest)
+                if conn.dialect.name == "sqlite"
+                else func.least(profiles.c.first_seen, earliest),
+                last_seen=func.max(profiles.c.last_seen, latest)
+                if conn.dialect.name == "sqlite"
+                else func.greatest(profiles.c.last_seen, latest),
+            )
+        )
+
+
+def merge_profiles(conn: Connection, source_id: int, target_id: int, now_ms: int) -> None:
+    """Fold profile ``source_id`` into ``target_id``: its events, links and traits move."""
+    if source_id == target_id:
+        return
+    source = get_profile(conn, profile_id=source_id)
+    target = get_profile(conn, profile_id=target_id)
+    if source is None or target is None:
+        return
+    for table, column in PROFILE_TABLES:
+        conn.execute(
+            update(table).where(table.c[column] == source_id).values({column: target_id})
+        )
+    # The identified profile's own traits win over what the anonymous one had.
+    traits = {**(source["traits"] or {}), **(target["traits"] or {})}
+    conn.execute(
+        update(profiles)
+        .where(profiles.c.id == target_id)
+        .values(
+            traits=traits,
+            first_seen=min(source["first_seen"], target["first_seen"]),
+            last_seen=max(source["last_seen"], target["last_seen"]),
+            updated_at=now_ms,
+        )
+    )
+    conn.execute(delete(profiles).where(profiles.c.id == source_id))
+
+
+def erase_profile(conn: Connection, profile_id: int) -> None:
+    """Delete a person everywhere (GDPR erasure)."""
+    for table, column in PROFILE_TABLES:
+        conn.execute(delete(table).where(table.c[column] == profile_id))
+    conn.execute(delete(profiles).where(profiles.c.id == profile_id))
+
+
+def count_profiles(conn: Connection) -> int:
+    """How many profiles there are (identified and anonymous)."""
+    return int(conn.execute(select(func.count()).select_from(profiles)).scalar_one())
+
+
+def iter_profiles(conn: Connection, batch: int = 5000) -> Iterable[dict[str, Any]]:
+    """Every profile, in id order, in pages of ``batch``."""
+    last = 0
+    while True:
+        rows = conn.execute(
+            select(profiles).where(profiles.c.id > last).order_by(profiles.c.id).limit(batch)
+        ).mappings().all()
+        if not rows:
+            return
+        for row in rows:
+            yield dict(row)
+        last = rows[-1]["id"]
+
+
+def _chunks(items: list[Any], size: int) -> Iterable[list[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]

@@ -1,0 +1,77 @@
+"""Creating a workspace folder: config, preset files and the database."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tailormail.config import CONFIG_FILE, SECRET_FILE, WORKSPACE_FOLDERS, new_secret
+from tailormail.errors import ConfigError
+
+DEFAULT_CONFIG = """\
+# tailormail workspace settings. Every key is optional; these are the defaults.
+[workspace]
+name = "{name}"
+timezone = "UTC"          # the workspace's own timezone (schedules, reports)
+
+# [database]
+# url = "postgresql://user@host/db"   # default: SQLite file tailormail.db here
+#                                     # (TAILORMAIL_DATABASE_URL overrides)
+
+[events]
+# The event names presets use. For a Segment e-commerce source write:
+#   product_view = "Product Viewed"
+#   add_to_cart = "Product Added"
+#   checkout_started = "Checkout Started"
+#   purchase = "Order Completed"
+product_view = "product_view"
+add_to_cart = "add_to_cart"
+checkout_started = "checkout_started"
+purchase = "purchase"
+
+[ingest]
+max_message_bytes = 32768   # Segment's per-message limit
+max_batch_bytes = 512000    # Segment's per-batch limit
+"""
+
+GITIGNORE = f"""\
+# the database and the signing secret stay on this machine
+tailormail.db*
+{SECRET_FILE}
+outbox/
+reports/
+previews/
+"""
+
+
+def write_presets(root: Path) -> None:
+    """Write each domain's preset files (segments, templates, journeys) into ``root``."""
+    # Each domain adds one call here as it ships presets.
+
+
+def init_workspace(root: Path, *, force: bool = False) -> list[Path]:
+    """Create a workspace in ``root``; return the files and folders created."""
+    root = root.resolve()
+    config = root / CONFIG_FILE
+    if config.exists() and not force:
+        raise ConfigError(f"{config} already exists", hint="use --force to rewrite the presets")
+    root.mkdir(parents=True, exist_ok=True)
+    created: list[Path] = []
+    for folder in WORKSPACE_FOLDERS:
+        path = root / folder
+        if not path.exists():
+            path.mkdir()
+            created.append(path)
+    if not config.exists():
+        config.write_text(DEFAULT_CONFIG.format(name=root.name), encoding="utf-8")
+        created.append(config)
+    secret = root / SECRET_FILE
+    if not secret.exists():
+        secret.write_text(new_secret() + "\n", encoding="utf-8")
+        secret.chmod(0o600)
+        created.append(secret)
+    ignore = root / ".gitignore"
+    if not ignore.exists():
+        ignore.write_text(GITIGNORE, encoding="utf-8")
+        created.append(ignore)
+    write_presets(root)
+    return created

@@ -1,0 +1,111 @@
+"""The ingest path on a real database: identity, idempotency, atomic batches."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import func, select
+
+from tailormail.errors import PayloadTooLarge, ValidationError
+from tailormail.runtime import Runtime
+from tailormail.store import profiles as profile_q
+from tailormail.store.schema import events, profiles
+
+
+def track(mid: str, event: str = "product_view", **kw: object) -> dict[str, object]:
+    return {"type": "track", "messageId": mid, "event": event, "timestamp": "2026-03-01T10:00:00Z", **kw}
+
+
+def count(rt: Runtime, table) -> int:  # type: ignore[no-untyped-def]
+    with rt.store.read() as conn:
+        return int(conn.execute(select(func.count()).select_from(table)).scalar_one())
+
+
+def test_track_and_identify_land_with_traits_and_properties(runtime: Runtime) -> None:
+    result = runtime.ingestor.ingest_raw([
+        {"type": "identify", "messageId": "m1", "userId": "u1", "traits": {"firstName": "Ada", "email": "a@x.io"}},
+        track("m2", "purchase", userId="u1", properties={"revenue": 42.5, "category": "shoes"}),
+    ])
+    assert (result.stored, result.duplicates) == (2, 0)
+    with runtime.store.read() as conn:
+        profile = profile_q.get_profile(conn, user_id="u1")
+        assert profile is not None and profile["traits"] == {"firstName": "Ada", "email": "a@x.io"}
+        row = conn.execute(select(events).where(events.c.message_id == "m2")).mappings().one()
+    assert (row["event"], row["revenue"], row["properties"]["category"]) == ("purchase", 42.5, "shoes")
+    assert row["profile_id"] == profile["id"]
+
+
+def test_repeated_message_id_is_accepted_and_ignored(runtime: Runtime) -> None:
+    runtime.ingestor.ingest_raw([track("m1", userId="u1")])
+    again = runtime.ingestor.ingest_raw([track("m1", userId="u1"), track("m1", userId="u1")])
+    assert (again.stored, again.duplicates) == (0, 2)
+    assert count(runtime, events) == 1
+
+
+def test_a_malformed_message_writes_nothing_of_its_batch(runtime: Runtime) -> None:
+    with pytest.raises(ValidationError) as caught:
+        runtime.ingestor.ingest_raw([track("ok", userId="u1"), {"type": "track", "messageId": "bad", "userId": "u2"}])
+    assert caught.value.field == "event" and caught.value.index == 1
+    assert "batch[1]" in caught.value.message
+    assert count(runtime, events) == 0 and count(runtime, profiles) == 0
+
+
+def test_anonymous_events_count_for_the_user_after_identify(runtime: Runtime) -> None:
+    runtime.ingestor.ingest_raw([track("a1", anonymousId="anon-1"), track("a2", anonymousId="anon-1")])
+    assert count(runtime, profiles) == 1
+    runtime.ingestor.ingest_raw([
+        {"type": "identify", "messageId": "i1", "userId": "u9", "anonymousId": "anon-1", "traits": {"plan": "pro"}}
+    ])
+    runtime.ingestor.ingest_raw([track("a3", anonymousId="anon-1")])
+    with runtime.store.read() as conn:
+        profile = profile_q.get_profile(conn, user_id="u9")
+        assert profile is not None
+        owners = set(conn.execute(select(events.c.profile_id)).scalars())
+        assert owners == {profile["id"]}
+        assert profile_q.anonymous_ids(conn, profile["id"]) == ["anon-1"]
+    assert count(runtime, profiles) == 1
+
+
+def test_alias_merges_an_older_user_id_into_the_new_one(runtime: Runtime) -> None:
+    runtime.ingestor.ingest_raw([track("o1", userId="old-id"), track("n1", userId="new-id")])
+    runtime.ingestor.ingest_raw([{"type": "alias", "messageId": "al", "previousId": "old-id", "userId": "new-id"}])
+    with runtime.store.read() as conn:
+        assert profile_q.get_profile(conn, user_id="old-id") is None
+        new = profile_q.get_profile(conn, user_id="new-id")
+        assert new is not None
+        assert set(conn.execute(select(events.c.profile_id)).scalars()) == {new["id"]}
+
+
+def test_anonymous_and_identified_in_one_batch_end_on_one_profile(runtime: Runtime) -> None:
+    runtime.ingestor.ingest_raw([
+        track("b1", anonymousId="anon-2"),
+        {"type": "identify", "messageId": "b2", "userId": "u2", "anonymousId": "anon-2"},
+        track("b3", anonymousId="anon-2"),
+    ])
+    with runtime.store.read() as conn:
+        assert len(set(conn.execute(select(events.c.profile_id)).scalars())) == 1
+    assert count(runtime, profiles) == 1
+
+
+@pytest.mark.parametrize(
+    ("message", "field"),
+    [
+        ({"type": "nope", "userId": "u"}, "type"),
+        ({"type": "track", "event": "x"}, "userId"),
+        ({"type": "track", "userId": "u", "event": ""}, "event"),
+        ({"type": "track", "userId": "u", "event": "x", "properties": [1]}, "properties"),
+        ({"type": "track", "userId": "u", "event": "x", "timestamp": "yesterday"}, "timestamp"),
+        ({"type": "alias", "userId": "u"}, "previousId"),
+        ({"type": "group", "userId": "u"}, "groupId"),
+        ("not an object", "message"),
+    ],
+)
+def test_validation_names_the_field(runtime: Runtime, message: object, field: str) -> None:
+    with pytest.raises(ValidationError) as caught:
+        runtime.ingestor.ingest_raw([message])
+    assert caught.value.field == field
+
+
+def test_a_message_over_the_size_limit_is_refused(runtime: Runtime) -> None:
+    big = track("big", userId="u", properties={"blob": "x" * 40_000})
+    with pytest.raises(PayloadTooLarge):
+        runtime.ingestor.ingest_raw([big], max_bytes=32 * 1024)
