@@ -117,7 +117,9 @@ def test_repeated_batch_is_idempotent(client: TestClient, runtime: Runtime) -> N
 
 def test_profile_patch_export_and_erase(client: TestClient, runtime: Runtime) -> None:
     admin = make_key(runtime, "admin")
-    client.post("/v1/identify", json={"userId": "u7", "traits": {"firstName": "Jo", "city": "Oslo"}}, headers=basic(admin))
+    client.post(
+        "/v1/identify", json={"userId": "u7", "traits": {"firstName": "Jo", "city": "Oslo"}}, headers=basic(admin)
+    )
     client.post("/v1/track", json={**msg(70), "userId": "u7"}, headers=basic(admin))
     r = client.patch("/v1/profiles/u7", json={"traits": {"city": None, "plan": "gold"}}, headers=basic(admin))
     assert r.json()["traits"] == {"firstName": "Jo", "plan": "gold"}

@@ -21,10 +21,12 @@ def count(rt: Runtime, table) -> int:  # type: ignore[no-untyped-def]
 
 
 def test_track_and_identify_land_with_traits_and_properties(runtime: Runtime) -> None:
-    result = runtime.ingestor.ingest_raw([
-        {"type": "identify", "messageId": "m1", "userId": "u1", "traits": {"firstName": "Ada", "email": "a@x.io"}},
-        track("m2", "purchase", userId="u1", properties={"revenue": 42.5, "category": "shoes"}),
-    ])
+    result = runtime.ingestor.ingest_raw(
+        [
+            {"type": "identify", "messageId": "m1", "userId": "u1", "traits": {"firstName": "Ada", "email": "a@x.io"}},
+            track("m2", "purchase", userId="u1", properties={"revenue": 42.5, "category": "shoes"}),
+        ]
+    )
     assert (result.stored, result.duplicates) == (2, 0)
     with runtime.store.read() as conn:
         profile = profile_q.get_profile(conn, user_id="u1")
@@ -52,9 +54,9 @@ def test_a_malformed_message_writes_nothing_of_its_batch(runtime: Runtime) -> No
 def test_anonymous_events_count_for_the_user_after_identify(runtime: Runtime) -> None:
     runtime.ingestor.ingest_raw([track("a1", anonymousId="anon-1"), track("a2", anonymousId="anon-1")])
     assert count(runtime, profiles) == 1
-    runtime.ingestor.ingest_raw([
-        {"type": "identify", "messageId": "i1", "userId": "u9", "anonymousId": "anon-1", "traits": {"plan": "pro"}}
-    ])
+    runtime.ingestor.ingest_raw(
+        [{"type": "identify", "messageId": "i1", "userId": "u9", "anonymousId": "anon-1", "traits": {"plan": "pro"}}]
+    )
     runtime.ingestor.ingest_raw([track("a3", anonymousId="anon-1")])
     with runtime.store.read() as conn:
         profile = profile_q.get_profile(conn, user_id="u9")
@@ -76,11 +78,13 @@ def test_alias_merges_an_older_user_id_into_the_new_one(runtime: Runtime) -> Non
 
 
 def test_anonymous_and_identified_in_one_batch_end_on_one_profile(runtime: Runtime) -> None:
-    runtime.ingestor.ingest_raw([
-        track("b1", anonymousId="anon-2"),
-        {"type": "identify", "messageId": "b2", "userId": "u2", "anonymousId": "anon-2"},
-        track("b3", anonymousId="anon-2"),
-    ])
+    runtime.ingestor.ingest_raw(
+        [
+            track("b1", anonymousId="anon-2"),
+            {"type": "identify", "messageId": "b2", "userId": "u2", "anonymousId": "anon-2"},
+            track("b3", anonymousId="anon-2"),
+        ]
+    )
     with runtime.store.read() as conn:
         assert len(set(conn.execute(select(events.c.profile_id)).scalars())) == 1
     assert count(runtime, profiles) == 1

@@ -81,9 +81,7 @@ def load_settings(workspace: str | Path | None = None) -> Settings:
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"{config_path}: {exc}", hint="fix the TOML syntax") from exc
     elif not root.exists():
-        raise ConfigError(
-            f"workspace {root} does not exist", hint="run `tailormail init DIR` first"
-        )
+        raise ConfigError(f"workspace {root} does not exist", hint="run `tailormail init DIR` first")
     workspace_table = _table(raw, "workspace", config_path)
     url = (
         os.environ.get("TAILORMAIL_DATABASE_URL")

@@ -61,8 +61,9 @@ async def _json_body(request: Request, limit: int, too_large: type[PayloadTooLar
     if request.headers.get("content-encoding", "").lower() == "gzip":
         raw = _gunzip(raw, limit, too_large)
     if len(raw) > limit:
-        raise too_large(f"request body is {len(raw)} bytes, over the {limit}-byte limit", field="body",
-                        hint="send smaller batches")
+        raise too_large(
+            f"request body is {len(raw)} bytes, over the {limit}-byte limit", field="body", hint="send smaller batches"
+        )
     try:
         body = json.loads(raw)
     except (ValueError, UnicodeDecodeError) as exc:

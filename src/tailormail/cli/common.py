@@ -9,7 +9,6 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
-import click
 import typer
 from rich.console import Console
 from rich.table import Table
@@ -49,7 +48,7 @@ def exit_code(error: TailormailError) -> int:
 class Group(TyperGroup):
     """The root command group: library errors print as one clear line, not a trace."""
 
-    def invoke(self, ctx: click.Context) -> Any:
+    def invoke(self, ctx: Any) -> Any:
         """Run the command; turn a TailormailError into a message and exit code."""
         try:
             return super().invoke(ctx)
@@ -58,7 +57,7 @@ class Group(TyperGroup):
             err_console.print(f"[bold red]error:[/] {where}{error.message}", highlight=False)
             if error.hint:
                 err_console.print(f"[dim]hint:[/] {error.hint}", highlight=False)
-            raise click.exceptions.Exit(exit_code(error)) from None
+            raise typer.Exit(exit_code(error)) from None
 
 
 def _where(error: TailormailError) -> str:

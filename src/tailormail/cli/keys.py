@@ -32,8 +32,14 @@ def list_keys(workspace: WorkspaceOption = None, as_json: JsonOption = False) ->
     with runtime_for(workspace) as rt, rt.store.read() as conn:
         records = key_store.list_keys(conn)
     rows = [
-        [r.id, r.name, r.scope, r.prefix + "…", from_ms(r.created_at).isoformat(timespec="seconds"),
-         "revoked" if r.revoked_at else "active"]
+        [
+            r.id,
+            r.name,
+            r.scope,
+            r.prefix + "…",
+            from_ms(r.created_at).isoformat(timespec="seconds"),
+            "revoked" if r.revoked_at else "active",
+        ]
         for r in records
     ]
     columns = ["id", "name", "scope", "prefix", "created", "status"]
@@ -44,7 +50,9 @@ def list_keys(workspace: WorkspaceOption = None, as_json: JsonOption = False) ->
 
 
 @app.command("revoke")
-def revoke(key_id: Annotated[int, typer.Argument(help="The id shown by `keys list`.")], workspace: WorkspaceOption = None) -> None:
+def revoke(
+    key_id: Annotated[int, typer.Argument(help="The id shown by `keys list`.")], workspace: WorkspaceOption = None
+) -> None:
     """Revoke a key: it authenticates nothing from now on."""
     with runtime_for(workspace) as rt, rt.store.begin() as conn:
         key_store.revoke_key(conn, key_id, to_ms(rt.clock.now()))

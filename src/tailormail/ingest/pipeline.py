@@ -52,7 +52,9 @@ class Ingestor:
         self.clock = clock
         self.hooks: list[IngestHook] = list(hooks)
 
-    def ingest_raw(self, raws: Sequence[Any], *, sent_at: str | None = None, max_bytes: int | None = None) -> IngestResult:
+    def ingest_raw(
+        self, raws: Sequence[Any], *, sent_at: str | None = None, max_bytes: int | None = None
+    ) -> IngestResult:
         """Validate every raw message first, then store them all in one transaction."""
         now_ms = to_ms(self.clock.now())
         messages = [
@@ -65,7 +67,7 @@ class Ingestor:
         """Store validated messages in one transaction and run the hooks on new ones."""
         now_ms = to_ms(self.clock.now()) if now_ms is None else now_ms
         result = IngestResult(received=len(messages))
-        unique = _first_of_each_id(messages)
+        unique = first_of_each_id(messages)
         with self.store.begin() as conn:
             known = event_q.known_message_ids(conn, [m.message_id for m in unique])
             fresh = [m for m in unique if m.message_id not in known]
@@ -78,7 +80,8 @@ class Ingestor:
         return result
 
 
-def _first_of_each_id(messages: Sequence[Message]) -> list[Message]:
+def first_of_each_id(messages: Sequence[Message]) -> list[Message]:
+    """Drop repeats of a message id within one batch, keeping the first."""
     seen: set[str] = set()
     out = []
     for m in messages:
@@ -90,14 +93,10 @@ def _first_of_each_id(messages: Sequence[Message]) -> list[Message]:
 
 def _store(conn: Connection, messages: list[Message], now_ms: int) -> list[StoredEvent]:
     profile_ids = identity.resolve(conn, messages, now_ms)
-    _apply_traits(conn, messages, profile_ids, now_ms)
-    rows = [_event_row(m, pid, now_ms) for m, pid in zip(messages, profile_ids, strict=True)]
+    apply_traits(conn, messages, profile_ids, now_ms)
+    rows = [event_row(m, pid, now_ms) for m, pid in zip(messages, profile_ids, strict=True)]
     ids = dict((mid, eid) for eid, mid in event_q.insert_events(conn, rows))
-    seen: dict[int, tuple[int, int]] = {}
-    for m, pid in zip(messages, profile_ids, strict=True):
-        lo, hi = seen.get(pid, (m.timestamp, m.timestamp))
-        seen[pid] = (min(lo, m.timestamp), max(hi, m.timestamp))
-    profile_q.touch_seen(conn, seen)
+    profile_q.touch_seen(conn, seen_range(messages, profile_ids))
     return [
         StoredEvent(ids[m.message_id], pid, m)
         for m, pid in zip(messages, profile_ids, strict=True)
@@ -105,7 +104,16 @@ def _store(conn: Connection, messages: list[Message], now_ms: int) -> list[Store
     ]
 
 
-def _apply_traits(conn: Connection, messages: list[Message], profile_ids: list[int], now_ms: int) -> None:
+def seen_range(messages: Sequence[Message], profile_ids: Sequence[int]) -> dict[int, tuple[int, int]]:
+    """The earliest and latest event time of each profile in a batch."""
+    seen: dict[int, tuple[int, int]] = {}
+    for m, pid in zip(messages, profile_ids, strict=True):
+        lo, hi = seen.get(pid, (m.timestamp, m.timestamp))
+        seen[pid] = (min(lo, m.timestamp), max(hi, m.timestamp))
+    return seen
+
+
+def apply_traits(conn: Connection, messages: list[Message], profile_ids: list[int], now_ms: int) -> None:
     """Merge identify traits into profiles, later messages winning."""
     updates: dict[int, dict[str, Any]] = {}
     for m, pid in zip(messages, profile_ids, strict=True):
@@ -118,7 +126,8 @@ def _apply_traits(conn: Connection, messages: list[Message], profile_ids: list[i
         profile_q.set_traits(conn, pid, {**current.get(pid, {}), **traits}, now_ms)
 
 
-def _event_row(m: Message, profile_id: int, now_ms: int) -> dict[str, Any]:
+def event_row(m: Message, profile_id: int, now_ms: int) -> dict[str, Any]:
+    """The events-table row for a message."""
     properties = m.traits if m.type == "identify" else m.properties
     if m.type == "group":
         properties = {**m.traits, "groupId": m.group_id}

@@ -18,6 +18,4 @@ def upsert(conn: Connection, table: Table, keys: list[str], update: list[str]) -
     """An INSERT that updates ``update`` columns when ``keys`` already exist."""
     module = postgresql if conn.dialect.name == "postgresql" else sqlite
     stmt = module.insert(table)
-    return stmt.on_conflict_do_update(
-        index_elements=keys, set_={name: stmt.excluded[name] for name in update}
-    )
+    return stmt.on_conflict_do_update(index_elements=keys, set_={name: stmt.excluded[name] for name in update})

@@ -58,9 +58,7 @@ def event_counts(conn: Connection) -> list[tuple[str, str | None, int, float]]:
 def iter_events(conn: Connection, batch: int = 10000) -> Iterator[dict[str, Any]]:
     """Every event with its user id, in id order, in pages of ``batch``."""
     last = 0
-    stmt = select(events, profiles.c.user_id).join(
-        profiles, profiles.c.id == events.c.profile_id, isouter=True
-    )
+    stmt = select(events, profiles.c.user_id).join(profiles, profiles.c.id == events.c.profile_id, isouter=True)
     while True:
         rows = conn.execute(stmt.where(events.c.id > last).order_by(events.c.id).limit(batch)).mappings().all()
         if not rows:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from sqlalchemy import Connection, Table, delete, func, select, update
@@ -20,9 +20,7 @@ def profile_ids_by_user(conn: Connection, user_ids: Iterable[str]) -> dict[str, 
     wanted = list(set(user_ids))
     found: dict[str, int] = {}
     for chunk in _chunks(wanted, 500):
-        rows = conn.execute(
-            select(profiles.c.user_id, profiles.c.id).where(profiles.c.user_id.in_(chunk))
-        )
+        rows = conn.execute(select(profiles.c.user_id, profiles.c.id).where(profiles.c.user_id.in_(chunk)))
         found.update({user: pid for user, pid in rows})
     return found
 
@@ -41,14 +39,13 @@ def profile_ids_by_anonymous(conn: Connection, anonymous_ids: Iterable[str]) -> 
     return found
 
 
-def create_profiles(conn: Connection, user_ids: list[str | None], now_ms: int) -> list[int]:
+def create_profiles(conn: Connection, user_ids: Sequence[str | None], now_ms: int) -> list[int]:
     """Insert one profile per user id (None: anonymous); return their ids in order."""
     if not user_ids:
         return []
     stmt = profiles.insert().returning(profiles.c.id, sort_by_parameter_order=True)
-    rows = [
-        {"user_id": u, "traits": {}, "first_seen": now_ms, "last_seen": now_ms, "updated_at": now_ms}
-        for u in user_ids
+    rows: list[dict[str, Any]] = [
+        {"user_id": u, "traits": {}, "first_seen": now_ms, "last_seen": now_ms, "updated_at": now_ms} for u in user_ids
     ]
     return list(conn.execute(stmt, rows).scalars())
 
@@ -64,7 +61,9 @@ def link_anonymous(conn: Connection, links: dict[str, int], now_ms: int) -> None
         )
 
 
-def get_profile(conn: Connection, *, user_id: str | None = None, profile_id: int | None = None) -> dict[str, Any] | None:
+def get_profile(
+    conn: Connection, *, user_id: str | None = None, profile_id: int | None = None
+) -> dict[str, Any] | None:
     """One profile row as a dict, by user id or profile id."""
     where = profiles.c.user_id == user_id if user_id is not None else profiles.c.id == profile_id
     row = conn.execute(select(profiles).where(where)).mappings().first()
@@ -93,9 +92,7 @@ def traits_of(conn: Connection, profile_ids: Iterable[int]) -> dict[int, dict[st
 
 def set_traits(conn: Connection, profile_id: int, traits: dict[str, Any], now_ms: int) -> None:
     """Replace a profile's traits."""
-    conn.execute(
-        update(profiles).where(profiles.c.id == profile_id).values(traits=traits, updated_at=now_ms)
-    )
+    conn.execute(update(profiles).where(profiles.c.id == profile_id).values(traits=traits, updated_at=now_ms))
 
 
 def touch_seen(conn: Connection, seen: dict[int, tuple[int, int]]) -> None:
@@ -124,9 +121,7 @@ def merge_profiles(conn: Connection, source_id: int, target_id: int, now_ms: int
     if source is None or target is None:
         return
     for table, column in PROFILE_TABLES:
-        conn.execute(
-            update(table).where(table.c[column] == source_id).values({column: target_id})
-        )
+        conn.execute(update(table).where(table.c[column] == source_id).values({column: target_id}))
     # The identified profile's own traits win over what the anonymous one had.
     traits = {**(source["traits"] or {}), **(target["traits"] or {})}
     conn.execute(
@@ -158,9 +153,11 @@ def iter_profiles(conn: Connection, batch: int = 5000) -> Iterable[dict[str, Any
     """Every profile, in id order, in pages of ``batch``."""
     last = 0
     while True:
-        rows = conn.execute(
-            select(profiles).where(profiles.c.id > last).order_by(profiles.c.id).limit(batch)
-        ).mappings().all()
+        rows = (
+            conn.execute(select(profiles).where(profiles.c.id > last).order_by(profiles.c.id).limit(batch))
+            .mappings()
+            .all()
+        )
         if not rows:
             return
         for row in rows:
