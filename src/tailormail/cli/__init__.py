@@ -55,6 +55,24 @@ def serve(
         uvicorn.run(create_app(rt), host=host, port=port, log_level="info")
 
 
+@app.command()
+def worker(workspace: WorkspaceOption = None) -> None:
+    """Run the worker: timers, segment rechecks, journeys, delivery, sync schedules."""
+    import signal
+    import threading
+
+    from tailormail.worker import make_worker
+
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    with runtime_for(workspace) as rt:
+        console.print("Worker running; Ctrl-C to stop.")
+        try:
+            make_worker(rt).run_forever(stop)
+        except KeyboardInterrupt:
+            stop.set()
+
+
 def main() -> None:
     """Entry point of the `tailormail` console script."""
     app()
