@@ -1,0 +1,1 @@
+"""The content package (see DESIGN.md)."""

@@ -1,0 +1,1 @@
+"""The deliver package (see DESIGN.md)."""

@@ -1,0 +1,1 @@
+"""The journeys package (see DESIGN.md)."""

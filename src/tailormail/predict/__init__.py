@@ -1,0 +1,1 @@
+"""The predict package (see DESIGN.md)."""

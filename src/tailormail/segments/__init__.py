@@ -1,0 +1,1 @@
+"""The segments package (see DESIGN.md)."""

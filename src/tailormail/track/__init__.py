@@ -1,0 +1,1 @@
+"""Tracking: signed links, open pixel, click redirect, unsubscribe, attribution."""

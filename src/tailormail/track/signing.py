@@ -1,0 +1,56 @@
+"""HMAC-signed tokens for tracking links, open pixels and unsubscribe links.
+
+A token is ``base64url(json payload) + "." + base64url(HMAC-SHA256)``, keyed by
+the workspace secret and a purpose, so a click token cannot be replayed as an
+unsubscribe token.  Anything forged or edited fails verification.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+from typing import Any
+
+from tailormail.errors import AuthError
+
+
+class BadToken(AuthError):
+    """A token that was forged, edited, or signed for another purpose."""
+
+    code = "bad_token"
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def _mac(secret: str, purpose: str, body: str) -> bytes:
+    key = hashlib.sha256(f"{purpose}:{secret}".encode()).digest()
+    return hmac.new(key, body.encode("ascii"), hashlib.sha256).digest()
+
+
+def sign(secret: str, purpose: str, payload: dict[str, Any]) -> str:
+    """A URL-safe token carrying ``payload``, signed for ``purpose``."""
+    if not secret:
+        raise AuthError("the workspace has no signing secret", hint="run `tailormail init` or set TAILORMAIL_SECRET")
+    body = _b64(json.dumps(payload, separators=(",", ":"), sort_keys=True).encode("utf-8"))
+    return f"{body}.{_b64(_mac(secret, purpose, body))}"
+
+
+def verify(secret: str, purpose: str, token: str) -> dict[str, Any]:
+    """The payload of a token signed for ``purpose``; raises BadToken otherwise."""
+    body, _, signature = token.partition(".")
+    try:
+        valid = bool(secret) and hmac.compare_digest(_unb64(signature), _mac(secret, purpose, body))
+        payload = json.loads(_unb64(body)) if valid else None
+    except (ValueError, UnicodeDecodeError):
+        valid, payload = False, None
+    if not valid or not isinstance(payload, dict):
+        raise BadToken("invalid or tampered token")
+    return payload
