@@ -47,7 +47,8 @@ def verify(secret: str, purpose: str, token: str) -> dict[str, Any]:
     """The payload of a token signed for ``purpose``; raises BadToken otherwise."""
     body, _, signature = token.partition(".")
     try:
-        valid = bool(secret) and hmac.compare_digest(_unb64(signature), _mac(secret, purpose, body))
+        # Compare the canonical text, so no alternative spelling of a valid MAC passes.
+        valid = bool(secret) and hmac.compare_digest(signature, _b64(_mac(secret, purpose, body)))
         payload = json.loads(_unb64(body)) if valid else None
     except (ValueError, UnicodeDecodeError):
         valid, payload = False, None
