@@ -20,7 +20,7 @@ def test_round_trip() -> None:
         ("other", "click", lambda t: t),  # wrong secret
         (SECRET, "unsubscribe", lambda t: t),  # signed for another purpose
         (SECRET, "click", lambda t: t[:-2] + ("AA" if t[-2:] != "AA" else "BB")),  # edited signature
-        (SECRET, "click", lambda t: "e" + t[1:]),  # edited payload
+        (SECRET, "click", lambda t: "f" + t[1:]),  # edited payload (tokens start with "e")
         (SECRET, "click", lambda t: t.split(".")[0]),  # no signature
         (SECRET, "click", lambda t: "!!!." + t.split(".")[1]),  # garbage
         ("", "click", lambda t: t),  # no secret configured
