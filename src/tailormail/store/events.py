@@ -8,7 +8,7 @@ from typing import Any
 
 from sqlalchemy import Connection, bindparam, func, select
 
-from tailormail.store.dialect import in_chunks, insert_ignoring_conflicts
+from tailormail.store.dialect import in_chunks, insert_ignoring_conflicts, one_of
 from tailormail.store.schema import events, profiles
 
 EVENT_COLUMNS = (
@@ -111,7 +111,7 @@ def known_message_ids(conn: Connection, message_ids: Iterable[str]) -> set[str]:
     wanted = list(set(message_ids))
     found: set[str] = set()
     for chunk in in_chunks(wanted):
-        found.update(conn.execute(select(events.c.message_id).where(events.c.message_id.in_(chunk))).scalars())
+        found.update(conn.execute(select(events.c.message_id).where(one_of(conn, events.c.message_id, chunk))).scalars())
     return found
 
 

@@ -7,7 +7,7 @@ from typing import Any
 
 from sqlalchemy import BigInteger, Connection, Table, bindparam, delete, func, select, update
 
-from tailormail.store.dialect import in_chunks
+from tailormail.store.dialect import in_chunks, one_of
 from tailormail.store.schema import events, identity_links, profiles
 
 PROFILE_TABLES: list[tuple[Table, str]] = [(events, "profile_id"), (identity_links, "profile_id")]
@@ -21,7 +21,7 @@ def profile_ids_by_user(conn: Connection, user_ids: Iterable[str]) -> dict[str, 
     wanted = list(set(user_ids))
     found: dict[str, int] = {}
     for chunk in in_chunks(wanted):
-        rows = conn.execute(select(profiles.c.user_id, profiles.c.id).where(profiles.c.user_id.in_(chunk)))
+        rows = conn.execute(select(profiles.c.user_id, profiles.c.id).where(one_of(conn, profiles.c.user_id, chunk)))
         found.update({user: pid for user, pid in rows})
     return found
 
@@ -44,10 +44,16 @@ def create_profiles(conn: Connection, user_ids: Sequence[str | None], now_ms: in
     """Insert one profile per user id (None: anonymous); return their ids in order."""
     if not user_ids:
         return []
-    stmt = profiles.insert().returning(profiles.c.id, sort_by_parameter_order=True)
     rows: list[dict[str, Any]] = [
         {"user_id": u, "traits": {}, "first_seen": now_ms, "last_seen": now_ms, "updated_at": now_ms} for u in user_ids
     ]
+    if all(u is not None for u in user_ids):
+        # Identified people: a plain executemany and one lookup by user id.  (Ordered
+        # RETURNING falls back to one INSERT per row on SQLite, 10x slower.)
+        conn.execute(profiles.insert(), rows)
+        found = profile_ids_by_user(conn, [u for u in user_ids if u is not None])
+        return [found[u] for u in user_ids if u is not None]
+    stmt = profiles.insert().returning(profiles.c.id, sort_by_parameter_order=True)
     return list(conn.execute(stmt, rows).scalars())
 
 
