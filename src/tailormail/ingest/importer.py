@@ -136,9 +136,7 @@ def import_file(
     options = options or ImportOptions()
     fmt = detect_format(path, options.format)
     reader = FileReader(path, fmt, columns=options.columns, chunk_rows=options.batch_size)
-    mapping = ColumnMapping(
-        kind, options.maps, options.date_format, options.event, text_values=reader.text_values
-    )
+    mapping = ColumnMapping(kind, options.maps, options.date_format, options.event, text_values=reader.text_values)
     report = ImportReport(kind, path, fmt)
     errors = ErrorReport(options.errors_path or default_errors_path(path), report)
 

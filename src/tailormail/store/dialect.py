@@ -6,8 +6,9 @@ import json
 from collections.abc import Iterator, Sequence
 from typing import Any, TypeVar
 
-from sqlalchemy import ColumnElement, Connection, Table, func, select
+from sqlalchemy import JSON, ColumnElement, Connection, Select, Table, Text, bindparam, cast, func, select
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.types import TypeEngine
 
 
 def insert_ignoring_conflicts(conn: Connection, table: Table) -> Any:
@@ -45,3 +46,17 @@ def in_chunks(items: Sequence[T], size: int = LOOKUP_CHUNK) -> Iterator[Sequence
     """``items`` in slices of ``size``, for lookups with a bounded number of parameters."""
     for start in range(0, len(items), size):
         yield items[start : start + size]
+
+
+def unnest_select(columns: dict[str, tuple[TypeEngine[Any], list[Any]]]) -> Select[Any]:
+    """PostgreSQL: ``SELECT unnest(:a), unnest(:b), ...``, many rows as one array per column.
+
+    JSON columns travel as text and are cast back, so values encoded once stay as they are.
+    """
+    parts = []
+    for name, (kind, values) in columns.items():
+        if isinstance(kind, JSON):
+            parts.append(cast(func.unnest(bindparam(name, values, type_=postgresql.ARRAY(Text))), kind).label(name))
+        else:
+            parts.append(func.unnest(bindparam(name, values, type_=postgresql.ARRAY(kind))).label(name))
+    return select(*parts)
