@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from tailormail.cli import exports, imports, keys
+from tailormail.cli import experiment, exports, imports, keys
 from tailormail.cli.common import Group, WorkspaceOption, console, runtime_for
 from tailormail.config import workspace_path
 from tailormail.workspace import init_workspace
@@ -23,6 +23,7 @@ app = typer.Typer(
     add_completion=False,
 )
 app.add_typer(keys.app, name="keys")
+app.add_typer(experiment.app, name="experiment")
 app.add_typer(imports.app, name="import")
 app.add_typer(exports.app, name="export")
 
