@@ -277,3 +277,13 @@ def test_cli_import_and_export(workspace: Path, tmp_path: Path) -> None:
     assert exported.exit_code == 0 and len(out.read_text().splitlines()) == rows
     bad = runner.invoke(app, ["import", "events", str(sample), "-w", str(workspace), "--map", "x=nowhere"])
     assert bad.exit_code == 65 and "unknown field 'nowhere'" in bad.output
+
+
+def test_gzipped_csv_and_tsv_are_read(runtime: Runtime, tmp_path: Path) -> None:
+    import gzip
+
+    (tmp_path / "a.csv.gz").write_bytes(gzip.compress(b"user_id,event\nu1,x\nu2,y\n"))
+    (tmp_path / "b.tsv").write_text("user_id\tevent\nu3\tz\n")
+    reports = [import_file(runtime.store, tmp_path / n, "events", now_ms=now(runtime)) for n in ("a.csv.gz", "b.tsv")]
+    assert [(r.format, r.imported) for r in reports] == [("csv", 2), ("csv", 1)]
+    assert reports[0].rows == 2

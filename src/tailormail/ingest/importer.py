@@ -74,6 +74,7 @@ class ErrorReport:
     def __init__(self, path: Path, report: ImportReport) -> None:
         self.path = path
         self.report = report
+        path.unlink(missing_ok=True)  # a report left by an earlier run would describe other rows
         self._file: TextIO | None = None
         self._writer: Any = None
 
