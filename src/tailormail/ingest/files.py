@@ -109,7 +109,8 @@ class FileReader:
     def _lines(self, raw: BinaryIO, source: Any) -> Iterator[str]:
         """Decoded lines of ``source`` (``raw`` or its gzip stream), counting bytes of ``raw`` read.
 
-        A UTF-8 byte-order mark is dropped."""
+        A UTF-8 byte-order mark is dropped.
+        """
         first = True
         for line in source:
             self.position = self.position + len(line) if source is raw else raw.tell()
