@@ -64,6 +64,7 @@ def test_cdnow_imports_as_purchases_with_revenue_and_a_second_import_adds_nothin
     )
     assert (report.format, report.rows, report.imported, report.errors) == ("whitespace", rows, rows, 0)
     assert seen[-1].position == seen[-1].total == path.stat().st_size
+    assert len(seen) > rows // 2_000 and [p.rows for p in seen] == sorted(p.rows for p in seen)
     with runtime.store.read() as conn:
         total, n, names = conn.execute(
             select(func.sum(events.c.revenue), func.count(), func.count(func.distinct(events.c.event)))
