@@ -63,7 +63,7 @@ def simulate_into(
     """Simulate a shop into the store: catalog into ``products``, messages through bulk ingest."""
     shop = Shop(ShopSpec.ending(end, customers=customers, days=days, seed=seed, events=settings.events))
     with store.begin() as conn:
-        product_q.upsert_products(conn, shop.catalog.products, now_ms)
+        product_q.upsert_changed_products(conn, [_catalog_row(p) for p in shop.catalog.products], now_ms)
     result = bulk_ingest(store, shop.messages(progress), now_ms=now_ms, batch_size=batch_size)
     return SimulationResult(
         customers=customers,
@@ -106,6 +106,13 @@ def simulate_to_file(
         path=path,
         catalog_path=catalog_path,
     )
+
+
+def _catalog_row(product: dict[str, Any]) -> dict[str, Any]:
+    """A product as the ``products`` table holds it: fields without a column go to properties."""
+    row = {name: product.get(name) for name in ("product_id", *product_q.CATALOG_COLUMNS)}
+    row["properties"] = {k: v for k, v in product.items() if k not in row}
+    return row
 
 
 def file_format(path: Path) -> str:

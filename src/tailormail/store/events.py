@@ -76,3 +76,8 @@ def known_message_ids(conn: Connection, message_ids: Iterable[str]) -> set[str]:
         chunk = wanted[start : start + 500]
         found.update(conn.execute(select(events.c.message_id).where(events.c.message_id.in_(chunk))).scalars())
     return found
+
+
+def count_events(conn: Connection) -> int:
+    """How many events are stored."""
+    return int(conn.execute(select(func.count()).select_from(events)).scalar_one())

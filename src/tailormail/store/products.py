@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import Connection, func, select
@@ -10,36 +9,40 @@ from sqlalchemy import Connection, func, select
 from tailormail.store.dialect import upsert
 from tailormail.store.schema import products
 
-PRODUCT_COLUMNS = ("product_id", "name", "category", "price", "url", "image_url")
-"""The catalog fields with their own column; anything else goes to ``properties``."""
+CATALOG_COLUMNS = ("name", "category", "price", "url", "image_url", "properties")
+"""The columns an import sets (besides the key and ``updated_at``)."""
 
 
-def upsert_products(conn: Connection, items: Sequence[dict[str, Any]], now_ms: int) -> int:
-    """Insert or update products by product_id; return how many were written."""
-    rows = [
-        {
-            **{name: item.get(name) for name in PRODUCT_COLUMNS},
-            "properties": {k: v for k, v in item.items() if k not in PRODUCT_COLUMNS},
-            "updated_at": now_ms,
-        }
-        for item in items
+def products_by_id(conn: Connection, product_ids: list[str]) -> dict[str, dict[str, Any]]:
+    """The stored products among these ids."""
+    found: dict[str, dict[str, Any]] = {}
+    for start in range(0, len(product_ids), 500):
+        chunk = product_ids[start : start + 500]
+        rows = conn.execute(select(products).where(products.c.product_id.in_(chunk))).mappings()
+        found.update({row["product_id"]: dict(row) for row in rows})
+    return found
+
+
+def upsert_changed_products(conn: Connection, rows: list[dict[str, Any]], now_ms: int) -> int:
+    """Insert new products and update changed ones; return how many were written.
+
+    Unchanged products are left alone (their ``updated_at`` too), so importing a
+    catalog twice writes nothing the second time.
+    """
+    known = products_by_id(conn, [r["product_id"] for r in rows])
+    full = [{"product_id": r["product_id"], **{c: r.get(c) for c in CATALOG_COLUMNS}} for r in rows]
+    for row in full:
+        row["properties"] = row["properties"] or {}
+    changed = [
+        {**row, "updated_at": now_ms}
+        for row in full
+        if row["product_id"] not in known or any(known[row["product_id"]][c] != row[c] for c in CATALOG_COLUMNS)
     ]
-    if rows:
-        stmt = upsert(conn, products, ["product_id"], [*PRODUCT_COLUMNS[1:], "properties", "updated_at"])
-        conn.execute(stmt, rows)
-    return len(rows)
+    if changed:
+        conn.execute(upsert(conn, products, ["product_id"], [*CATALOG_COLUMNS, "updated_at"]), changed)
+    return len(changed)
 
 
 def count_products(conn: Connection) -> int:
     """How many products the catalog holds."""
     return int(conn.execute(select(func.count()).select_from(products)).scalar_one())
-
-
-def products_by_id(conn: Connection, product_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
-    """Catalog rows of these product ids."""
-    found: dict[str, dict[str, Any]] = {}
-    wanted = list(set(product_ids))
-    for start in range(0, len(wanted), 500):
-        rows = conn.execute(select(products).where(products.c.product_id.in_(wanted[start : start + 500])))
-        found.update({row["product_id"]: dict(row) for row in rows.mappings()})
-    return found

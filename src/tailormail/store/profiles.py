@@ -81,6 +81,20 @@ def anonymous_ids(conn: Connection, profile_id: int) -> list[str]:
     )
 
 
+def anonymous_ids_of(conn: Connection, profile_ids: Iterable[int]) -> dict[int, list[str]]:
+    """The anonymous ids linked to each of several profiles (sorted)."""
+    found: dict[int, list[str]] = {}
+    for chunk in _chunks(list(set(profile_ids)), 500):
+        rows = conn.execute(
+            select(identity_links.c.profile_id, identity_links.c.anonymous_id)
+            .where(identity_links.c.profile_id.in_(chunk))
+            .order_by(identity_links.c.anonymous_id)
+        )
+        for pid, anon in rows:
+            found.setdefault(pid, []).append(anon)
+    return found
+
+
 def traits_of(conn: Connection, profile_ids: Iterable[int]) -> dict[int, dict[str, Any]]:
     """Current traits of several profiles."""
     found: dict[int, dict[str, Any]] = {}
