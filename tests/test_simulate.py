@@ -247,3 +247,39 @@ def test_simulate_to_an_unknown_format_is_a_clear_error(tmp_path: Path) -> None:
 def test_a_bad_end_is_a_clear_error(tmp_path: Path) -> None:
     result = runner.invoke(app, ["simulate", "--end", "yesterday", "--out", str(tmp_path / "x.jsonl")])
     assert result.exit_code == 65 and "--end 'yesterday'" in result.output
+
+
+def stored_shop(workspace: Path) -> tuple[list, list, list]:
+    rt = open_runtime(workspace)
+    with rt.store.read() as conn:
+        found = (
+            conn.execute(select(profiles.c.user_id, profiles.c.traits).order_by(profiles.c.user_id)).all(),
+            conn.execute(
+                select(events.c.message_id, events.c.event, events.c.ts, events.c.properties, events.c.revenue)
+                .order_by(events.c.message_id)
+            ).all(),
+            conn.execute(select(products).order_by(products.c.product_id)).mappings().all(),
+        )
+    rt.close()
+    return found
+
+
+@pytest.mark.parametrize("suffix", [".jsonl", ".parquet"])
+def test_a_simulated_file_imports_as_the_same_shop(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, suffix: str):
+    from tailormail.workspace import init_workspace
+
+    monkeypatch.delenv("TAILORMAIL_DATABASE_URL", raising=False)  # two workspaces, two SQLite files
+    direct, imported = tmp_path / "direct", tmp_path / "imported"
+    init_workspace(direct)
+    init_workspace(imported)
+    simulate_cli("--customers", "80", "--days", "20", "--workspace", str(direct))
+    file = tmp_path / f"shop{suffix}"
+    simulate_cli("--customers", "80", "--days", "20", "--out", str(file), "--workspace", str(imported))
+    for kind, path in (("events", file), ("products", tmp_path / f"shop.products{suffix}")):
+        result = runner.invoke(app, ["import", kind, str(path), "--workspace", str(imported)])
+        assert result.exit_code == 0, result.output
+    want, got = stored_shop(direct), stored_shop(imported)
+    assert got[0] == want[0] and got[1] == want[1]
+    assert [(p["product_id"], p["name"], p["price"], p["url"]) for p in got[2]] == [
+        (p["product_id"], p["name"], p["price"], p["url"]) for p in want[2]
+    ]
