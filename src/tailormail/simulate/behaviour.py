@@ -9,12 +9,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from operator import attrgetter
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import numpy as np
 
 from tailormail.config import EventNames
+from tailormail.ingest.messages import Message
 from tailormail.simulate.catalog import Catalog
 from tailormail.simulate.customers import ARCHETYPES, DAY, CustomerBlock
 from tailormail.simulate.places import PLACES
@@ -120,22 +122,16 @@ def draw_sessions(rng: np.random.Generator, block: CustomerBlock, calendar: Cale
     )
 
 
-Event = tuple[int, str, dict[str, Any]]
-"""(seconds since the epoch, event name, properties) of one track event."""
-
-
 class Shopper:
-    """Turns one block's sessions into each customer's track events."""
+    """Turns one block's sessions into each customer's track messages."""
 
     def __init__(self, block: CustomerBlock, sessions: Sessions, catalog: Catalog, names: EventNames, key: str):
         self.block = block
-        self.catalog = catalog
         self.names = names
         self.key = key
         self.lines = [catalog.line(i) for i in range(len(catalog.products))]
         self.owner = sessions.owner.tolist()
         self.start = sessions.start.tolist()
-        self.view_count = sessions.view_count.tolist()
         self.views = sessions.views.tolist()
         self.in_cart = sessions.in_cart.tolist()
         self.quantity = sessions.quantity.tolist()
@@ -146,17 +142,20 @@ class Shopper:
         self.archetype = [ARCHETYPES[a] for a in block.archetype.tolist()]
         self.active_to = block.active_to.tolist()
 
-    def events_by_customer(self) -> list[list[Event]]:
-        """Each customer's events, in time order (a list per block row)."""
-        result: list[list[Event]] = [[] for _ in range(len(self.block))]
+    def messages_by_customer(self, user_ids: list[str]) -> list[list[Message]]:
+        """Each customer's track messages in time order (message ids still blank)."""
+        result: list[list[Message]] = [[] for _ in range(len(self.block))]
         orders = [0] * len(self.block)
         for s, k in enumerate(self.owner):
-            self._session(s, k, result[k], orders)
-        for events in result:
-            events.sort(key=lambda e: e[0])
+            if k < len(user_ids):
+                self._session(s, k, user_ids[k], result[k], orders)
+        by_time = attrgetter("timestamp")
+        for messages in result:
+            messages.sort(key=by_time)  # a purchase finished days later lands among later sessions
         return result
 
-    def _session(self, s: int, k: int, out: list[Event], orders: list[int]) -> None:
+    def _session(self, s: int, k: int, user_id: str, out: list[Message], orders: list[int]) -> None:
+        names = self.names
         archetype = self.archetype[k]
         active_to = self.active_to[k]
         cart_id = f"cart-{self.key}-{self.block.first + k}-{s}"
@@ -164,11 +163,13 @@ class Shopper:
         cart: list[dict[str, Any]] = []
         for v in range(self.first_view[s], self.first_view[s + 1]):
             line = self.lines[self.views[v]]
-            out.append((t, self.names.product_view, {**line, "quantity": 1, "cart_id": cart_id}))
+            props = {**line, "quantity": 1, "cart_id": cart_id}
+            out.append(Message("track", "", user_id, None, t * 1000, names.product_view, props))
             t += self.gaps[v]
             if self.in_cart[v]:
                 item = {**line, "quantity": self.quantity[v]}
-                out.append((t, self.names.add_to_cart, {**item, "cart_id": cart_id}))
+                props = {**item, "cart_id": cart_id}
+                out.append(Message("track", "", user_id, None, t * 1000, names.add_to_cart, props))
                 cart.append(item)
                 t += self.gaps[v] // 2
         checkout, purchase, delayed = self.outcome[s]
@@ -178,9 +179,11 @@ class Shopper:
             t += self.delay[s]  # comes back later to finish; may lapse or run out of window first
             if t >= active_to:
                 return
-        out.append((t, self.names.checkout_started, {"cart_id": cart_id, "products": cart, "currency": CURRENCY}))
+        props = {"cart_id": cart_id, "products": cart, "currency": CURRENCY}
+        out.append(Message("track", "", user_id, None, t * 1000, names.checkout_started, props))
         if purchase < archetype.purchase_rate and t + 90 < active_to:
-            out.append((t + 90, self.names.purchase, self._order(k, orders, cart)))
+            props = self._order(k, orders, cart)
+            out.append(Message("track", "", user_id, None, (t + 90) * 1000, names.purchase, props))
 
     def _order(self, k: int, orders: list[int], cart: list[dict[str, Any]]) -> dict[str, Any]:
         orders[k] += 1

@@ -102,9 +102,9 @@ class Shop:
             block = make_block(spec.seed, number, spec.start, spec.end, self.catalog)
             rng = np.random.default_rng([spec.seed, 0x5E55, number])
             sessions = draw_sessions(rng, block, self.calendar, self.catalog)
-            events = Shopper(block, sessions, self.catalog, spec.events, self.key).events_by_customer()
-            wanted = min(BLOCK, spec.customers - block.first)
-            yield block, [self._customer(block, k, events[k]) for k in range(wanted)]
+            user_ids = [block.user_id(k, spec.seed) for k in range(min(BLOCK, spec.customers - block.first))]
+            tracks = Shopper(block, sessions, self.catalog, spec.events, self.key).messages_by_customer(user_ids)
+            yield block, [self._customer(block, k, user_id, tracks[k]) for k, user_id in enumerate(user_ids)]
 
     def messages(self, progress: Progress | None = None) -> Iterator[Message]:
         """Every message of the shop, customer by customer."""
@@ -114,10 +114,8 @@ class Shop:
             if progress:
                 progress(len(customers))
 
-    def _customer(self, block: CustomerBlock, k: int, events: list[tuple[int, str, dict]]) -> Customer:
-        user_id = block.user_id(k, self.spec.seed)
-        index = block.first + k
-        prefix = f"sim-{self.key}-{index}-"
+    def _customer(self, block: CustomerBlock, k: int, user_id: str, tracks: list[Message]) -> Customer:
+        prefix = f"sim-{self.key}-{block.first + k}-"
         place = PLACES[int(block.place[k])]
         identify = Message(
             type="identify",
@@ -128,17 +126,6 @@ class Shop:
             traits=block.traits(k),
             context={"timezone": place.timezone, "locale": f"{place.language}-{place.country}"},
         )
-        messages = [identify]
-        for n, (seconds, name, properties) in enumerate(events, start=1):
-            messages.append(
-                Message(
-                    type="track",
-                    message_id=f"{prefix}{n}",
-                    user_id=user_id,
-                    anonymous_id=None,
-                    timestamp=seconds * 1000,
-                    event=name,
-                    properties=properties,
-                )
-            )
-        return Customer(user_id, messages)
+        for n, message in enumerate(tracks, start=1):
+            message.message_id = f"{prefix}{n}"  # numbered in time order: stable for a given spec
+        return Customer(user_id, [identify, *tracks])
