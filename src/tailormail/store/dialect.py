@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Iterator, Sequence
+from typing import Any, TypeVar
 
 from sqlalchemy import Connection, Table
 from sqlalchemy.dialects import postgresql, sqlite
@@ -19,3 +20,15 @@ def upsert(conn: Connection, table: Table, keys: list[str], update: list[str]) -
     module = postgresql if conn.dialect.name == "postgresql" else sqlite
     stmt = module.insert(table)
     return stmt.on_conflict_do_update(index_elements=keys, set_={name: stmt.excluded[name] for name in update})
+
+
+LOOKUP_CHUNK = 5000
+"""Values per ``IN (...)`` lookup: few round trips, well under SQLite's 32,766 and PostgreSQL's 65,535 parameters."""
+
+T = TypeVar("T")
+
+
+def in_chunks(items: Sequence[T], size: int = LOOKUP_CHUNK) -> Iterator[Sequence[T]]:
+    """``items`` in slices of ``size``, for lookups with a bounded number of parameters."""
+    for start in range(0, len(items), size):
+        yield items[start : start + size]

@@ -6,7 +6,7 @@ from typing import Any
 
 from sqlalchemy import Connection, func, select
 
-from tailormail.store.dialect import upsert
+from tailormail.store.dialect import in_chunks, upsert
 from tailormail.store.schema import products
 
 CATALOG_COLUMNS = ("name", "category", "price", "url", "image_url", "properties")
@@ -16,8 +16,7 @@ CATALOG_COLUMNS = ("name", "category", "price", "url", "image_url", "properties"
 def products_by_id(conn: Connection, product_ids: list[str]) -> dict[str, dict[str, Any]]:
     """The stored products among these ids."""
     found: dict[str, dict[str, Any]] = {}
-    for start in range(0, len(product_ids), 500):
-        chunk = product_ids[start : start + 500]
+    for chunk in in_chunks(product_ids):
         rows = conn.execute(select(products).where(products.c.product_id.in_(chunk))).mappings()
         found.update({row["product_id"]: dict(row) for row in rows})
     return found

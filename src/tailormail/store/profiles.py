@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import Connection, Table, delete, func, select, update
+from sqlalchemy import BigInteger, Connection, Table, bindparam, delete, func, select, update
 
+from tailormail.store.dialect import in_chunks
 from tailormail.store.schema import events, identity_links, profiles
 
 PROFILE_TABLES: list[tuple[Table, str]] = [(events, "profile_id"), (identity_links, "profile_id")]
@@ -19,7 +20,7 @@ def profile_ids_by_user(conn: Connection, user_ids: Iterable[str]) -> dict[str, 
     """Map known user ids to profile ids."""
     wanted = list(set(user_ids))
     found: dict[str, int] = {}
-    for chunk in _chunks(wanted, 500):
+    for chunk in in_chunks(wanted):
         rows = conn.execute(select(profiles.c.user_id, profiles.c.id).where(profiles.c.user_id.in_(chunk)))
         found.update({user: pid for user, pid in rows})
     return found
@@ -29,7 +30,7 @@ def profile_ids_by_anonymous(conn: Connection, anonymous_ids: Iterable[str]) -> 
     """Map linked anonymous ids to profile ids."""
     wanted = list(set(anonymous_ids))
     found: dict[str, int] = {}
-    for chunk in _chunks(wanted, 500):
+    for chunk in in_chunks(wanted):
         rows = conn.execute(
             select(identity_links.c.anonymous_id, identity_links.c.profile_id).where(
                 identity_links.c.anonymous_id.in_(chunk)
@@ -84,7 +85,7 @@ def anonymous_ids(conn: Connection, profile_id: int) -> list[str]:
 def anonymous_ids_of(conn: Connection, profile_ids: Iterable[int]) -> dict[int, list[str]]:
     """The anonymous ids linked to each of several profiles (sorted)."""
     found: dict[int, list[str]] = {}
-    for chunk in _chunks(list(set(profile_ids)), 500):
+    for chunk in in_chunks(list(set(profile_ids))):
         rows = conn.execute(
             select(identity_links.c.profile_id, identity_links.c.anonymous_id)
             .where(identity_links.c.profile_id.in_(chunk))
@@ -98,7 +99,7 @@ def anonymous_ids_of(conn: Connection, profile_ids: Iterable[int]) -> dict[int, 
 def traits_of(conn: Connection, profile_ids: Iterable[int]) -> dict[int, dict[str, Any]]:
     """Current traits of several profiles."""
     found: dict[int, dict[str, Any]] = {}
-    for chunk in _chunks(list(set(profile_ids)), 500):
+    for chunk in in_chunks(list(set(profile_ids))):
         rows = conn.execute(select(profiles.c.id, profiles.c.traits).where(profiles.c.id.in_(chunk)))
         found.update({pid: dict(traits or {}) for pid, traits in rows})
     return found
@@ -106,23 +107,36 @@ def traits_of(conn: Connection, profile_ids: Iterable[int]) -> dict[int, dict[st
 
 def set_traits(conn: Connection, profile_id: int, traits: dict[str, Any], now_ms: int) -> None:
     """Replace a profile's traits."""
-    conn.execute(update(profiles).where(profiles.c.id == profile_id).values(traits=traits, updated_at=now_ms))
+    set_traits_many(conn, {profile_id: traits}, now_ms)
 
 
-def touch_seen(conn: Connection, seen: dict[int, tuple[int, int]]) -> None:
-    """Widen first/last seen of profiles to include (earliest, latest) times."""
-    for pid, (earliest, latest) in seen.items():
+def set_traits_many(conn: Connection, traits: dict[int, dict[str, Any]], now_ms: int) -> None:
+    """Replace the traits of several profiles (one statement, many parameter sets)."""
+    if traits:
+        stmt = update(profiles).where(profiles.c.id == bindparam("pid")).values(traits=bindparam("new_traits"))
         conn.execute(
-            update(profiles)
-            .where(profiles.c.id == pid)
-            .values(
-                first_seen=func.min(profiles.c.first_seen, earliest)
-                if conn.dialect.name == "sqlite"
-                else func.least(profiles.c.first_seen, earliest),
-                last_seen=func.max(profiles.c.last_seen, latest)
-                if conn.dialect.name == "sqlite"
-                else func.greatest(profiles.c.last_seen, latest),
-            )
+            stmt.values(updated_at=now_ms), [{"pid": pid, "new_traits": value} for pid, value in traits.items()]
+        )
+
+
+def touch_seen(conn: Connection, seen: dict[int, tuple[int, int]], created: Collection[int] = ()) -> None:
+    """Widen first/last seen of profiles to include (earliest, latest) times.
+
+    Profiles ``created`` in the same batch take the range exactly: they were
+    stamped with the time of creation, which is not when the person was seen
+    (an import of last year's orders must not make everyone seen today).
+    """
+    least, greatest = (func.min, func.max) if conn.dialect.name == "sqlite" else (func.least, func.greatest)
+    lo, hi = bindparam("lo", type_=BigInteger), bindparam("hi", type_=BigInteger)
+    widen = update(profiles).where(profiles.c.id == bindparam("pid"))
+    exact = [{"pid": p, "lo": a, "hi": b} for p, (a, b) in seen.items() if p in created]
+    wider = [{"pid": p, "lo": a, "hi": b} for p, (a, b) in seen.items() if p not in created]
+    if exact:
+        conn.execute(widen.values(first_seen=lo, last_seen=hi), exact)
+    if wider:
+        conn.execute(
+            widen.values(first_seen=least(profiles.c.first_seen, lo), last_seen=greatest(profiles.c.last_seen, hi)),
+            wider,
         )
 
 
@@ -178,7 +192,3 @@ def iter_profiles(conn: Connection, batch: int = 5000) -> Iterable[dict[str, Any
             yield dict(row)
         last = rows[-1]["id"]
 
-
-def _chunks(items: list[Any], size: int) -> Iterable[list[Any]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
