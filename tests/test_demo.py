@@ -51,6 +51,8 @@ def test_demo_summarises_exactly_what_the_store_holds(demo_root: Path, clock: Ma
     categories = table(summary, "Shop summary", "Categories by revenue")
     assert sum(row[2] for row in categories.values()) == pytest.approx(revenue, abs=0.05)
     assert newest < clock.now().timestamp() * 1000  # the 30 days end now, nothing in the future
+    per_day = next(c for c in section(summary, "Shop summary").charts if c.title == "Revenue per day")
+    assert len(per_day.x) == len(set(per_day.x)) <= 31 and sum(per_day.y) == pytest.approx(revenue, abs=0.05)
     html = summary.report.read_text(encoding="utf-8") if summary.report else ""
     assert "Revenue per day" in html and "Plotly.newPlot" in html and "<script src=" not in html
 

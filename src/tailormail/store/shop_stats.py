@@ -17,7 +17,7 @@ DAY_MS = 86_400_000
 
 def daily_totals(conn: Connection, event: str) -> list[tuple[int, int, float]]:
     """(day start in ms, count, revenue) of ``event`` per UTC day, oldest first."""
-    day = (events.c.ts / DAY_MS).label("day")
+    day = (events.c.ts // DAY_MS).label("day")  # floor division: "/" is true division in SQLAlchemy 2
     stmt = (
         select(day, func.count(), func.coalesce(func.sum(events.c.revenue), 0.0))
         .where(events.c.event == event)
