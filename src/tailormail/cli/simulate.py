@@ -26,7 +26,7 @@ def simulate(
     days: DaysOption = 90,
     seed: SeedOption = 7,
     end: Annotated[
-        str | None, typer.Option(help="When the days end (ISO date or time; default: now, to the hour).")
+        str | None, typer.Option(help="When the days end (ISO date or time, to the whole hour; default: now).")
     ] = None,
     out: Annotated[
         Path | None, typer.Option(help="Write Segment messages to this .jsonl or .parquet file instead.")

@@ -56,12 +56,16 @@ def simulate_into(
     days: int,
     seed: int,
     end: datetime,
-    now_ms: int,
+    now_ms: int | None = None,
     progress: Progress | None = None,
     batch_size: int = 20_000,
 ) -> SimulationResult:
-    """Simulate a shop into the store: catalog into ``products``, messages through bulk ingest."""
+    """Simulate a shop into the store: catalog into ``products``, messages through bulk ingest.
+
+    ``now_ms`` is when the rows count as received (default: the window's end).
+    """
     shop = Shop(ShopSpec.ending(end, customers=customers, days=days, seed=seed, events=settings.events))
+    now_ms = shop.spec.end * 1000 if now_ms is None else now_ms
     with store.begin() as conn:
         product_q.upsert_changed_products(conn, [_catalog_row(p) for p in shop.catalog.products], now_ms)
     result = bulk_ingest(store, shop.messages(progress), now_ms=now_ms, batch_size=batch_size)
