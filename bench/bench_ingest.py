@@ -48,7 +48,9 @@ def shop_events(n: int, customers: int, seed: int = 7) -> list[Message]:
             }
             out.append(_message(len(out), user, "product_view", ts + step * 40_000, props))
             if rng.random() < 0.25:
-                out.append(_message(len(out), user, "add_to_cart", ts + step * 40_000 + 9_000, {**props, "quantity": 1}))
+                out.append(
+                    _message(len(out), user, "add_to_cart", ts + step * 40_000 + 9_000, {**props, "quantity": 1})
+                )
                 if rng.random() < 0.3:
                     order = {"order_id": f"o{len(out)}", "revenue": price, "currency": "USD", "products": [props]}
                     out.append(_message(len(out), user, "purchase", ts + step * 40_000 + 60_000, order))
@@ -57,7 +59,13 @@ def shop_events(n: int, customers: int, seed: int = 7) -> list[Message]:
 
 def _message(i: int, user: str, event: str, ts: int, props: dict[str, Any]) -> Message:
     return Message(
-        type="track", message_id=f"m{i:09d}", user_id=user, anonymous_id=None, timestamp=ts, event=event, properties=props
+        type="track",
+        message_id=f"m{i:09d}",
+        user_id=user,
+        anonymous_id=None,
+        timestamp=ts,
+        event=event,
+        properties=props,
     )
 
 
@@ -84,8 +92,18 @@ def run_baseline(folder: Path, messages: list[Message]) -> float:
     users = sorted({m.user_id for m in messages if m.user_id})
     profile_of = {u: i + 1 for i, u in enumerate(users)}
     rows = [
-        (m.message_id, profile_of[m.user_id or ""], None, m.type, m.event, json.dumps(m.properties), None,
-         m.revenue, m.timestamp, NOW_MS)
+        (
+            m.message_id,
+            profile_of[m.user_id or ""],
+            None,
+            m.type,
+            m.event,
+            json.dumps(m.properties),
+            None,
+            m.revenue,
+            m.timestamp,
+            NOW_MS,
+        )
         for m in messages
     ]
     db = sqlite3.connect(folder / "baseline.db", isolation_level=None)

@@ -23,11 +23,11 @@ app = typer.Typer(
     add_completion=False,
 )
 app.add_typer(keys.app, name="keys")
+app.add_typer(experiment.app, name="experiment")
 app.add_typer(imports.app, name="import")
 app.add_typer(exports.app, name="export")
 app.command("simulate")(simulate.simulate)
 app.command("demo")(demo.demo)
-app.add_typer(experiment.app, name="experiment")
 
 
 @app.command()

@@ -51,9 +51,7 @@ def detect_format(path: Path, given: str | None = None) -> str:
     """The format to read ``path`` as: ``given`` if set, else from the extension."""
     if given:
         if given not in FORMATS:
-            raise ValidationError(
-                f"unknown format {given!r}", field="format", hint=f"use one of {', '.join(FORMATS)}"
-            )
+            raise ValidationError(f"unknown format {given!r}", field="format", hint=f"use one of {', '.join(FORMATS)}")
         return given
     suffixes = [s.lower() for s in path.suffixes if s.lower() != ".gz"]
     found = EXTENSIONS.get(suffixes[-1] if suffixes else "")

@@ -100,18 +100,19 @@ class RowIds:
 
     def __init__(self, kind: str) -> None:
         self.kind = kind
-        self.seen: dict[bytes, int] = {}  # 8 bytes of digest per distinct row
+        # Occurrences per distinct content, keyed by Python's (per-process) string hash:
+        # only the count must be reproducible, and an int key keeps memory small.
+        self.seen: dict[int, int] = {}
 
     def __call__(self, raw: dict[str, Any]) -> str:
         """The id of the next row with this content."""
-        body = json.dumps(raw, sort_keys=True, separators=(",", ":"), default=str)
-        digest = hashlib.sha256(f"{self.kind}\n{body}".encode()).digest()
-        key = digest[:8]
+        body = f"{self.kind}\n" + json.dumps(raw, sort_keys=True, separators=(",", ":"), default=str)
+        key = hash(body)
         occurrence = self.seen.get(key, 0)
         self.seen[key] = occurrence + 1
         if occurrence:
-            digest = hashlib.sha256(digest + str(occurrence).encode()).digest()
-        return "import-" + digest.hex()[:32]
+            body += f"\n{occurrence}"
+        return "import-" + hashlib.blake2b(body.encode(), digest_size=16).hexdigest()
 
 
 def default_errors_path(path: Path) -> Path:
@@ -135,9 +136,7 @@ def import_file(
     options = options or ImportOptions()
     fmt = detect_format(path, options.format)
     reader = FileReader(path, fmt, columns=options.columns, chunk_rows=options.batch_size)
-    mapping = ColumnMapping(
-        kind, options.maps, options.date_format, options.event, text_values=reader.text_values
-    )
+    mapping = ColumnMapping(kind, options.maps, options.date_format, options.event, text_values=reader.text_values)
     report = ImportReport(kind, path, fmt)
     errors = ErrorReport(options.errors_path or default_errors_path(path), report)
 

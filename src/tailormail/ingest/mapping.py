@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from decimal import Decimal
+from functools import lru_cache, partial
 from typing import Any
 
 from tailormail.errors import ValidationError
@@ -100,6 +102,7 @@ class ColumnMapping:
     text_values: bool = False
     """True for CSV/text files, where ``12.5`` should become a number."""
     _targets: dict[str, str] = field(default_factory=dict, init=False)
+    _setters: dict[str, Callable[[dict[str, Any], Any], None]] = field(default_factory=dict, init=False)
 
     def __post_init__(self) -> None:
         allowed = PRODUCT_FIELDS if self.kind == "products" else TOP_LEVEL + OBJECTS
@@ -109,7 +112,8 @@ class ColumnMapping:
                 raise ValidationError(
                     f"--map {column}={target}: unknown field {target!r}",
                     field="map",
-                    hint=f"map to one of {', '.join(allowed)}" + ("" if self.kind == "products" else ", or properties.NAME"),
+                    hint=f"map to one of {', '.join(allowed)}"
+                    + ("" if self.kind == "products" else ", or properties.NAME"),
                 )
 
     def target(self, column: str) -> str:
@@ -132,9 +136,7 @@ class ColumnMapping:
         """A raw Segment message (before validation) for one row."""
         raw: dict[str, Any] = {}
         for column, value in row.items():
-            target = self.target(column)
-            if target != SKIP:
-                self._put(raw, target, value)
+            (self._setters.get(column) or self._setter(column))(raw, value)
         if self.kind == "profiles":
             raw["type"] = "identify"
         else:
@@ -148,44 +150,38 @@ class ColumnMapping:
         """A products-table row (without ``updated_at``) for one row."""
         out: dict[str, Any] = {"properties": {}}
         for column, value in row.items():
-            target = self.target(column)
-            if target != SKIP:
-                self._put(out, target, value)
+            (self._setters.get(column) or self._setter(column))(out, value)
         if not out.get("product_id"):
             raise RowError("product_id is missing", "product_id")
-        out["product_id"] = _identifier(out["product_id"])
         out["name"] = str(out.get("name") or out["product_id"])
         if out.get("price") is not None and not isinstance(out["price"], int | float):
             raise RowError(f"price {out['price']!r} is not a number", "price")
         return out
 
-    def _put(self, out: dict[str, Any], target: str, value: Any) -> None:
+    def _setter(self, column: str) -> Callable[[dict[str, Any], Any], None]:
+        """How to put a column's value into the output, worked out once per column."""
+        target = self.target(column)
         head, _, rest = target.partition(".")
-        if head in OBJECTS and not rest:
-            decoded = _object(value, head)
-            if decoded:
-                out.setdefault(head, {}).update(decoded)
-            return
-        if rest:
-            value = self._value(value)
-            if value is not None:
-                _set_path(out.setdefault(head, {}), rest, value)
-            return
-        if target == "timestamp":
-            value = self._timestamp(value)
-        elif target == "price":
-            value = self._value(value)
-        elif target != "event" or value is not None:
-            value = _identifier(value)
-        if value is not None:
-            out[target] = value
+        setter: Callable[[dict[str, Any], Any], None]
+        if target == SKIP:
+            setter = _ignore
+        elif head in OBJECTS and not rest:
+            setter = partial(_put_object, head)
+        elif rest:
+            setter = partial(_put_path, self._value, head, rest.split("."))
+        else:
+            convert = {"timestamp": self._timestamp, "price": self._value}.get(target, _identifier)
+            setter = partial(_put_value, convert, target)
+        self._setters[column] = setter
+        return setter
 
     def _value(self, value: Any) -> Any:
         if isinstance(value, str):
             if value == "":
                 return None
-            if self.text_values and _NUMBER.fullmatch(value):  # "00042" stays text: an id, not a number
-                return float(value) if any(c in value for c in ".eE") else int(value)
+            # "00042" stays text (an id, not a number); "12.50" and "-3" are numbers.
+            if self.text_values and (value[0].isdigit() or value[0] == "-") and _NUMBER.fullmatch(value):
+                return float(value) if "." in value or "e" in value or "E" in value else int(value)
             return value
         return plain(value)
 
@@ -196,11 +192,7 @@ class ColumnMapping:
             return plain(value)
         if self.date_format:
             text = str(int(value)) if isinstance(value, int | float) else str(value).strip()
-            try:
-                moment = datetime.strptime(text, self.date_format)
-            except ValueError:
-                raise RowError(f"{text!r} does not match the date format {self.date_format}", "timestamp") from None
-            return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).isoformat()
+            return _formatted_time(text, self.date_format)
         if isinstance(value, int | float) and not isinstance(value, bool):
             seconds = value / 1000 if value > 100_000_000_000 else value  # ms or s since the epoch
             return datetime.fromtimestamp(seconds, UTC).isoformat()
@@ -245,17 +237,46 @@ def _object(value: Any, name: str) -> dict[str, Any]:
     return plain(value)
 
 
-def _set_path(target: dict[str, Any], path: str, value: Any) -> None:
-    *parents, last = path.split(".")
-    for part in parents:
-        target = target.setdefault(part, {})
-    target[last] = value
+def _ignore(out: dict[str, Any], value: Any) -> None:
+    """The setter of a skipped column."""
+
+
+def _put_object(name: str, out: dict[str, Any], value: Any) -> None:
+    decoded = _object(value, name)
+    if decoded:
+        out.setdefault(name, {}).update(decoded)
+
+
+def _put_path(convert: Callable[[Any], Any], head: str, path: list[str], out: dict[str, Any], value: Any) -> None:
+    value = convert(value)
+    if value is not None:
+        node = out.setdefault(head, {})
+        for part in path[:-1]:
+            node = node.setdefault(part, {})
+        node[path[-1]] = value
+
+
+def _put_value(convert: Callable[[Any], Any], name: str, out: dict[str, Any], value: Any) -> None:
+    value = convert(value)
+    if value is not None:
+        out[name] = value
+
+
+@lru_cache(maxsize=65_536)
+def _formatted_time(text: str, date_format: str) -> str:
+    """ISO text of a time in ``date_format`` (cached: files repeat their dates a lot)."""
+    try:
+        moment = datetime.strptime(text, date_format)
+    except ValueError:
+        raise RowError(f"{text!r} does not match the date format {date_format}", "timestamp") from None
+    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).isoformat()
 
 
 def _from_export_shape(raw: dict[str, Any]) -> None:
     """Undo how events are stored (identify traits, group and alias ids live in properties).
 
-    A ``name`` column is a page's name; on other events it is a property."""
+    A ``name`` column is a page's name; on other events it is a property.
+    """
     kind = raw.get("type")
     if kind not in ("page", "screen") and "name" in raw:
         raw.setdefault("properties", {}).setdefault("name", raw.pop("name"))
