@@ -9,11 +9,10 @@ from typing import Any
 
 import pytest
 
+from tailormail.clock import parse_time
 from tailormail.content import Addressee, DataSources, Envelope, Recipient, compile_template, render_batch, render_for
 from tailormail.content.templates import template_names
 from tailormail.workspace import init_workspace
-
-from tailormail.clock import parse_time
 
 WHEN = parse_time("2026-03-02T12:00:00Z")
 
