@@ -122,16 +122,26 @@ def test_profile_values_are_escaped_in_html_and_plain_in_text(ws: Path, template
 FAST_PATH_VALUES = ["Ada", "<b>&'\"", "", None, 7, 9.5, True, False, [1, 2], {"a": 1}]
 
 
-@pytest.mark.parametrize("extension", sorted(LANGUAGES))
+FAST_PATH_SOURCES = [
+    (".liquid", "{{ customer.firstName }}"),
+    (".liquid", "{{ customer.firstName | default: 'friend' }}"),
+    (".liquid", '{{ customer.firstName | default: "<friend>" }}'),
+    (".liquid", "{{ customer.list[1] }}"),
+    (".hbs", "{{customer.firstName}}"),
+]
+
+
+@pytest.mark.parametrize(("extension", "source"), FAST_PATH_SOURCES)
 @pytest.mark.parametrize("escape", [True, False])
 @pytest.mark.parametrize("value", FAST_PATH_VALUES)
-def test_fast_output_prints_exactly_what_the_language_prints(extension: str, escape: bool, value: Any) -> None:
+def test_fast_output_prints_exactly_what_the_language_prints(
+    extension: str, source: str, escape: bool, value: Any
+) -> None:
     language = LANGUAGES[extension]
-    source = "{{ customer.firstName }}" if extension == ".liquid" else "{{customer.firstName}}"
     fragment = split(source, language, escape=escape, where="t")
     assert isinstance(fragment.parts[0], Output)
-    context = {"customer": {"firstName": value}}
-    assert fragment.render(context) == language.compile(source, escape=escape, where="t")(context)
+    for context in ({"customer": {"firstName": value, "list": ["a", value]}}, {"customer": {}}, {}):
+        assert fragment.render(context) == language.compile(source, escape=escape, where="t")(context), context
 
 
 def test_variants_chosen_per_person_with_one_rule_call_per_variant(ws: Path) -> None:
