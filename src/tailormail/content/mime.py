@@ -33,7 +33,9 @@ def _header_text(value: str) -> str:
 
 def _encoded_words(text: str) -> str:
     """RFC 2047 base64 words of at most 45 UTF-8 bytes each (never splitting a character)."""
-    words, chunk, size = [], [], 0
+    words: list[str] = []
+    chunk: list[str] = []
+    size = 0
     for char in text:
         length = len(char.encode("utf-8"))
         if size + length > 45:
