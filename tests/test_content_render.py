@@ -291,3 +291,25 @@ def test_invalid_variant_rule_names_the_block_and_field(ws: Path) -> None:
     with pytest.raises(ValidationError) as caught:
         compile_template(ws, "regional")
     assert "hero.liquid variants[0] (vip)" in str(caught.value.source) and "equal" in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    "subject",
+    [
+        "Plain subject",
+        "Ünïcödé " * 12,
+        "Hi\r\nBcc: victim@example.com",
+        "An ASCII subject that is rather long " * 4,
+        "=?utf-8?q?looks_encoded?=",
+    ],
+)
+def test_subject_headers_round_trip_without_injection(subject: str) -> None:
+    from tailormail.content.mime import assemble
+
+    raw = assemble(
+        sender=("Shöp", "shop@example.com"), to="a@example.com", subject=subject, text="t", html="<p>h</p>",
+        message_id="<x@example.com>", date=WHEN,
+    )  # fmt: skip
+    msg = email.message_from_bytes(raw, policy=email.policy.default)
+    assert msg["Subject"] == " ".join(subject.split())
+    assert msg["Bcc"] is None and msg["From"].addresses[0].display_name == "Shöp"
