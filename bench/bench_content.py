@@ -211,6 +211,16 @@ _REST = '<a href="{}">offer</a><a href="{}">rewards</a><a href="{}">unsubscribe<
 _TEXT = "z" * 3000
 
 
+def in_batches(compiled, people: list[Recipient], envelope: Envelope, sign_link, variants: dict) -> tuple[float, int]:
+    """Seconds to render everyone in send batches of 1,000 (results dropped as a sender would), failures."""
+    failures = 0
+    start = time.perf_counter()
+    for first in range(0, len(people), 1000):
+        results = render_batch(compiled, people[first : first + 1000], envelope, signer=sign_link, variants=variants)
+        failures += sum(not r.ok for r in results)
+    return time.perf_counter() - start, failures
+
+
 def main() -> None:
     global _HEAD, _TEXT
     root = workspace()
@@ -233,13 +243,8 @@ def main() -> None:
 
     fast = prepared_signer(SECRET)
     assert fast("k", _S, "https://x.example/é?a=1") == signer("k", _S, "https://x.example/é?a=1")
-    start = time.perf_counter()
-    results = render_batch(compiled, people, envelope, signer=signer, variants=variants)
-    ours = time.perf_counter() - start
-    failures = sum(not r.ok for r in results)
-    start = time.perf_counter()
-    render_batch(compiled, people, envelope, signer=fast, variants=variants)
-    ours_prepared = time.perf_counter() - start
+    ours, failures = in_batches(compiled, people, envelope, signer, variants)
+    ours_prepared, _ = in_batches(compiled, people, envelope, fast, variants)
     naive_time = best_of(1, lambda: naive(root, compiled, people[:NAIVE_N], variants, envelope))
     floor_time = best_of(1, lambda: floor(people, envelope, fast))
 
