@@ -321,6 +321,7 @@ def test_handlebars_templates_use_blocks_in_their_language(ws: Path) -> None:
     write(ws, "templates/hbs_blocks.hbs", "---\nsubject: Hi\n---\n{{> banner}}{{> note}}\n")
     _, text, _ = parts_of(render_batch(compile_template(ws, "hbs_blocks"), [person(1, firstName="Ada")], ENVELOPE)[0])
     assert "Hello Ada from the banner" in text and "A note without tags" in text
-    write(ws, "templates/wrong.hbs", "---\nsubject: Hi\n---\n{{> hero}}\n")
+    write(ws, "blocks/liquid_only.liquid", "<p>{% if customer.vip %}VIP{% endif %}</p>\n")
+    write(ws, "templates/wrong.hbs", "---\nsubject: Hi\n---\n{{> liquid_only}}\n")
     with pytest.raises(TemplateError, match="written in liquid"):
         compile_template(ws, "wrong")
