@@ -9,8 +9,8 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from crm_peer import Peer, serve
 
+from crm_peer import Peer, serve
 from tailormail.runtime import Runtime, open_runtime
 from tailormail.store import events as event_q
 from tailormail.store import profiles as profile_q
@@ -22,8 +22,13 @@ TOKEN = "s3cret-token"
 
 def customers(n: int = 25) -> list[dict[str, Any]]:
     rows = [
-        {"id": f"c{i}", "email": f"c{i}@example.com", "name": f"Customer {i}",
-         "subscription": {"plan": "pro" if i % 2 else "free"}, "updated_at": f"2026-02-{1 + i % 28:02d}T10:00:00Z"}
+        {
+            "id": f"c{i}",
+            "email": f"c{i}@example.com",
+            "name": f"Customer {i}",
+            "subscription": {"plan": "pro" if i % 2 else "free"},
+            "updated_at": f"2026-02-{1 + i % 28:02d}T10:00:00Z",
+        }
         for i in range(n)
     ]
     rows[7] = {"email": "nokey@example.com", "updated_at": "2026-02-03T00:00:00Z"}  # malformed: no id
@@ -31,8 +36,14 @@ def customers(n: int = 25) -> list[dict[str, Any]]:
 
 
 ORDERS = [
-    {"order_id": f"o{i}", "customer_id": f"c{i % 10}", "status": "test" if i == 3 else "paid",
-     "total": 10.0 + i, "items": [1, 2], "created_at": f"2026-02-10T0{i % 10}:00:00Z"}
+    {
+        "order_id": f"o{i}",
+        "customer_id": f"c{i % 10}",
+        "status": "test" if i == 3 else "paid",
+        "total": 10.0 + i,
+        "items": [1, 2],
+        "created_at": f"2026-02-10T0{i % 10}:00:00Z",
+    }
     for i in range(12)
 ]
 
@@ -69,7 +80,9 @@ def crm_routes(fail_orders_page: int = 2, failures: int = 2) -> dict[str, Any]:
 
 def write_config(workspace: Path, base: str) -> None:
     config = workspace / "tailormail.toml"
-    config.write_text(config.read_text() + f"""
+    config.write_text(
+        config.read_text()
+        + f"""
 [sync]
 allow_private = true
 
@@ -81,7 +94,12 @@ auth_prefix = "Bearer "
 records = "data.customers"
 watermark_param = "updated_since"
 pagination = {{ type = "cursor", param = "cursor", next = "meta.next_cursor" }}
-mapping = {{ type = "identify", key = "id", user_id = "id", updated = "updated_at", traits = {{ email = "email", plan = "subscription.plan", name = "name" }} }}
+[sync.sources.mapping]
+type = "identify"
+key = "id"
+user_id = "id"
+updated = "updated_at"
+traits = {{ email = "email", plan = "subscription.plan", name = "name" }}
 
 [[sync.sources]]
 name = "crm_orders"
@@ -91,8 +109,15 @@ auth_prefix = "Bearer "
 records = "orders[?status != 'test']"
 schedule = "30 4 * * *"
 pagination = {{ type = "page", param = "page", size_param = "per_page", size = 5 }}
-mapping = {{ type = "track", event = "purchase", key = "order_id", user_id = "customer_id", timestamp = "created_at", properties = {{ total = "total", items = "length(items)" }} }}
-""")
+[sync.sources.mapping]
+type = "track"
+event = "purchase"
+key = "order_id"
+user_id = "customer_id"
+timestamp = "created_at"
+properties = {{ total = "total", items = "length(items)" }}
+"""
+    )
 
 
 @pytest.fixture
@@ -188,10 +213,21 @@ def test_next_link_pagination(workspace: Path, clock: Any) -> None:
 
     with serve({"/items": items}) as peer:
         (workspace / "sync").mkdir()
-        (workspace / "sync" / "items.yaml").write_text(json.dumps({"sources": [{
-            "name": "items", "url": f"{peer.base_url}/items", "allow_private": True,
-            "pagination": {"type": "link"}, "mapping": {"key": "id", "user_id": "id", "updated": "v"},
-        }]}))
+        (workspace / "sync" / "items.yaml").write_text(
+            json.dumps(
+                {
+                    "sources": [
+                        {
+                            "name": "items",
+                            "url": f"{peer.base_url}/items",
+                            "allow_private": True,
+                            "pagination": {"type": "link"},
+                            "mapping": {"key": "id", "user_id": "id", "updated": "v"},
+                        }
+                    ]
+                }
+            )
+        )
         runtime = open_runtime(workspace, clock=clock)
         try:
             run = tasks.run_now(runtime, "items")
@@ -203,26 +239,34 @@ def test_next_link_pagination(workspace: Path, clock: Any) -> None:
 
 @pytest.mark.parametrize("fmt", ["csv", "jsonl", "parquet"])
 def test_file_sources(workspace: Path, clock: Any, fmt: str) -> None:
-    rows = [{"id": "u1", "email": "u1@example.com", "updated": "2026-01-01"},
-            {"id": "u2", "email": "u2@example.com", "updated": "2026-01-02"}]
+    rows = [
+        {"id": "u1", "email": "u1@example.com", "updated": "2026-01-01"},
+        {"id": "u2", "email": "u2@example.com", "updated": "2026-01-02"},
+    ]
     folder = workspace / "exports"
     folder.mkdir()
     path = folder / f"people.{fmt}"
     if fmt == "csv":
-        path.write_text("id,email,updated\n" + "".join(f"{r['id']},{r['email']},{r['updated']}\n" for r in rows)
-                        + ",missing@example.com,2026-01-03\n")
+        path.write_text(
+            "id,email,updated\n"
+            + "".join(f"{r['id']},{r['email']},{r['updated']}\n" for r in rows)
+            + ",missing@example.com,2026-01-03\n"
+        )
     elif fmt == "jsonl":
         path.write_text("".join(json.dumps(r) + "\n" for r in rows) + "{not json\n")
     else:
         pq.write_table(pa.Table.from_pylist(rows), path)
     config = workspace / "tailormail.toml"
-    config.write_text(config.read_text() + f"""
+    config.write_text(
+        config.read_text()
+        + f"""
 [[sync.sources]]
 name = "people"
 kind = "file"
 path = "exports/*.{fmt}"
 mapping = {{ key = "id", user_id = "id", updated = "updated" }}
-""")
+"""
+    )
     runtime = open_runtime(workspace, clock=clock)
     try:
         first = tasks.run_now(runtime, "people")
