@@ -129,7 +129,7 @@ class RedisStreamConsumer:
                 self.consumer,
                 {self.stream: "0" if draining else ">"},
                 count=count,
-                block=None if draining else self.block_ms,
+                block=None if draining or until_idle else self.block_ms,
             )
             entries = reply[0][1] if reply else []
             if not entries:
@@ -228,7 +228,9 @@ class NatsConsumer:
                     on_batch(done)
             return total
         finally:
-            await connection.drain()
+            # Acks are plain publishes: flush them, then close (drain waits on the pull subscription).
+            await connection.flush()
+            await connection.close()
 
     async def _handle(self, js: Any, msgs: list[Any], dead: str) -> ConsumeResult:
         now_ms = to_ms(self.ingestor.clock.now())
