@@ -23,6 +23,11 @@ def finish_run(conn: Connection, run_id: int, values: dict[str, Any]) -> None:
     conn.execute(update(sync_runs).where(sync_runs.c.id == run_id).values(**values))
 
 
+def get_run(conn: Connection, run_id: int) -> dict[str, Any]:
+    """One run log row."""
+    return dict(conn.execute(select(sync_runs).where(sync_runs.c.id == run_id)).mappings().one())
+
+
 def runs_of(conn: Connection, name: str, limit: int = 50) -> list[dict[str, Any]]:
     """The latest runs of one source or destination, newest first."""
     stmt = select(sync_runs).where(sync_runs.c.name == name).order_by(sync_runs.c.id.desc()).limit(limit)

@@ -62,7 +62,7 @@ class RunLog:
         }
         with self.store.begin() as conn:
             q.finish_run(conn, self.run_id, values)
-        return {"id": self.run_id, "name": self.name, **values}
+            return q.get_run(conn, self.run_id)
 
 
 def _short(record: Any) -> Any:
