@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlparse
 
@@ -74,3 +75,9 @@ def serve(routes: dict[str, Route]) -> Iterator[Peer]:
         server.shutdown()
         server.server_close()
         thread.join()
+
+
+def append_config(workspace: Path, text: str) -> None:
+    """Add TOML (sync sources, destinations) to a test workspace's tailormail.toml."""
+    config = workspace / "tailormail.toml"
+    config.write_text(config.read_text() + text)

@@ -11,7 +11,7 @@ import pytest
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
-from crm_peer import Peer, serve
+from crm_peer import Peer, append_config, serve
 from tailormail.api.app import create_app
 from tailormail.cli import app
 from tailormail.cli.common import console
@@ -28,10 +28,9 @@ def people(query: dict[str, str], peer: Peer) -> tuple[int, Any, dict[str, str]]
 
 
 def configure(workspace: Path, base: str) -> None:
-    config = workspace / "tailormail.toml"
-    config.write_text(
-        config.read_text()
-        + f"""
+    append_config(
+        workspace,
+        f"""
 [sync]
 allow_private = true
 
@@ -40,7 +39,7 @@ name = "people"
 url = "{base}/people"
 records = "people"
 mapping = {{ key = "id", user_id = "id", updated = "n" }}
-"""
+""",
     )
 
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from crm_peer import Peer, serve
+from crm_peer import Peer, append_config, serve
 from tailormail.clock import ManualClock
 from tailormail.deliver.webhooks import SIGNATURE_HEADER, verify_signature
 from tailormail.runtime import Runtime, open_runtime
@@ -20,10 +20,9 @@ from tailormail.worker import make_worker
 
 def configure(workspace: Path, url: str, **extra: Any) -> None:
     lines = "".join(f"{k} = {json.dumps(v)}\n" for k, v in extra.items())
-    config = workspace / "tailormail.toml"
-    config.write_text(
-        config.read_text()
-        + f"""
+    append_config(
+        workspace,
+        f"""
 [[sync.destinations]]
 name = "crm"
 url = "{url}"
@@ -32,7 +31,7 @@ on_traits = ["predicted.churn"]
 send = "event"
 allow_private = true
 backoff_seconds = 10
-{lines}"""
+{lines}""",
     )
 
 

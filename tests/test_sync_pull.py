@@ -10,7 +10,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from crm_peer import Peer, serve
+from crm_peer import Peer, append_config, serve
 from tailormail.runtime import Runtime, open_runtime
 from tailormail.store import events as event_q
 from tailormail.store import profiles as profile_q
@@ -79,10 +79,9 @@ def crm_routes(fail_orders_page: int = 2, failures: int = 2) -> dict[str, Any]:
 
 
 def write_config(workspace: Path, base: str) -> None:
-    config = workspace / "tailormail.toml"
-    config.write_text(
-        config.read_text()
-        + f"""
+    append_config(
+        workspace,
+        f"""
 [sync]
 allow_private = true
 
@@ -116,7 +115,7 @@ key = "order_id"
 user_id = "customer_id"
 timestamp = "created_at"
 properties = {{ total = "total", items = "length(items)" }}
-"""
+""",
     )
 
 
@@ -256,16 +255,15 @@ def test_file_sources(workspace: Path, clock: Any, fmt: str) -> None:
         path.write_text("".join(json.dumps(r) + "\n" for r in rows) + "{not json\n")
     else:
         pq.write_table(pa.Table.from_pylist(rows), path)
-    config = workspace / "tailormail.toml"
-    config.write_text(
-        config.read_text()
-        + f"""
+    append_config(
+        workspace,
+        f"""
 [[sync.sources]]
 name = "people"
 kind = "file"
 path = "exports/*.{fmt}"
 mapping = {{ key = "id", user_id = "id", updated = "updated" }}
-"""
+""",
     )
     runtime = open_runtime(workspace, clock=clock)
     try:

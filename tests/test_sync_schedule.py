@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from crm_peer import Peer, serve
+from crm_peer import Peer, append_config, serve
 from tailormail.clock import ManualClock
 from tailormail.deliver.webhooks import SIGNATURE_HEADER
 from tailormail.runtime import Runtime, open_runtime
@@ -66,10 +66,9 @@ def test_interval() -> None:
 
 
 def add_source(workspace: Path, url: str, alert_webhook: str = "") -> None:
-    config = workspace / "tailormail.toml"
-    config.write_text(
-        config.read_text()
-        + f"""
+    append_config(
+        workspace,
+        f"""
 [sync]
 allow_private = true
 alert_webhook = "{alert_webhook}"
@@ -79,7 +78,7 @@ name = "crm"
 url = "{url}"
 retries = 0
 mapping = {{ key = "id", user_id = "id" }}
-"""
+""",
     )
 
 

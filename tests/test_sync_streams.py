@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from conftest import IN_CI
-from tailormail.ingest.streams import NatsConsumer, RedisStreamConsumer
+from tailormail.ingest.streams import NatsConsumer, RedisStreamConsumer, Until
 from tailormail.runtime import Runtime
 from tailormail.store import events as event_q
 
@@ -70,7 +70,7 @@ def test_redis_consumer_acks_after_commit_and_dead_letters_poison(runtime: Runti
         redis_client.xadd(stream, {"other": "no data field"})
         redis_client.xadd(stream, {"data": track(3)})  # a duplicate messageId
         consumer = RedisStreamConsumer(runtime.ingestor, redis_client, stream, group="g", batch=4)
-        result = consumer.run(until_idle=True, stop=threading.Event())
+        result = consumer.run(Until(stop=threading.Event(), idle=True))
         assert (result.received, result.stored, result.duplicates, result.dead) == (14, 10, 1, 3)
         assert stored(runtime) == 10
         assert redis_client.xpending(stream, "g")["pending"] == 0
@@ -97,10 +97,10 @@ def test_redis_entries_are_not_acked_when_the_commit_fails_and_are_redelivered(
         runtime.ingestor.hooks.append(broken_hook)
         consumer = RedisStreamConsumer(runtime.ingestor, redis_client, stream, group="g", consumer="c1")
         with pytest.raises(RuntimeError):
-            consumer.run(max_messages=5)
+            consumer.run(Until(max_messages=5))
         assert stored(runtime) == 0 and redis_client.xpending(stream, "g")["pending"] == 5
         runtime.ingestor.hooks.remove(broken_hook)
-        result = consumer.run(until_idle=True)  # a restart reads its own pending entries first
+        result = consumer.run(Until(idle=True))  # a restart reads its own pending entries first
         assert result.stored == 5 and stored(runtime) == 5
         assert redis_client.xpending(stream, "g")["pending"] == 0
     finally:
@@ -113,11 +113,11 @@ def test_redis_consumer_stops_on_its_budget_and_on_the_stop_event(runtime: Runti
         for n in range(10):
             redis_client.xadd(stream, {"data": track(n)})
         consumer = RedisStreamConsumer(runtime.ingestor, redis_client, stream, batch=3)
-        assert consumer.run(max_messages=4).received == 4
+        assert consumer.run(Until(max_messages=4)).received == 4
         stop = threading.Event()
         stop.set()
-        assert consumer.run(stop=stop).received == 0
-        assert consumer.run(until_idle=True).received == 6
+        assert consumer.run(Until(stop=stop)).received == 0
+        assert consumer.run(Until(idle=True)).received == 6
     finally:
         redis_client.delete(stream)
 
@@ -178,14 +178,14 @@ def test_nats_durable_consumer_acks_after_commit_and_dead_letters_poison(runtime
     stream, subject = jetstream
     publish(subject, [track(n).encode() for n in range(8)] + POISON)
     consumer = NatsConsumer(runtime.ingestor, NATS_URL, subject, durable="tm", batch=3, fetch_timeout=0.5)
-    result = consumer.run(until_idle=True)
+    result = consumer.run(Until(idle=True))
     assert (result.received, result.stored, result.dead) == (10, 8, 2)
     assert stored(runtime) == 8
     dead = dead_letters(subject, stream)
     assert [body for body, _ in dead] == POISON and dead[0][1].startswith("not valid JSON")
     # Everything was acknowledged: the durable consumer has nothing more to give.
     publish(subject, [track(100).encode()])
-    again = consumer.run(until_idle=True)
+    again = consumer.run(Until(idle=True))
     assert (again.received, again.stored) == (1, 1)
 
 
@@ -194,4 +194,4 @@ def test_nats_consumer_needs_a_stream_for_the_subject(runtime: Runtime) -> None:
     from tailormail.errors import ConfigError
 
     with pytest.raises(ConfigError, match="no JetStream stream captures"):
-        NatsConsumer(runtime.ingestor, NATS_URL, f"nowhere.{uuid.uuid4().hex}").run(max_messages=1)
+        NatsConsumer(runtime.ingestor, NATS_URL, f"nowhere.{uuid.uuid4().hex}").run(Until(max_messages=1))

@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 
 from tailormail.cli.common import WorkspaceOption, console, runtime_for
-from tailormail.ingest.streams import ConsumeResult, NatsConsumer, RedisStreamConsumer
+from tailormail.ingest.streams import ConsumeResult, NatsConsumer, RedisStreamConsumer, Until
 
 app = typer.Typer(help="Consume Segment messages from a stream (acknowledged after commit).", no_args_is_help=True)
 
@@ -62,7 +62,7 @@ def redis_stream(
             max_bytes=rt.settings.limits.max_message_bytes,
         )
         console.print(f"Consuming {stream} as {group}/{consumer}; Ctrl-C to stop.")
-        _report(reader.run(stop=_stop_event(), max_messages=max_messages, until_idle=until_idle))
+        _report(reader.run(Until(_stop_event(), max_messages, until_idle)))
 
 
 @app.command("nats")
@@ -92,4 +92,4 @@ def nats_subject(
             max_bytes=rt.settings.limits.max_message_bytes,
         )
         console.print(f"Consuming {subject} as durable {durable}; Ctrl-C to stop.")
-        _report(reader.run(stop=_stop_event(), max_messages=max_messages, until_idle=until_idle))
+        _report(reader.run(Until(_stop_event(), max_messages, until_idle)))

@@ -122,8 +122,8 @@ def apply_traits(conn: Connection, messages: list[Message], profile_ids: list[in
     if not updates:
         return
     current = profile_q.traits_of(conn, updates)
-    for pid, traits in updates.items():
-        profile_q.set_traits(conn, pid, {**current.get(pid, {}), **traits}, now_ms)
+    merged = {pid: {**current.get(pid, {}), **traits} for pid, traits in updates.items()}
+    profile_q.set_traits_many(conn, merged, now_ms)
 
 
 def event_row(m: Message, profile_id: int, now_ms: int) -> dict[str, Any]:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -70,17 +70,22 @@ def commit(ingestor: Ingestor, decoded: Sequence[Message | str]) -> ConsumeResul
     )
 
 
-class _Stop:
-    """When a consumer loop ends: a stop event, a message budget, or the stream going idle."""
+@dataclass(frozen=True)
+class Until:
+    """When a consumer loop ends: a stop event, a message budget, or the stream going idle (tests, backfills)."""
 
-    def __init__(self, stop: threading.Event | None, max_messages: int | None, until_idle: bool) -> None:
-        self.event, self.budget, self.until_idle = stop, max_messages, until_idle
+    stop: threading.Event | None = None
+    max_messages: int | None = None
+    idle: bool = False
+    """End as soon as a read finds nothing, instead of waiting for more."""
 
     def done(self, seen: int) -> bool:
-        return bool(self.event and self.event.is_set()) or (self.budget is not None and seen >= self.budget)
+        """True when the loop should end after ``seen`` messages."""
+        return bool(self.stop and self.stop.is_set()) or (self.max_messages is not None and seen >= self.max_messages)
 
     def wanted(self, seen: int, batch: int) -> int:
-        return batch if self.budget is None else max(1, min(batch, self.budget - seen))
+        """How many messages to ask for next."""
+        return batch if self.max_messages is None else max(1, min(batch, self.max_messages - seen))
 
 
 @dataclass
@@ -109,17 +114,10 @@ class RedisStreamConsumer:
             if "BUSYGROUP" not in str(exc):
                 raise
 
-    def run(
-        self,
-        *,
-        stop: threading.Event | None = None,
-        max_messages: int | None = None,
-        until_idle: bool = False,
-        on_batch: Callable[[ConsumeResult], None] | None = None,
-    ) -> ConsumeResult:
+    def run(self, until: Until | None = None) -> ConsumeResult:
         """Consume until stopped: this consumer's pending entries first, then new ones."""
         self.ensure_group()
-        ending = _Stop(stop, max_messages, until_idle)
+        ending = until or Until()
         total = ConsumeResult()
         draining = True  # entries delivered before a crash and never acknowledged
         while not ending.done(total.received):
@@ -129,20 +127,17 @@ class RedisStreamConsumer:
                 self.consumer,
                 {self.stream: "0" if draining else ">"},
                 count=count,
-                block=None if draining or until_idle else self.block_ms,
+                block=None if draining or ending.idle else self.block_ms,
             )
             entries = reply[0][1] if reply else []
             if not entries:
                 if draining:
                     draining = False
                     continue
-                if until_idle:
+                if ending.idle:
                     break
                 continue
-            done = self._handle(entries)
-            total.add(done)
-            if on_batch:
-                on_batch(done)
+            total.add(self._handle(entries))
         return total
 
     def _handle(self, entries: list[tuple[Any, dict[Any, Any]]]) -> ConsumeResult:
@@ -181,27 +176,11 @@ class NatsConsumer:
     fetch_timeout: float = 1.0
     max_bytes: int | None = None
 
-    def run(
-        self,
-        *,
-        stop: threading.Event | None = None,
-        max_messages: int | None = None,
-        until_idle: bool = False,
-        on_batch: Callable[[ConsumeResult], None] | None = None,
-    ) -> ConsumeResult:
+    def run(self, until: Until | None = None) -> ConsumeResult:
         """Consume until stopped (a blocking wrapper around the asyncio client)."""
-        return asyncio.run(
-            self.run_async(stop=stop, max_messages=max_messages, until_idle=until_idle, on_batch=on_batch)
-        )
+        return asyncio.run(self.run_async(until or Until()))
 
-    async def run_async(
-        self,
-        *,
-        stop: threading.Event | None = None,
-        max_messages: int | None = None,
-        until_idle: bool = False,
-        on_batch: Callable[[ConsumeResult], None] | None = None,
-    ) -> ConsumeResult:
+    async def run_async(self, ending: Until) -> ConsumeResult:
         """Fetch, commit, then ack, batch after batch."""
         import nats
         from nats.errors import TimeoutError as FetchTimeout
@@ -213,19 +192,15 @@ class NatsConsumer:
             dead = self.dead_letter or f"{self.subject}.dead"
             await _ensure_dead_letter_stream(js, stream, dead)
             sub = await js.pull_subscribe(self.subject, durable=self.durable, stream=stream)
-            ending = _Stop(stop, max_messages, until_idle)
             total = ConsumeResult()
             while not ending.done(total.received):
                 try:
                     msgs = await sub.fetch(ending.wanted(total.received, self.batch), timeout=self.fetch_timeout)
                 except FetchTimeout:
-                    if until_idle:
+                    if ending.idle:
                         break
                     continue
-                done = await self._handle(js, msgs, dead)
-                total.add(done)
-                if on_batch:
-                    on_batch(done)
+                total.add(await self._handle(js, msgs, dead))
             return total
         finally:
             # Acks are plain publishes: flush them, then close (drain waits on the pull subscription).

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import Connection, Table, delete, func, select, update
+from sqlalchemy import BigInteger, Connection, Table, bindparam, delete, func, select, update
 
 from tailormail.store.schema import events, identity_links, profiles
 
@@ -43,10 +43,16 @@ def create_profiles(conn: Connection, user_ids: Sequence[str | None], now_ms: in
     """Insert one profile per user id (None: anonymous); return their ids in order."""
     if not user_ids:
         return []
-    stmt = profiles.insert().returning(profiles.c.id, sort_by_parameter_order=True)
     rows: list[dict[str, Any]] = [
         {"user_id": u, "traits": {}, "first_seen": now_ms, "last_seen": now_ms, "updated_at": now_ms} for u in user_ids
     ]
+    if None not in user_ids:
+        # Map ids back by user id: ordered RETURNING makes SQLite insert one row per statement.
+        created = dict(
+            (u, pid) for pid, u in conn.execute(profiles.insert().returning(profiles.c.id, profiles.c.user_id), rows)
+        )
+        return [created[u] for u in user_ids]
+    stmt = profiles.insert().returning(profiles.c.id, sort_by_parameter_order=True)
     return list(conn.execute(stmt, rows).scalars())
 
 
@@ -95,21 +101,33 @@ def set_traits(conn: Connection, profile_id: int, traits: dict[str, Any], now_ms
     conn.execute(update(profiles).where(profiles.c.id == profile_id).values(traits=traits, updated_at=now_ms))
 
 
+def set_traits_many(conn: Connection, traits_by_profile: dict[int, dict[str, Any]], now_ms: int) -> None:
+    """Replace the traits of several profiles in one executemany."""
+    if not traits_by_profile:
+        return
+    stmt = (
+        update(profiles)
+        .where(profiles.c.id == bindparam("pid"))
+        .values(traits=bindparam("new_traits", type_=profiles.c.traits.type), updated_at=now_ms)
+    )
+    conn.execute(stmt, [{"pid": pid, "new_traits": traits} for pid, traits in traits_by_profile.items()])
+
+
 def touch_seen(conn: Connection, seen: dict[int, tuple[int, int]]) -> None:
     """Widen first/last seen of profiles to include (earliest, latest) times."""
-    for pid, (earliest, latest) in seen.items():
-        conn.execute(
-            update(profiles)
-            .where(profiles.c.id == pid)
-            .values(
-                first_seen=func.min(profiles.c.first_seen, earliest)
-                if conn.dialect.name == "sqlite"
-                else func.least(profiles.c.first_seen, earliest),
-                last_seen=func.max(profiles.c.last_seen, latest)
-                if conn.dialect.name == "sqlite"
-                else func.greatest(profiles.c.last_seen, latest),
-            )
+    if not seen:
+        return
+    # One executemany, not one statement per profile: ingest calls this for every batch.
+    least, greatest = (func.min, func.max) if conn.dialect.name == "sqlite" else (func.least, func.greatest)
+    stmt = (
+        update(profiles)
+        .where(profiles.c.id == bindparam("pid"))
+        .values(
+            first_seen=least(profiles.c.first_seen, bindparam("earliest", type_=BigInteger)),
+            last_seen=greatest(profiles.c.last_seen, bindparam("latest", type_=BigInteger)),
         )
+    )
+    conn.execute(stmt, [{"pid": pid, "earliest": lo, "latest": hi} for pid, (lo, hi) in seen.items()])
 
 
 def merge_profiles(conn: Connection, source_id: int, target_id: int, now_ms: int) -> None:

@@ -155,10 +155,14 @@ class _Watermark:
 
     def __init__(self, start: str | None) -> None:
         self.value = start
+        self._key = _order(start) if start is not None else None
 
     def see(self, value: str | None) -> None:
-        if value is not None and (self.value is None or self.newer(value, self.value)):
-            self.value = value
+        if value is None or value == self.value:
+            return
+        key = _order(value)
+        if self._key is None or key > self._key:
+            self.value, self._key = value, key
 
     @staticmethod
     def newer(value: str, than: str) -> bool:
