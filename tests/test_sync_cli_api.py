@@ -136,3 +136,12 @@ def test_consume_redis_command(workspace: Path) -> None:
     finally:
         client.delete(stream, f"{stream}:dead")
         client.close()
+
+
+def test_the_readme_example_config_is_valid(workspace: Path) -> None:
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    example = readme.split("## Sync:", 1)[1].split("```toml\n", 1)[1].split("```", 1)[0]
+    append_config(workspace, example)
+    result = cli(workspace, "sync", "status", "--json")
+    assert result.exit_code == 0, result.output
+    assert [s["name"] for s in json.loads(result.output)] == ["crm_customers", "orders_export", "crm"]
