@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from tailormail.cli import consume, experiment, keys, sync
+from tailormail.cli import consume, experiment, exports, imports, keys, sync
 from tailormail.cli.common import Group, WorkspaceOption, console, runtime_for
 from tailormail.config import workspace_path
 from tailormail.workspace import init_workspace
@@ -24,6 +24,8 @@ app = typer.Typer(
 )
 app.add_typer(keys.app, name="keys")
 app.add_typer(experiment.app, name="experiment")
+app.add_typer(imports.app, name="import")
+app.add_typer(exports.app, name="export")
 app.add_typer(sync.app, name="sync")
 app.add_typer(consume.app, name="consume")
 

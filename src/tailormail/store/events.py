@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from sqlalchemy import Connection, func, select
+from sqlalchemy import Connection, bindparam, func, select
 
-from tailormail.store.dialect import insert_ignoring_conflicts
+from tailormail.store.dialect import in_chunks, insert_ignoring_conflicts, one_of
 from tailormail.store.schema import events, profiles
+
+EVENT_COLUMNS = (
+    "message_id", "profile_id", "anonymous_id", "type", "event", "properties", "context", "revenue", "ts", "received_at"
+)  # fmt: skip
+"""The columns an ingested event sets, in the order bulk inserts take them."""
 
 
 def insert_events(conn: Connection, rows: list[dict[str, Any]]) -> list[tuple[int, str]]:
@@ -20,9 +26,41 @@ def insert_events(conn: Connection, rows: list[dict[str, Any]]) -> list[tuple[in
 
 
 def insert_events_fast(conn: Connection, rows: list[dict[str, Any]]) -> None:
-    """Insert events skipping known message ids, without returning ids (bulk import)."""
+    """Insert events skipping known message ids, without returning ids."""
     if rows:
         conn.execute(insert_ignoring_conflicts(conn, events), rows)
+
+
+def insert_event_values(conn: Connection, rows: list[tuple[Any, ...]]) -> None:
+    """Insert events given as ``EVENT_COLUMNS`` tuples, skipping known message ids (bulk import).
+
+    The statement is compiled by SQLAlchemy once and run with the driver's own
+    executemany: per-row parameter processing in Python costs more than SQLite's
+    insert itself.  JSON columns are encoded here, once per row.
+    """
+    if not rows:
+        return
+    sql, positional = _bulk_insert_sql(conn)
+    encode = json.dumps
+    prepared = [(*r[:5], encode(r[5]), None if r[6] is None else encode(r[6]), *r[7:]) for r in rows]
+    params: list[Any] = prepared if positional else [dict(zip(EVENT_COLUMNS, r, strict=True)) for r in prepared]
+    conn.exec_driver_sql(sql, params)
+
+
+def _bulk_insert_sql(conn: Connection) -> tuple[str, bool]:
+    """The compiled INSERT (bound parameters in ``EVENT_COLUMNS`` order) for this dialect."""
+    cached = _BULK_SQL.get(conn.dialect.name)
+    if cached is None:
+        stmt = insert_ignoring_conflicts(conn, events).values({c: bindparam(c) for c in EVENT_COLUMNS})
+        compiled = stmt.compile(dialect=conn.dialect)
+        positional = bool(compiled.positional)
+        if positional and list(compiled.positiontup or []) != list(EVENT_COLUMNS):
+            raise AssertionError("unexpected parameter order in the bulk insert")
+        cached = _BULK_SQL[conn.dialect.name] = (str(compiled), positional)
+    return cached
+
+
+_BULK_SQL: dict[str, tuple[str, bool]] = {}
 
 
 def recent_events(conn: Connection, profile_id: int, limit: int = 50) -> list[dict[str, Any]]:
@@ -72,7 +110,11 @@ def known_message_ids(conn: Connection, message_ids: Iterable[str]) -> set[str]:
     """Which of these message ids are already stored."""
     wanted = list(set(message_ids))
     found: set[str] = set()
-    for start in range(0, len(wanted), 500):
-        chunk = wanted[start : start + 500]
-        found.update(conn.execute(select(events.c.message_id).where(events.c.message_id.in_(chunk))).scalars())
+    for chunk in in_chunks(wanted):
+        found.update(conn.execute(select(events.c.message_id).where(one_of(conn, events.c.message_id, chunk))).scalars())
     return found
+
+
+def count_events(conn: Connection) -> int:
+    """How many events are stored."""
+    return int(conn.execute(select(func.count()).select_from(events)).scalar_one())

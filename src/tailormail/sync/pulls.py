@@ -5,7 +5,9 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from glob import glob
 from itertools import islice
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import httpx
@@ -13,9 +15,9 @@ import httpx
 from tailormail.clock import parse_time, to_ms
 from tailormail.deliver.webhooks import AddressPolicy, Backoff, Resolver, make_client, system_resolver
 from tailormail.errors import ConfigError, TailormailError, ValidationError
+from tailormail.ingest.files import BadRow, FileReader, detect_format
 from tailormail.ingest.messages import Message, parse_message
 from tailormail.ingest.pull import PullRequest, iter_pages
-from tailormail.ingest.record_files import FileRecord, read_records
 from tailormail.store import sync as q
 from tailormail.sync.mapping import RecordMapper
 from tailormail.sync.runs import RunLog
@@ -106,25 +108,29 @@ def _pull_request(source: Source, watermark: str | None) -> PullRequest:
 
 def _file_batches(runtime: Runtime, source: Source) -> Iterator[list[Item]]:
     root = runtime.settings.workspace
-    paths = sorted(root.glob(source.path)) if not source.path.startswith("/") else _absolute_glob(source.path)
+    paths = _absolute_glob(source.path) if source.path.startswith("/") else sorted(root.glob(source.path))
     if not paths:
         raise ConfigError(
             f"source {source.name!r}: no file matches {source.path}", hint="check path (relative to the workspace)"
         )
-    items = (_item(r) for path in paths for r in read_records(path, source.format))
+    items = (
+        _item(path, line, row)
+        for path in paths
+        for line, row in FileReader(path, detect_format(path, source.format or None)).rows()
+    )
     while batch := list(islice(items, source.batch_size)):
         yield batch
 
 
-def _absolute_glob(pattern: str) -> list[Any]:
-    from glob import glob
-    from pathlib import Path
-
+def _absolute_glob(pattern: str) -> list[Path]:
     return [Path(p) for p in sorted(glob(pattern))]
 
 
-def _item(found: FileRecord) -> Item:
-    return found.record, f"{found.path.name}:{found.line}"
+def _item(path: Path, line: int, row: dict[str, Any] | BadRow) -> Item:
+    where = f"{path.name}:{line}"
+    if isinstance(row, BadRow):
+        return ValidationError(row.reason, field=row.field, source=str(path), line=line), where
+    return row, where
 
 
 def _ingest_batch(

@@ -12,13 +12,13 @@ from croniter import croniter
 
 from tailormail.config import CONFIG_FILE, Settings
 from tailormail.errors import ConfigError
+from tailormail.ingest.files import FORMATS as FILE_FORMATS
 from tailormail.ingest.pull import Pagination
 
 DEFAULT_SCHEDULE = "0 3 * * *"
 """Off-peak by default: 03:00 every day in the workspace timezone."""
 
 PAGINATION_TYPES = ("none", "cursor", "page", "link")
-FILE_FORMATS = ("csv", "jsonl", "parquet")
 
 
 @dataclass(frozen=True)
@@ -73,7 +73,7 @@ class Source:
     path: str = ""
     """File sources: a path or glob relative to the workspace."""
     format: str = ""
-    """csv, jsonl or parquet (default: from the extension)."""
+    """csv, jsonl, parquet or whitespace (default: from the extension)."""
     batch_size: int = 1000
     origin: str = CONFIG_FILE
 
