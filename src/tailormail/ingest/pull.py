@@ -47,6 +47,8 @@ class Selector:
         """The selected value, or None when a step is missing."""
         if self._parts is None:
             return self._compiled.search(data)
+        if len(self._parts) == 1:  # the common case: a top-level field
+            return data.get(self._parts[0]) if isinstance(data, dict) else None
         for part in self._parts:
             if not isinstance(data, dict):
                 return None

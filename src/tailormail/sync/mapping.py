@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import json
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -32,8 +31,8 @@ class RecordMapper:
         value = self.updated(record) if self.updated else None
         return None if value is None else _text(value)
 
-    def message(self, record: Any) -> dict[str, Any]:
-        """The raw Segment message for a record; ValidationError names what is wrong."""
+    def message(self, record: Any, updated: str | None = None) -> dict[str, Any]:
+        """The raw Segment message for a record (``updated``: its updated value, if already read)."""
         if not isinstance(record, dict):
             raise ValidationError(f"record must be an object, got {type(record).__name__}", field="record")
         key = self.key(record)
@@ -44,7 +43,7 @@ class RecordMapper:
             raise ValidationError(
                 f"record has no usable {self.mapping.user_id!r} (the userId)", field=self.mapping.user_id
             )
-        updated = self.updated_value(record)
+        updated = self.updated_value(record) if updated is None else updated
         raw: dict[str, Any] = {
             "type": self.mapping.type,
             "userId": str(user_id),
@@ -68,7 +67,8 @@ class RecordMapper:
 
 def message_id(source: str, key: str, updated: str | None) -> str:
     """The same record in the same version always gets the same messageId (so a re-pull changes nothing)."""
-    digest = hashlib.sha256(json.dumps([source, key, updated]).encode("utf-8")).hexdigest()
+    text = f"{len(source)}:{source}|{len(key)}:{key}|{updated}"  # length-prefixed: no two triples collide
+    digest = hashlib.sha256(text.encode("utf-8")).hexdigest()
     return f"sync-{digest[:40]}"
 
 

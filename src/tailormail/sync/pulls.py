@@ -148,7 +148,7 @@ def _ingest_batch(
             if skip_upto is not None and updated is not None and not _Watermark.newer(updated, skip_upto):
                 stale += 1
                 continue
-            messages.append(parse_message(mapper.message(record), received_ms=now_ms))
+            messages.append(parse_message(mapper.message(record, updated), received_ms=now_ms))
             mark.see(updated)
         except ValidationError as exc:
             log.record_error(exc.message, record if not isinstance(record, ValidationError) else None, where)
