@@ -210,13 +210,12 @@ def bench_redis() -> None:
         client.close()
 
 
-def main() -> None:
-    which = sys.argv[1:] or ["pull", "redis"]
-    if "pull" in which:
+def main(parts: tuple[str, ...] = ("pull", "redis")) -> None:
+    if "pull" in parts:
         bench_pull()
-    if "redis" in which:
+    if "redis" in parts:
         bench_redis()
 
 
 if __name__ == "__main__":
-    main()
+    main(tuple(sys.argv[1:]) or ("pull", "redis"))

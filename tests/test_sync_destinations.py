@@ -67,6 +67,8 @@ def test_chosen_events_and_trait_changes_are_posted_signed(workspace: Path, cloc
             )
             assert len(outbox(rt, "pending")) == 2  # the purchase and the score change; not the view or plan
             assert make_worker(rt).run_once()["sync_destinations"] == 2
+            nothing = tasks.run_now(rt, "crm")  # a manual run with nothing due is still logged
+            assert (nothing["status"], nothing["read"]) == ("ok", 0)
         finally:
             rt.close()
     bodies = [(json.loads(body), headers) for _, _, headers, body in peer.requests]
@@ -110,13 +112,14 @@ def test_failures_back_off_then_go_to_the_dead_letter_list(workspace: Path, cloc
             (dead,) = outbox(rt, "dead")
             runs = tasks.history(rt, "crm")
             requeued = tasks.dead_letters(rt, "crm", requeue=True)
+            manual = tasks.run_now(rt, "crm")  # the requeued delivery goes out again (and fails again)
         finally:
             rt.close()
     assert dead["attempts"] == 3 and "HTTP 503" in dead["last_error"]
-    assert len(peer.requests) == 3
     assert [r["failed"] for r in runs] == [1, 1, 1] and runs[0]["retries"] == 1
     assert "dead-lettered" in runs[0]["errors"][-1]["message"]
     assert len(requeued) == 1 and requeued[0]["attempts"] == 0
+    assert (manual["trigger"], manual["read"], manual["failed"]) == ("manual", 1, 1) and len(peer.requests) == 4
 
 
 def test_the_rate_limit_spreads_deliveries_over_rounds(workspace: Path, clock: ManualClock) -> None:

@@ -122,12 +122,12 @@ class DestinationSender:
         """One round over every destination; return how many deliveries were attempted."""
         return sum(self.run_destination(runtime, dest, now) for dest in self.config.destinations)
 
-    def run_destination(self, runtime: Runtime, dest: Destination, now: datetime) -> int:
-        """Send what is due for one destination, within its rate limit; log the round."""
+    def run_destination(self, runtime: Runtime, dest: Destination, now: datetime, trigger: str = "worker") -> int:
+        """Send what is due for one destination, within its rate limit; log the round (a manual one always)."""
         claimed = self._claim(runtime, dest, now)
-        if not claimed:
-            return 0
-        log = RunLog(runtime.store, runtime.clock, dest.name, "destination", "worker")
+        if not claimed and trigger == "worker":
+            return 0  # an idle worker round is not worth a log line
+        log = RunLog(runtime.store, runtime.clock, dest.name, "destination", trigger)
         limiter = self.limiters.setdefault(dest.name, RateLimiter(dest.rate_per_second, burst=dest.rate_per_second))
         deferred: list[int] = []
         for delivery in claimed:

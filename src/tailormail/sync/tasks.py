@@ -155,11 +155,10 @@ def run_now(runtime: Runtime, name: str, options: PullOptions | None = None) -> 
         return run
     sender = DestinationSender(runtime.settings, config, resolver=(options or PullOptions()).resolver)
     try:
-        sender.run_destination(runtime, config.destination(name), now)
+        sender.run_destination(runtime, config.destination(name), now, trigger="manual")
     finally:
         sender.close()
-    runs = history(runtime, name, 1)
-    return runs[0] if runs else {}
+    return history(runtime, name, 1)[0]
 
 
 def dead_letters(runtime: Runtime, name: str, *, requeue: bool = False) -> list[dict[str, Any]]:
