@@ -146,3 +146,15 @@ def test_the_worker_runs_sources_on_schedule_and_a_late_one_alerts(workspace: Pa
         finally:
             rt.close()
     assert len(peer.seen("/crm")) == 2
+
+
+def test_old_run_logs_are_pruned(runtime: Runtime, clock: ManualClock) -> None:
+    from tailormail.sync.runs import RunLog
+
+    ids = [RunLog(runtime.store, clock, "crm", "source", "manual", keep=3).finish()["id"] for _ in range(5)]
+    RunLog(runtime.store, clock, "other", "source", "manual", keep=3).finish()
+    with runtime.store.read() as conn:
+        from tailormail.store import sync as sync_q
+
+        assert [r["id"] for r in sync_q.runs_of(conn, "crm")] == ids[:1:-1]
+        assert len(sync_q.runs_of(conn, "other")) == 1

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Connection, func, select, update
+from sqlalchemy import Connection, delete, func, select, update
 
 from tailormail.store.dialect import insert_ignoring_conflicts
 from tailormail.store.schema_sync import sync_outbox, sync_runs, sync_state
@@ -26,6 +26,16 @@ def finish_run(conn: Connection, run_id: int, values: dict[str, Any]) -> None:
 def get_run(conn: Connection, run_id: int) -> dict[str, Any]:
     """One run log row."""
     return dict(conn.execute(select(sync_runs).where(sync_runs.c.id == run_id)).mappings().one())
+
+
+def prune_runs(conn: Connection, name: str, keep: int) -> int:
+    """Delete all but the latest ``keep`` runs of a name; return how many went."""
+    cutoff = conn.execute(
+        select(sync_runs.c.id).where(sync_runs.c.name == name).order_by(sync_runs.c.id.desc()).offset(keep).limit(1)
+    ).scalar()
+    if cutoff is None:
+        return 0
+    return int(conn.execute(delete(sync_runs).where(sync_runs.c.name == name, sync_runs.c.id <= cutoff)).rowcount)
 
 
 def runs_of(conn: Connection, name: str, limit: int = 50) -> list[dict[str, Any]]:

@@ -15,14 +15,17 @@ from tailormail.sync.sources import SyncConfig
 MAX_ERRORS = 20
 """Errors kept per run with their record; the rest are only counted (a bad feed must not bloat the log)."""
 
+RUNS_KEPT = 500
+"""Run logs kept per source or destination; older ones are deleted (they hold offending records, i.e. personal data)."""
+
 HEALTH = ("ok", "degraded", "failing", "late", "never run")
 
 
 class RunLog:
     """Counts and errors of one run as it happens; written when it starts and when it ends."""
 
-    def __init__(self, store: Store, clock: Clock, name: str, kind: str, trigger: str) -> None:
-        self.store, self.clock = store, clock
+    def __init__(self, store: Store, clock: Clock, name: str, kind: str, trigger: str, keep: int = RUNS_KEPT) -> None:
+        self.store, self.clock, self.keep = store, clock, keep
         self.name, self.kind = name, kind
         self.counts = {"read": 0, "written": 0, "skipped": 0, "failed": 0, "retries": 0}
         self.errors: list[dict[str, Any]] = []
@@ -62,6 +65,7 @@ class RunLog:
         }
         with self.store.begin() as conn:
             q.finish_run(conn, self.run_id, values)
+            q.prune_runs(conn, self.name, self.keep)
             return q.get_run(conn, self.run_id)
 
 
