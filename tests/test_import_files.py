@@ -14,6 +14,7 @@ import pytest
 from sqlalchemy import func, select
 from typer.testing import CliRunner
 
+from conftest import DATA, T0
 from tailormail.cli import app
 from tailormail.clock import to_ms
 from tailormail.ingest.export import export_events, export_profiles
@@ -23,7 +24,6 @@ from tailormail.runtime import Runtime, open_runtime
 from tailormail.store import events as event_q
 from tailormail.store import profiles as profile_q
 from tailormail.store.schema import events, products, profiles
-from conftest import DATA, T0
 
 CDNOW_OPTIONS = ImportOptions(
     maps={
@@ -59,7 +59,9 @@ def test_cdnow_imports_as_purchases_with_revenue_and_a_second_import_adds_nothin
     rows, customers, dollars = cdnow_truth(path)
     assert (rows, customers) == (69_659, 23_570)
     seen: list[ImportProgress] = []
-    report = import_file(runtime.store, path, "events", now_ms=now(runtime), options=CDNOW_OPTIONS, on_progress=seen.append)
+    report = import_file(
+        runtime.store, path, "events", now_ms=now(runtime), options=CDNOW_OPTIONS, on_progress=seen.append
+    )
     assert (report.format, report.rows, report.imported, report.errors) == ("whitespace", rows, rows, 0)
     assert seen[-1].position == seen[-1].total == path.stat().st_size
     with runtime.store.read() as conn:
@@ -186,8 +188,15 @@ def test_products_import_upserts_the_catalog(runtime: Runtime, tmp_path: Path) -
 
 MIXED = [
     {"type": "identify", "messageId": "i1", "userId": "u1", "anonymousId": "a1", "traits": {"plan": "pro"}},
-    {"type": "track", "messageId": "t1", "userId": "u1", "event": "purchase", "properties": {"revenue": 9.5},
-     "context": {"ip": "10.0.0.1"}, "timestamp": "2026-03-01T10:00:00Z"},
+    {
+        "type": "track",
+        "messageId": "t1",
+        "userId": "u1",
+        "event": "purchase",
+        "properties": {"revenue": 9.5},
+        "context": {"ip": "10.0.0.1"},
+        "timestamp": "2026-03-01T10:00:00Z",
+    },
     {"type": "page", "messageId": "p1", "anonymousId": "a2", "name": "Home", "properties": {"path": "/"}},
     {"type": "group", "messageId": "g1", "userId": "u1", "groupId": "acme", "traits": {"size": 5}},
     {"type": "track", "messageId": "t2", "userId": "u2", "event": "signup"},
@@ -268,3 +277,13 @@ def test_cli_import_and_export(workspace: Path, tmp_path: Path) -> None:
     assert exported.exit_code == 0 and len(out.read_text().splitlines()) == rows
     bad = runner.invoke(app, ["import", "events", str(sample), "-w", str(workspace), "--map", "x=nowhere"])
     assert bad.exit_code == 65 and "unknown field 'nowhere'" in bad.output
+
+
+def test_gzipped_csv_and_tsv_are_read(runtime: Runtime, tmp_path: Path) -> None:
+    import gzip
+
+    (tmp_path / "a.csv.gz").write_bytes(gzip.compress(b"user_id,event\nu1,x\nu2,y\n"))
+    (tmp_path / "b.tsv").write_text("user_id\tevent\nu3\tz\n")
+    reports = [import_file(runtime.store, tmp_path / n, "events", now_ms=now(runtime)) for n in ("a.csv.gz", "b.tsv")]
+    assert [(r.format, r.imported) for r in reports] == [("csv", 2), ("csv", 1)]
+    assert reports[0].rows == 2

@@ -31,8 +31,13 @@ MESSAGE_CASES: list[tuple[str, dict[str, Any], dict[str, Any], dict[str, Any]]] 
         "well-known column names map on their own; an event column beats --event",
         {"event": "default_name", "text_values": True},
         {"user_id": "u1", "Event": "signup", "Timestamp": "2026-03-01T10:00:00Z", "plan": "pro"},
-        {"type": "track", "event": "signup", "userId": "u1", "timestamp": "2026-03-01T10:00:00Z",
-         "properties": {"plan": "pro"}},
+        {
+            "type": "track",
+            "event": "signup",
+            "userId": "u1",
+            "timestamp": "2026-03-01T10:00:00Z",
+            "properties": {"plan": "pro"},
+        },
     ),
     (
         "nested targets, skipped columns, empty values dropped",
@@ -73,7 +78,9 @@ MESSAGE_CASES: list[tuple[str, dict[str, Any], dict[str, Any], dict[str, Any]]] 
 ]
 
 
-@pytest.mark.parametrize(("description", "options", "row", "expected"), MESSAGE_CASES, ids=[c[0] for c in MESSAGE_CASES])
+@pytest.mark.parametrize(
+    ("description", "options", "row", "expected"), MESSAGE_CASES, ids=[c[0] for c in MESSAGE_CASES]
+)
 def test_rows_become_messages(description: str, options: dict[str, Any], row: dict[str, Any], expected: dict) -> None:
     assert ColumnMapping("events", **options).message(row) == expected
 

@@ -20,7 +20,9 @@ FormatOpt = Annotated[str, typer.Option("--format", help=f"{' or '.join(EXPORT_F
 
 
 @app.command("events")
-def events(out: OutArg, fmt: FormatOpt = "jsonl", workspace: WorkspaceOption = None, as_json: JsonOption = False) -> None:
+def events(
+    out: OutArg, fmt: FormatOpt = "jsonl", workspace: WorkspaceOption = None, as_json: JsonOption = False
+) -> None:
     """Export every event in Segment's shape (JSONL) or as columns (Parquet)."""
     with runtime_for(workspace) as rt, _progress_bar("events", enabled=not as_json) as on_progress:
         result = export_events(rt.store, out, fmt, on_progress=on_progress)

@@ -27,7 +27,9 @@ MapOpt = Annotated[
     list[str] | None,
     typer.Option("--map", help="column=field, repeatable: e.g. customer_id=userId, dollar_value=properties.revenue."),
 ]
-DateOpt = Annotated[str | None, typer.Option("--date-format", help="strptime format of the timestamp column, e.g. %Y%m%d.")]
+DateOpt = Annotated[
+    str | None, typer.Option("--date-format", help="strptime format of the timestamp column, e.g. %Y%m%d.")
+]
 ColumnsOpt = Annotated[
     str | None, typer.Option("--columns", help="Comma-separated column names for a file without a header line.")
 ]
@@ -42,7 +44,9 @@ def events(
     fmt: FormatOpt = None,
     maps: MapOpt = None,
     date_format: DateOpt = None,
-    event: Annotated[str | None, typer.Option("--event", help="Event name for rows that have none, e.g. purchase.")] = None,
+    event: Annotated[
+        str | None, typer.Option("--event", help="Event name for rows that have none, e.g. purchase.")
+    ] = None,
     columns: ColumnsOpt = None,
     errors: ErrorsOpt = None,
     workspace: WorkspaceOption = None,
@@ -102,9 +106,13 @@ def _options(
 
 def _run(kind: str, file: Path, options: ImportOptions, workspace: Path | None, as_json: bool) -> None:
     with runtime_for(workspace) as rt, _progress_bar(file, enabled=not as_json) as on_progress:
-        report = import_file(rt.store, file, kind, now_ms=to_ms(rt.clock.now()), options=options, on_progress=on_progress)
+        report = import_file(
+            rt.store, file, kind, now_ms=to_ms(rt.clock.now()), options=options, on_progress=on_progress
+        )
     if as_json:
-        print_json({k: v for k, v in asdict(report).items() if k != "error_fields"} | {"error_fields": report.error_fields})
+        print_json(
+            {k: v for k, v in asdict(report).items() if k != "error_fields"} | {"error_fields": report.error_fields}
+        )
     else:
         _print_report(report)
 

@@ -145,4 +145,3 @@ class _ParquetWriter:
                     value = parse_time(value)
                 columns[name].append(value)
         self.writer.write_table(pa.table(columns, schema=self.schema))
-

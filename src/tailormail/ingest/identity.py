@@ -7,6 +7,7 @@ alias), after which everything the anonymous id did counts for the person.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import Connection
@@ -62,7 +63,7 @@ class _Resolver:
         q.link_anonymous(self.conn, self.new_links, self.now_ms)
         return [self._final(pid) for pid in result]
 
-    def _create(self, user_ids: list[str | None]) -> list[int]:
+    def _create(self, user_ids: Sequence[str | None]) -> list[int]:
         ids = q.create_profiles(self.conn, user_ids, self.now_ms)
         self.created.extend(ids)
         return ids
@@ -105,7 +106,7 @@ class _Resolver:
         assert message.anonymous_id
         anon = message.anonymous_id
         if anon not in self.by_anon:
-            pid = self.anonymous_ready.pop(anon, None) or self._create([None])[0]
+            pid = self.anonymous_ready.pop(anon, 0) or self._create([None])[0]
             self.by_anon[anon] = self.new_links[anon] = pid
         return self.by_anon[anon]
 

@@ -74,6 +74,7 @@ class ErrorReport:
     def __init__(self, path: Path, report: ImportReport) -> None:
         self.path = path
         self.report = report
+        path.unlink(missing_ok=True)  # a report left by an earlier run would describe other rows
         self._file: TextIO | None = None
         self._writer: Any = None
 
@@ -136,9 +137,7 @@ def import_file(
     options = options or ImportOptions()
     fmt = detect_format(path, options.format)
     reader = FileReader(path, fmt, columns=options.columns, chunk_rows=options.batch_size)
-    mapping = ColumnMapping(
-        kind, options.maps, options.date_format, options.event, text_values=reader.text_values
-    )
+    mapping = ColumnMapping(kind, options.maps, options.date_format, options.event, text_values=reader.text_values)
     report = ImportReport(kind, path, fmt)
     errors = ErrorReport(options.errors_path or default_errors_path(path), report)
 

@@ -12,9 +12,9 @@ import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from functools import lru_cache, partial
 from datetime import UTC, date, datetime
 from decimal import Decimal
+from functools import lru_cache, partial
 from typing import Any
 
 from tailormail.errors import ValidationError
@@ -112,7 +112,8 @@ class ColumnMapping:
                 raise ValidationError(
                     f"--map {column}={target}: unknown field {target!r}",
                     field="map",
-                    hint=f"map to one of {', '.join(allowed)}" + ("" if self.kind == "products" else ", or properties.NAME"),
+                    hint=f"map to one of {', '.join(allowed)}"
+                    + ("" if self.kind == "products" else ", or properties.NAME"),
                 )
 
     def target(self, column: str) -> str:
@@ -274,7 +275,8 @@ def _formatted_time(text: str, date_format: str) -> str:
 def _from_export_shape(raw: dict[str, Any]) -> None:
     """Undo how events are stored (identify traits, group and alias ids live in properties).
 
-    A ``name`` column is a page's name; on other events it is a property."""
+    A ``name`` column is a page's name; on other events it is a property.
+    """
     kind = raw.get("type")
     if kind not in ("page", "screen") and "name" in raw:
         raw.setdefault("properties", {}).setdefault("name", raw.pop("name"))

@@ -140,4 +140,15 @@ def event_values(m: Message, profile_id: int, now_ms: int) -> tuple[Any, ...]:
     if m.type == "alias":
         properties = {"previousId": m.previous_id}
     revenue = m.revenue if m.type == "track" else None
-    return (m.message_id, profile_id, m.anonymous_id, m.type, m.event, properties, m.context, revenue, m.timestamp, now_ms)
+    return (
+        m.message_id,
+        profile_id,
+        m.anonymous_id,
+        m.type,
+        m.event,
+        properties,
+        m.context,
+        revenue,
+        m.timestamp,
+        now_ms,
+    )

@@ -6,7 +6,7 @@ import json
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, func, select
+from sqlalchemy import JSON, Column, Connection, MetaData, Table, Text, bindparam, cast, func, select
 
 from tailormail.store.dialect import in_chunks, insert_ignoring_conflicts, one_of
 from tailormail.store.schema import events, profiles
@@ -34,33 +34,59 @@ def insert_events_fast(conn: Connection, rows: list[dict[str, Any]]) -> None:
 def insert_event_values(conn: Connection, rows: list[tuple[Any, ...]]) -> None:
     """Insert events given as ``EVENT_COLUMNS`` tuples, skipping known message ids (bulk import).
 
-    The statement is compiled by SQLAlchemy once and run with the driver's own
-    executemany: per-row parameter processing in Python costs more than SQLite's
-    insert itself.  JSON columns are encoded here, once per row.
+    JSON columns are encoded here, once per row.  SQLite: the statement is
+    compiled by SQLAlchemy once and run with the driver's own executemany
+    (per-row parameter processing costs more than SQLite's insert itself).
+    PostgreSQL: COPY into a temporary table, then one ``INSERT ... SELECT``,
+    instead of a round trip per row.
     """
     if not rows:
         return
-    sql, positional = _bulk_insert_sql(conn)
     encode = json.dumps
     prepared = [(*r[:5], encode(r[5]), None if r[6] is None else encode(r[6]), *r[7:]) for r in rows]
-    params: list[Any] = prepared if positional else [dict(zip(EVENT_COLUMNS, r, strict=True)) for r in prepared]
-    conn.exec_driver_sql(sql, params)
+    if conn.dialect.name == "sqlite":
+        conn.exec_driver_sql(_sqlite_insert_sql(conn), prepared)
+    else:
+        _copy_insert_postgresql(conn, prepared)
 
 
-def _bulk_insert_sql(conn: Connection) -> tuple[str, bool]:
-    """The compiled INSERT (bound parameters in ``EVENT_COLUMNS`` order) for this dialect."""
-    cached = _BULK_SQL.get(conn.dialect.name)
-    if cached is None:
+_staged_events = Table(
+    "staged_events",
+    MetaData(),
+    *(Column(c.name, Text if isinstance(c.type, JSON) else c.type) for c in events.c if c.name in EVENT_COLUMNS),
+    prefixes=["TEMPORARY"],
+    postgresql_on_commit="DROP",
+)
+
+
+def _copy_insert_postgresql(conn: Connection, prepared: list[tuple[Any, ...]]) -> None:
+    """COPY rows into a temporary table (dropped at commit), then insert the new ones into events."""
+    _staged_events.create(conn)
+    cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    columns = ", ".join(EVENT_COLUMNS)
+    with cursor.copy(f"COPY {_staged_events.name} ({columns}) FROM STDIN") as copy:
+        for row in prepared:
+            copy.write_row(row)
+    staged = [
+        cast(_staged_events.c[c], JSON) if c in ("properties", "context") else _staged_events.c[c]
+        for c in EVENT_COLUMNS
+    ]
+    conn.execute(insert_ignoring_conflicts(conn, events).from_select(list(EVENT_COLUMNS), select(*staged)))
+
+
+def _sqlite_insert_sql(conn: Connection) -> str:
+    """The compiled INSERT, its ``?`` parameters in ``EVENT_COLUMNS`` order."""
+    global _SQLITE_INSERT
+    if _SQLITE_INSERT is None:
         stmt = insert_ignoring_conflicts(conn, events).values({c: bindparam(c) for c in EVENT_COLUMNS})
         compiled = stmt.compile(dialect=conn.dialect)
-        positional = bool(compiled.positional)
-        if positional and list(compiled.positiontup or []) != list(EVENT_COLUMNS):
+        if list(compiled.positiontup or []) != list(EVENT_COLUMNS):
             raise AssertionError("unexpected parameter order in the bulk insert")
-        cached = _BULK_SQL[conn.dialect.name] = (str(compiled), positional)
-    return cached
+        _SQLITE_INSERT = str(compiled)
+    return _SQLITE_INSERT
 
 
-_BULK_SQL: dict[str, tuple[str, bool]] = {}
+_SQLITE_INSERT: str | None = None
 
 
 def recent_events(conn: Connection, profile_id: int, limit: int = 50) -> list[dict[str, Any]]:
@@ -111,7 +137,9 @@ def known_message_ids(conn: Connection, message_ids: Iterable[str]) -> set[str]:
     wanted = list(set(message_ids))
     found: set[str] = set()
     for chunk in in_chunks(wanted):
-        found.update(conn.execute(select(events.c.message_id).where(one_of(conn, events.c.message_id, chunk))).scalars())
+        found.update(
+            conn.execute(select(events.c.message_id).where(one_of(conn, events.c.message_id, chunk))).scalars()
+        )
     return found
 
 

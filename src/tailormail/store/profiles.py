@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Collection, Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import BigInteger, Connection, Table, bindparam, delete, func, select, update
+from sqlalchemy import JSON, BigInteger, Connection, Table, bindparam, cast, delete, func, literal, select, update
 
-from tailormail.store.dialect import in_chunks, one_of
+from tailormail.store.dialect import in_chunks, one_of, unnest_select
 from tailormail.store.schema import events, identity_links, profiles
 
 PROFILE_TABLES: list[tuple[Table, str]] = [(events, "profile_id"), (identity_links, "profile_id")]
@@ -47,12 +47,21 @@ def create_profiles(conn: Connection, user_ids: Sequence[str | None], now_ms: in
     rows: list[dict[str, Any]] = [
         {"user_id": u, "traits": {}, "first_seen": now_ms, "last_seen": now_ms, "updated_at": now_ms} for u in user_ids
     ]
-    if all(u is not None for u in user_ids):
-        # Identified people: a plain executemany and one lookup by user id.  (Ordered
+    named = [u for u in user_ids if u is not None]
+    if len(named) == len(user_ids):
+        # Identified people: one bulk insert and one lookup by user id.  (Ordered
         # RETURNING falls back to one INSERT per row on SQLite, 10x slower.)
-        conn.execute(profiles.insert(), rows)
-        found = profile_ids_by_user(conn, [u for u in user_ids if u is not None])
-        return [found[u] for u in user_ids if u is not None]
+        if conn.dialect.name == "sqlite":
+            conn.execute(profiles.insert(), rows)
+        else:
+            stamp = literal(now_ms, BigInteger)
+            new = unnest_select({"user_id": (profiles.c.user_id.type, named)}).subquery()
+            each = select(new.c.user_id, cast(literal("{}"), JSON), stamp, stamp, stamp)
+            conn.execute(
+                profiles.insert().from_select(["user_id", "traits", "first_seen", "last_seen", "updated_at"], each)
+            )
+        found = profile_ids_by_user(conn, named)
+        return [found[u] for u in named]
     stmt = profiles.insert().returning(profiles.c.id, sort_by_parameter_order=True)
     return list(conn.execute(stmt, rows).scalars())
 
@@ -132,18 +141,37 @@ def touch_seen(conn: Connection, seen: dict[int, tuple[int, int]], created: Coll
     stamped with the time of creation, which is not when the person was seen
     (an import of last year's orders must not make everyone seen today).
     """
-    least, greatest = (func.min, func.max) if conn.dialect.name == "sqlite" else (func.least, func.greatest)
+    exact = {p: r for p, r in seen.items() if p in created}
+    wider = {p: r for p, r in seen.items() if p not in created}
+    if conn.dialect.name == "sqlite":
+        _touch_seen_sqlite(conn, exact, wider)
+        return
+    for ranges, widen in ((exact, False), (wider, True)):
+        if ranges:
+            new = unnest_select(
+                {
+                    "pid": (BigInteger(), list(ranges)),
+                    "lo": (BigInteger(), [a for a, _ in ranges.values()]),
+                    "hi": (BigInteger(), [b for _, b in ranges.values()]),
+                }
+            ).subquery()
+            lo = func.least(profiles.c.first_seen, new.c.lo) if widen else new.c.lo
+            hi = func.greatest(profiles.c.last_seen, new.c.hi) if widen else new.c.hi
+            conn.execute(update(profiles).where(profiles.c.id == new.c.pid).values(first_seen=lo, last_seen=hi))
+
+
+def _touch_seen_sqlite(conn: Connection, exact: dict[int, tuple[int, int]], wider: dict[int, tuple[int, int]]) -> None:
     lo, hi = bindparam("lo", type_=BigInteger), bindparam("hi", type_=BigInteger)
-    widen = update(profiles).where(profiles.c.id == bindparam("pid"))
-    exact = [{"pid": p, "lo": a, "hi": b} for p, (a, b) in seen.items() if p in created]
-    wider = [{"pid": p, "lo": a, "hi": b} for p, (a, b) in seen.items() if p not in created]
+    stmt = update(profiles).where(profiles.c.id == bindparam("pid"))
     if exact:
-        conn.execute(widen.values(first_seen=lo, last_seen=hi), exact)
-    if wider:
         conn.execute(
-            widen.values(first_seen=least(profiles.c.first_seen, lo), last_seen=greatest(profiles.c.last_seen, hi)),
-            wider,
+            stmt.values(first_seen=lo, last_seen=hi), [{"pid": p, "lo": a, "hi": b} for p, (a, b) in exact.items()]
         )
+    if wider:
+        widened = stmt.values(
+            first_seen=func.min(profiles.c.first_seen, lo), last_seen=func.max(profiles.c.last_seen, hi)
+        )
+        conn.execute(widened, [{"pid": p, "lo": a, "hi": b} for p, (a, b) in wider.items()])
 
 
 def merge_profiles(conn: Connection, source_id: int, target_id: int, now_ms: int) -> None:
@@ -197,4 +225,3 @@ def iter_profiles(conn: Connection, batch: int = 5000) -> Iterable[dict[str, Any
         for row in rows:
             yield dict(row)
         last = rows[-1]["id"]
-
