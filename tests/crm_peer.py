@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import ssl
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -61,12 +62,15 @@ def _handler(peer: Peer) -> type[BaseHTTPRequestHandler]:
 
 
 @contextmanager
-def serve(routes: dict[str, Route]) -> Iterator[Peer]:
-    """Run a peer on a free loopback port until the block ends."""
+def serve(routes: dict[str, Route], tls: ssl.SSLContext | None = None) -> Iterator[Peer]:
+    """Run a peer on a free loopback port until the block ends (HTTPS when given a TLS context)."""
     peer = Peer(routes)
     server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(peer))
     server.daemon_threads = True
-    peer.base_url = f"http://127.0.0.1:{server.server_address[1]}"
+    if tls is not None:
+        server.socket = tls.wrap_socket(server.socket, server_side=True)
+    scheme = "https" if tls is not None else "http"
+    peer.base_url = f"{scheme}://127.0.0.1:{server.server_address[1]}"
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import ssl
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -147,3 +149,52 @@ def test_rate_limiter_allows_the_burst_then_the_rate() -> None:
     assert [bucket.take(0.0) for _ in range(3)] == [True, True, False]
     assert [bucket.take(0.5) for _ in range(2)] == [True, False]
     assert [bucket.take(10.0) for _ in range(3)] == [True, True, False]  # never more than the burst
+
+
+def _self_signed(tmp_path: Path, host: str) -> tuple[Path, Path]:
+    """A certificate for ``host`` and its key, as files."""
+    from datetime import UTC, datetime, timedelta
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, host)])
+    now = datetime.now(UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(days=1))
+        .not_valid_after(now + timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName(host)]), critical=False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = tmp_path / "cert.pem", tmp_path / "key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    return cert_path, key_path
+
+
+@pytest.mark.parametrize(("asked", "ok"), [("crm.test", True), ("other.test", False)])
+def test_https_keeps_the_name_for_sni_and_certificate_checks_while_pinned(tmp_path: Path, asked: str, ok: bool) -> None:
+    cert, key = _self_signed(tmp_path, "crm.test")
+    server_tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server_tls.load_cert_chain(cert, key)
+    trust = ssl.create_default_context(cafile=str(cert))
+    with serve({"/hook": echo}, tls=server_tls) as peer:
+        port = peer.base_url.rsplit(":", 1)[1]
+        client = make_client(AddressPolicy(allow_private=True), resolver=lambda h, p: ["127.0.0.1"], verify=trust)
+        outcome = post_signed(client, f"https://{asked}:{port}/hook", {}, secret="k", unix_seconds=0)
+        client.close()
+    # The connection went to 127.0.0.1, yet the certificate was checked against the URL's name.
+    assert outcome.ok is ok
+    if not ok:
+        assert "certificate" in (outcome.error or "").lower() or "hostname" in (outcome.error or "").lower()

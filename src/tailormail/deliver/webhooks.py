@@ -17,6 +17,7 @@ import ipaddress
 import json
 import random
 import socket
+import ssl
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -126,10 +127,11 @@ def make_client(
     timeout: float = 10.0,
     resolver: Resolver = system_resolver,
     headers: dict[str, str] | None = None,
+    verify: ssl.SSLContext | bool = True,
 ) -> httpx.Client:
     """An httpx client whose every request (redirects included) passes the address policy."""
     return httpx.Client(
-        transport=GuardedTransport(policy, resolver),
+        transport=GuardedTransport(policy, resolver, verify=verify),
         timeout=httpx.Timeout(timeout),
         follow_redirects=False,
         headers={"User-Agent": "tailormail-sync/0.1", **(headers or {})},
