@@ -31,6 +31,12 @@ purchase = "purchase"
 [ingest]
 max_message_bytes = 32768   # Segment's per-message limit
 max_batch_bytes = 512000    # Segment's per-batch limit
+
+# [sync]                     # scheduled pulls and outbound sync (see README, "Sync")
+# allow_private = false      # outbound HTTP refuses private/loopback addresses unless true
+# alert_after_failures = 3   # a source failing this often in a row raises an alert
+# alert_webhook = "https://hooks.example.com/tailormail"
+# Sources and destinations: [[sync.sources]] / [[sync.destinations]] here, or sync/*.yaml.
 """
 
 GITIGNORE = f"""\
