@@ -7,14 +7,13 @@ from typing import Any
 
 import pytest
 
+from conftest import T0
 from tailormail.clock import to_ms
 from tailormail.content.recommend import clear_cache, evaluate, products_in, recommend_for
 from tailormail.errors import ValidationError
 from tailormail.runtime import Runtime
 from tailormail.store import products as product_q
 from tailormail.store import profiles as profile_q
-
-from conftest import T0
 
 CATALOG = {"s1": "shoes", "s2": "shoes", "s3": "shoes", "s4": "shoes", "h1": "hats", "h2": "hats", "h3": "hats"}
 CATALOG |= {"k1": "socks", "k2": "socks", "x1": "tools", "x2": "tools"}
@@ -26,20 +25,28 @@ def event(user: str, name: str, product: str, days_ago: float, n: int) -> dict[s
     props: dict[str, Any] = {"product_id": product}
     if name == "purchase":  # orders carry Segment's products[] list
         props = {"products": [{"product_id": product, "quantity": 1}], "revenue": 10}
-    return {"type": "track", "messageId": f"{user}-{name}-{product}-{n}", "userId": user, "event": name,
-            "properties": props, "timestamp": when}
+    return {
+        "type": "track",
+        "messageId": f"{user}-{name}-{product}-{n}",
+        "userId": user,
+        "event": name,
+        "properties": props,
+        "timestamp": when,
+    }
 
 
 def shop(rt: Runtime, baskets: list[tuple[str, str, list[str], float]]) -> dict[str, int]:
     """Ingest (user, event, products, days ago) rows and the catalog; return profile ids."""
     clear_cache()
     messages = [event(u, e, p, d, n) for n, (u, e, ps, d) in enumerate(baskets) for p in ps]
-    rt.ingestor.ingest_raw(messages + [{"type": "identify", "messageId": "id-stranger", "userId": "stranger"}])
+    rt.ingestor.ingest_raw([*messages, {"type": "identify", "messageId": "id-stranger", "userId": "stranger"}])
     with rt.store.begin() as conn:
         product_q.upsert_products(
             conn,
-            [{"product_id": p, "name": p.upper(), "category": c, "price": 9.5, "url": f"https://shop.example/{p}"}
-             for p, c in CATALOG.items()],
+            [
+                {"product_id": p, "name": p.upper(), "category": c, "price": 9.5, "url": f"https://shop.example/{p}"}
+                for p, c in CATALOG.items()
+            ],
             to_ms(T0),
         )
         return profile_q.profile_ids_by_user(conn, {u for u, *_ in baskets} | {"stranger"})
@@ -77,7 +84,10 @@ def test_recommendations_follow_co_occurrence_then_category_then_popularity(runt
         assert [p.product_id for p in got[ids[person]]] == expected, why
     first = got[ids["shoe_buyer"]][0]
     assert (first.name, first.category, first.url, first.reason) == (
-        "S2", "shoes", "https://shop.example/s2", "similar to what you viewed or bought",
+        "S2",
+        "shoes",
+        "https://shop.example/s2",
+        "similar to what you viewed or bought",
     )
     assert first.as_context()["price"] == 9.5
 

@@ -140,6 +140,8 @@ def _css_candidates(css: str, base: int, *, at_rules: bool) -> list[tuple[str, i
             found.append((f"css-at-{rule.group(1).lower()}", base + rule.start(), rule.group(0)))
         for pseudo in _PSEUDO.finditer(css):
             name = pseudo.group(1).lower()
-            kind = "pseudo-element" if pseudo.group(0).startswith("::") or name in ("before", "after") else "pseudo-class"
+            kind = (
+                "pseudo-element" if pseudo.group(0).startswith("::") or name in ("before", "after") else "pseudo-class"
+            )
             found.append((f"css-{kind}-{name}", base + pseudo.start(), pseudo.group(0)))
     return found

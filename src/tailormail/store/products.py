@@ -56,7 +56,11 @@ def count_products(conn: Connection) -> int:
 
 
 def product_events(
-    conn: Connection, event_names: Sequence[str], *, since_ms: int | None = None, until_ms: int | None = None,
+    conn: Connection,
+    event_names: Sequence[str],
+    *,
+    since_ms: int | None = None,
+    until_ms: int | None = None,
     batch: int = 20_000,
 ) -> Iterator[tuple[int, str, dict[str, Any], int]]:
     """(profile_id, event, properties, ts) of the named events in [since, until), in id order."""

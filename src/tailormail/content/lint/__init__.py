@@ -1,0 +1,104 @@
+"""Template lint: the checks every template passes before it can be sent.
+
+``lint_workspace`` checks the templates of a workspace and returns one Report
+per template; ``ensure_sendable`` is what send paths (journeys, campaigns) call
+first: it raises ``TemplateHasErrors`` when a template has any error.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from sqlalchemy import Connection
+
+from tailormail.content.lint.findings import CHECKS, Finding, Report
+from tailormail.content.lint.run import LANGUAGES, Linter, language_of
+from tailormail.content.lint.samples import Sample, builtin_samples, observed_traits, store_samples
+from tailormail.content.lint.schema import Schema
+from tailormail.errors import NotFound, ValidationError
+
+__all__ = [
+    "CHECKS",
+    "Finding",
+    "Report",
+    "Schema",
+    "TemplateHasErrors",
+    "ensure_sendable",
+    "find_templates",
+    "lint_workspace",
+    "linter_for",
+]
+
+
+class TemplateHasErrors(ValidationError):
+    """A template failed lint, so no journey or campaign may send it."""
+
+    code = "template_has_errors"
+
+    def __init__(self, report: Report) -> None:
+        first = report.sorted()[0]
+        super().__init__(
+            f"template {report.template} has {len(report.errors)} lint error(s); first: {first.message}",
+            field="template",
+            line=first.line,
+            source=first.file,
+            hint=f"run `tailormail lint {report.template}` for the full list",
+        )
+        self.report = report
+
+
+def find_templates(root: Path, names: Sequence[str] = ()) -> list[Path]:
+    """Template files of a workspace: all of templates/, or the named ones."""
+    if not names:
+        folder = root / "templates"
+        return sorted(p for p in folder.rglob("*") if p.is_file() and language_of(p)) if folder.is_dir() else []
+    found: list[Path] = []
+    for name in names:
+        found.append(_resolve(root, name))
+    return found
+
+
+def _resolve(root: Path, name: str) -> Path:
+    candidates = [Path(name), root / name, root / "templates" / name]
+    candidates += [root / "templates" / f"{name}{ext}" for ext in LANGUAGES]
+    for path in candidates:
+        if path.is_file():
+            return path
+    raise NotFound(
+        f"template {name!r} not found", hint=f"templates live in {root / 'templates'} as NAME.liquid or NAME.hbs"
+    )
+
+
+def schema_for(root: Path, conn: Connection | None) -> Schema:
+    """The known schema: Segment's traits, traits seen in the store, [lint] traits, segments."""
+    from tailormail.config import load_settings
+
+    extra = load_settings(root).section("lint").get("traits", [])
+    schema = Schema().with_traits(str(t) for t in extra)
+    if conn is not None:
+        schema = schema.with_traits(observed_traits(conn))
+    folder = root / "segments"
+    if folder.is_dir():
+        schema.segments = {p.stem for p in folder.iterdir() if p.suffix in (".yaml", ".yml", ".json")}
+    return schema
+
+
+def linter_for(root: Path, conn: Connection | None = None, samples: list[Sample] | None = None) -> Linter:
+    """A Linter for a workspace: schema and samples from its store when ``conn`` is given."""
+    chosen = samples if samples is not None else builtin_samples() + (store_samples(conn) if conn else [])
+    return Linter(root.resolve(), schema_for(root, conn), chosen)
+
+
+def lint_workspace(root: Path, names: Sequence[str] = (), conn: Connection | None = None) -> list[Report]:
+    """Lint the named templates (default: every template) of a workspace."""
+    linter = linter_for(root, conn)
+    return [linter.lint(path) for path in find_templates(root, names)]
+
+
+def ensure_sendable(root: Path, name: str, conn: Connection | None = None) -> Report:
+    """Lint one template; raise TemplateHasErrors when it has errors, else return the report."""
+    report = linter_for(root, conn).lint(_resolve(root, name))
+    if not report.ok:
+        raise TemplateHasErrors(report)
+    return report
