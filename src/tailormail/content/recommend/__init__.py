@@ -7,6 +7,16 @@ from tailormail.content.recommend.model import (
     clear_cache,
     products_in,
     recommend_for,
+    recommendation_source,
 )
 
-__all__ = ["Evaluation", "Product", "RecommendSettings", "clear_cache", "evaluate", "products_in", "recommend_for"]
+__all__ = [
+    "Evaluation",
+    "Product",
+    "RecommendSettings",
+    "clear_cache",
+    "evaluate",
+    "products_in",
+    "recommend_for",
+    "recommendation_source",
+]

@@ -16,7 +16,7 @@ history is always read fresh, so an order placed a second ago is excluded.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -313,3 +313,15 @@ def _product(row: dict[str, Any], reason: str) -> Product:
 def popular_for(model: Model, people: Sequence[History], k: int) -> list[list[tuple[str, str]]]:
     """The baseline: the k most popular products each person did not just buy."""
     return rank(model, [replace(h, weights={}) for h in people], k)
+
+
+def recommendation_source(
+    now_ms: int, *, k: int = 4, names: EventNames | None = None, settings: RecommendSettings | None = None
+) -> Callable[[Connection, Sequence[int]], dict[int, list[dict[str, Any]]]]:
+    """``(conn, profile_ids) -> template dicts``: what the renderer's data sources take."""
+
+    def recommend(conn: Connection, profile_ids: Sequence[int]) -> dict[int, list[dict[str, Any]]]:
+        found = recommend_for(conn, profile_ids, k, now_ms, names=names, settings=settings)
+        return {pid: [p.as_context() for p in products] for pid, products in found.items()}
+
+    return recommend
