@@ -13,8 +13,11 @@ from test_recommend import EVAL_SHOP, shop
 
 runner = CliRunner()
 
-GOOD = "<p>Hi {{ customer.firstName | default: 'there' }}</p>\n<a href=\"{{ links.unsubscribe }}\">Unsubscribe</a>\n"
-BAD = "<p>Hi {{ customer.frstName }},</p>\n"
+GOOD = (
+    "---\nsubject: Hi\n---\n<p>Hi {{ customer.firstName | default: 'there' }}</p>\n"
+    '<a href="{{ links.unsubscribe }}">Unsubscribe</a>\n'
+)
+BAD = "---\nsubject: Hi\n---\n<p>Hi {{ customer.frstName }},</p>\n"
 
 
 def test_lint_exits_1_on_errors_and_prints_json(workspace: Path) -> None:
@@ -25,7 +28,7 @@ def test_lint_exits_1_on_errors_and_prints_json(workspace: Path) -> None:
     reports = {r["template"]: r for r in json.loads(result.output)}
     assert reports["templates/good.liquid"]["ok"] and reports["templates/good.liquid"]["findings"] == []
     bad = reports["templates/bad.liquid"]["findings"]
-    assert {"check": "unknown-variable", "line": 1} in [{"check": f["check"], "line": f["line"]} for f in bad]
+    assert {"check": "unknown-variable", "line": 4} in [{"check": f["check"], "line": f["line"]} for f in bad]
     only_good = runner.invoke(app, ["lint", "good", "--workspace", str(workspace)])
     assert only_good.exit_code == 0 and "no problems" in only_good.output
     missing = runner.invoke(app, ["lint", "nope", "--workspace", str(workspace)])

@@ -119,6 +119,9 @@ def make_workspace(root: Path, files: dict[str, str]) -> Path:
     (root / "tailormail.toml").write_text("[lint]\ntraits = ['favouriteColour']\n")
     for name, text in files.items():
         (root / name).write_text(text, encoding="utf-8")
+        if name.startswith("templates/") and not text.startswith("---"):
+            # the subject in a sidecar file keeps the template's line numbers as written
+            (root / name).with_suffix(".yaml").write_text("subject: Hello\n")
     return root
 
 
@@ -148,11 +151,12 @@ CLEAN = {
         "{{#each user.recommendations}}\n<p>{{this.name}} - ${{this.price}}</p>\n{{/each}}\n{{> footer}}\n"
     ),
     "templates/california.liquid": (
-        "---\ndata:\n  season: spring\n---\n"
+        "---\nsubject: Spring\n---\n"
+        "{% assign season = 'spring' %}\n"
         "{% if customer.location == 'California' %}<p>Sunny {{ season }} deals</p>{% endif %}\n"
         "<p>Hi {{ customer.firstName | default: 'there' }}, {{ customer.favouriteColour | default: 'blue' }}</p>\n"
         '<img src="https://cdn.example/a.png" alt="">\n'
-        '{% render "footer", links: links %}\n'
+        '{% render "footer" %}\n'
     ),
     "blocks/footer.hbs": HB_FOOTER,
     "blocks/footer.liquid": FOOTER,

@@ -89,7 +89,7 @@ def test_recommendations_follow_co_occurrence_then_category_then_popularity(runt
         "https://shop.example/s2",
         "similar to what you viewed or bought",
     )
-    assert first.as_context()["price"] == 9.5
+    assert first.as_context()["price"] == "9.50"
 
 
 def test_a_purchase_made_after_the_model_was_cached_is_excluded_at_once(runtime: Runtime) -> None:

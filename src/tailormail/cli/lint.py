@@ -7,6 +7,7 @@ from typing import Annotated
 import typer
 
 from tailormail.cli.common import JsonOption, WorkspaceOption, console, print_json, print_table, runtime_for
+from tailormail.clock import to_ms
 from tailormail.content.lint import lint_workspace
 
 
@@ -19,7 +20,7 @@ def lint(
 ) -> None:
     """Check templates: unknown variables, empty placeholders, unsubscribe link, MJML, client support."""
     with runtime_for(workspace) as rt, rt.store.read() as conn:
-        reports = lint_workspace(rt.settings.workspace, templates or [], conn)
+        reports = lint_workspace(rt.settings.workspace, templates or [], conn, to_ms(rt.clock.now()))
     if as_json:
         print_json([r.as_dict() for r in reports])
     else:

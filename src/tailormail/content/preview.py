@@ -141,11 +141,15 @@ def _card(preview: Preview, out: Path) -> str:
     if preview.error:
         body = f'<p class="error">No email: {html.escape(preview.error)}</p>'
     elif preview.screenshots:
-        body = '<div class="shots">' + "".join(
-            f'<a href="{html.escape(_rel(png, out))}"><img class="{name}" src="{html.escape(_rel(png, out))}" '
-            f'alt="{html.escape(preview.label)} on {name}"></a>'
-            for name, png in preview.screenshots.items()
-        ) + "</div>"
+        body = (
+            '<div class="shots">'
+            + "".join(
+                f'<a href="{html.escape(_rel(png, out))}"><img class="{name}" src="{html.escape(_rel(png, out))}" '
+                f'alt="{html.escape(preview.label)} on {name}"></a>'
+                for name, png in preview.screenshots.items()
+            )
+            + "</div>"
+        )
     else:
         body = f'<iframe src="{html.escape(_rel(preview.html, out))}" title="{html.escape(preview.label)}"></iframe>'
     return (

@@ -12,10 +12,12 @@ from pathlib import Path
 
 from sqlalchemy import Connection
 
+from tailormail.content.engines import LANGUAGES
 from tailormail.content.lint.findings import CHECKS, Finding, Report
-from tailormail.content.lint.run import LANGUAGES, Linter, language_of
-from tailormail.content.lint.samples import Sample, builtin_samples, observed_traits, store_samples
+from tailormail.content.lint.run import Linter
+from tailormail.content.lint.samples import builtin_samples, observed_traits, store_samples
 from tailormail.content.lint.schema import Schema
+from tailormail.content.lint.units import language_of
 from tailormail.errors import NotFound, ValidationError
 
 __all__ = [
@@ -84,21 +86,25 @@ def schema_for(root: Path, conn: Connection | None) -> Schema:
     return schema
 
 
-def linter_for(root: Path, conn: Connection | None = None, samples: list[Sample] | None = None) -> Linter:
-    """A Linter for a workspace: schema and samples from its store when ``conn`` is given."""
-    chosen = samples if samples is not None else builtin_samples() + (store_samples(conn) if conn else [])
-    return Linter(root.resolve(), schema_for(root, conn), chosen)
+def linter_for(root: Path, conn: Connection | None = None, now_ms: int | None = None) -> Linter:
+    """A Linter for a workspace; with ``conn`` (and ``now_ms``) its schema and samples use the store."""
+    samples = builtin_samples()
+    if conn is not None and now_ms is not None:
+        samples += store_samples(conn, now_ms)
+    return Linter(root.resolve(), schema_for(root, conn), samples)
 
 
-def lint_workspace(root: Path, names: Sequence[str] = (), conn: Connection | None = None) -> list[Report]:
+def lint_workspace(
+    root: Path, names: Sequence[str] = (), conn: Connection | None = None, now_ms: int | None = None
+) -> list[Report]:
     """Lint the named templates (default: every template) of a workspace."""
-    linter = linter_for(root, conn)
+    linter = linter_for(root, conn, now_ms)
     return [linter.lint(path) for path in find_templates(root, names)]
 
 
-def ensure_sendable(root: Path, name: str, conn: Connection | None = None) -> Report:
+def ensure_sendable(root: Path, name: str, conn: Connection | None = None, now_ms: int | None = None) -> Report:
     """Lint one template; raise TemplateHasErrors when it has errors, else return the report."""
-    report = linter_for(root, conn).lint(_resolve(root, name))
+    report = linter_for(root, conn, now_ms).lint(_resolve(root, name))
     if not report.ok:
         raise TemplateHasErrors(report)
     return report

@@ -139,10 +139,10 @@ def unsupported_features(source: str, file: str) -> list[Finding]:
 class _TagScanner(HTMLParser):
     """Collects (tag, attributes, line) of every start tag, and MJML nesting."""
 
-    def __init__(self) -> None:
+    def __init__(self, stack: list[str] | None = None) -> None:
         super().__init__(convert_charrefs=True)
         self.tags: list[tuple[str, dict[str, str | None], int, str | None]] = []
-        self.stack: list[str] = []
+        self.stack: list[str] = list(stack or [])
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         parent = next((t for t in reversed(self.stack) if t.startswith("mj")), None)
@@ -160,9 +160,9 @@ class _TagScanner(HTMLParser):
                 pass
 
 
-def scan_tags(source: str) -> _TagScanner:
-    """Parse ``source`` leniently (templates are not well-formed XML)."""
-    scanner = _TagScanner()
+def scan_tags(source: str, stack: list[str] | None = None) -> _TagScanner:
+    """Parse ``source`` leniently (templates are not well-formed XML), inside ``stack``."""
+    scanner = _TagScanner(stack)
     scanner.feed(source)
     scanner.close()
     return scanner
@@ -244,9 +244,12 @@ MJML_TAGS = {"mjml", *MJML_PARENTS, *MJML_CONTENT, *MJML_HEAD, *MJML_INNER}
 
 
 def invalid_mjml(source: str, file: str) -> list[Finding]:
-    """Unknown MJML tags, components in the wrong place, and what MRML refuses."""
+    """Unknown MJML tags and components in the wrong place (a body or block sits in <mj-body>)."""
+    if "<mj" not in source:
+        return []
+    whole = "<mjml" in source
     found: list[Finding] = []
-    for tag, _attrs, line, parent in scan_tags(source).tags:
+    for tag, _attrs, line, parent in scan_tags(source, None if whole else ["mjml", "mj-body"]).tags:
         if not tag.startswith("mj"):
             continue
         if tag not in MJML_TAGS:
@@ -272,7 +275,7 @@ def invalid_mjml(source: str, file: str) -> list[Finding]:
                     hint="wrap it: <mj-section><mj-column>...</mj-column></mj-section>",
                 )
             )
-    if not found:
+    if not found and whole:
         try:
             mjml2html(source)
         except ValueError as error:

@@ -1,93 +1,37 @@
-"""Linting one template file: parse, analyse variables, render samples, check output."""
+"""Linting one template: compile it, analyse its variables, render samples, check the output.
+
+Two renders per sample: one of the template and its blocks with every
+placeholder marked (to place empty values and broken text at a file and line),
+and one through the real compile-once pipeline (the HTML a person would get,
+for the unsubscribe link and the size).
+"""
 
 from __future__ import annotations
 
-import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import yaml
-from liquid import DictLoader, Environment
 from liquid.exceptions import LiquidError
-from mjml import mjml2html
-from pybars import PybarsError
 
+from tailormail.content import blocks as blocks_mod
+from tailormail.content.compile import CompiledTemplate, compile_template
+from tailormail.content.context import build_context
+from tailormail.content.engines import Language, TemplateError
 from tailormail.content.lint import checks
 from tailormail.content.lint.findings import Finding, Report
-from tailormail.content.lint.render import Marks, Rendered, handlebars_renderer, liquid_renderer
+from tailormail.content.lint.render import Marks, Rendered
 from tailormail.content.lint.samples import SAMPLE_LINKS, Sample
 from tailormail.content.lint.schema import Schema
-from tailormail.content.lint.variables import (
-    HandlebarsSyntaxError,
-    Reference,
-    handlebars_references,
-    liquid_references,
-)
+from tailormail.content.lint.units import Unit, language_of, relative, template_unit, units_of
+from tailormail.content.lint.variables import HandlebarsSyntaxError, Reference, handlebars_references, liquid_references
+from tailormail.content.preview import parts_of
+from tailormail.content.render import Envelope, RenderFailure, _check_required, render_one
+from tailormail.content.templates import Block, Variant
 
-LANGUAGES = {".liquid": "liquid", ".hbs": "handlebars", ".handlebars": "handlebars"}
-"""Template languages by file extension."""
-
-_FRONT_MATTER = re.compile(r"\A---[ \t]*\n(.*?\n)---[ \t]*\n", re.S)
-
-
-@dataclass
-class TemplateFile:
-    """A template's text split into front matter (subject, data) and body, lines kept."""
-
-    path: Path
-    file: str
-    language: str
-    body: str
-    meta: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def is_mjml(self) -> bool:
-        """True when the body is an MJML layout."""
-        return "<mjml" in self.body
-
-
-def language_of(path: Path) -> str | None:
-    """``liquid`` or ``handlebars`` from a file name, None for other files."""
-    return LANGUAGES.get(path.suffix.lower())
-
-
-def load_template(path: Path, root: Path) -> tuple[TemplateFile, list[Finding]]:
-    """Read a template; front matter becomes blank lines so line numbers stay true."""
-    file = _relative(path, root)
-    text = path.read_text(encoding="utf-8")
-    meta: dict[str, Any] = {}
-    problems: list[Finding] = []
-    match = _FRONT_MATTER.match(text)
-    if match:
-        try:
-            loaded = yaml.safe_load(match.group(1)) or {}
-            meta = loaded if isinstance(loaded, dict) else {}
-        except yaml.YAMLError as error:
-            mark = getattr(error, "problem_mark", None)
-            line = mark.line + 2 if mark is not None else 1
-            problems.append(Finding("syntax", f"front matter is not valid YAML: {error}", file, line))
-        text = "\n" * match.group(0).count("\n") + text[match.end() :]
-    return TemplateFile(path, file, language_of(path) or "liquid", text, meta), problems
-
-
-def _relative(path: Path, root: Path) -> str:
-    try:
-        return str(path.resolve().relative_to(root.resolve()))
-    except ValueError:
-        return str(path)
-
-
-def blocks_of(root: Path, language: str) -> dict[str, tuple[str, str]]:
-    """Block name -> (file, source) for the blocks written in ``language``."""
-    folder = root / "blocks"
-    if not folder.is_dir():
-        return {}
-    return {
-        p.stem: (_relative(p, root), p.read_text(encoding="utf-8"))
-        for p in sorted(folder.iterdir())
-        if p.is_file() and language_of(p) == language
-    }
+ENVELOPE = Envelope("lint@example.invalid", "example.invalid", datetime(2026, 1, 1, tzinfo=UTC), {"name": "lint"})
+"""The sender and campaign sample renders use (nothing is sent)."""
 
 
 @dataclass
@@ -100,83 +44,96 @@ class Linter:
 
     def lint(self, path: Path) -> Report:
         """Run every check on one template file."""
-        template, problems = load_template(path, self.root)
-        report = Report(template.file, problems)
-        blocks = blocks_of(self.root, template.language)
-        schema = self.schema.with_data((template.meta.get("data") or {}).keys())
+        report = Report(relative(path, self.root))
+        language: Language = language_of(path)  # type: ignore[assignment]
         try:
-            references, used = self._analyse(template, blocks)
+            units = units_of(template_unit(path, self.root), self.root, language)
+            references = [ref for unit in units for ref in _references(unit, language)]
+            compiled: CompiledTemplate | None = compile_template(self.root, path.stem)
         except _Syntax as error:
             report.add([error.finding])
             return report
-        report.add([f for ref in references if (f := schema.check(ref)) is not None])
-        sources = [(template.file, template.body)] + [blocks[name] for name in used if name in blocks]
-        for file, source in sources:
-            report.add(checks.insecure_links(source, file) + checks.missing_alt(source, file))
-            report.add(checks.unsupported_features(source, file))
-        if template.is_mjml:
-            report.add(checks.invalid_mjml(template.body, template.file))
-        # An unknown variable also renders empty: say it once, as the unknown variable.
-        known_bad = {(f.file, f.line) for f in report.errors}
-        report.add(
-            [
-                f
-                for f in self._render_checks(template, sources)
-                if not (f.check == "empty-placeholder" and (f.file, f.line) in known_bad)
-            ]
-        )
+        except TemplateError as error:
+            report.add([_from_template_error(error, report.template, self.root)])
+            if "references" not in locals():
+                return report
+            compiled = None
+        report.add([f for ref in references if (f := self.schema.check(ref)) is not None])
+        for unit in units:
+            report.add(checks.insecure_links(unit.text, unit.file) + checks.missing_alt(unit.text, unit.file))
+            report.add(checks.unsupported_features(unit.text, unit.file) + checks.invalid_mjml(unit.text, unit.file))
+        if compiled is not None:
+            # An unknown variable also renders empty: say it once, as the unknown variable.
+            known_bad = {(f.file, f.line) for f in report.errors}
+            found = self._render_checks(units, language, compiled)
+            report.add([f for f in found if not (f.check == "empty-placeholder" and (f.file, f.line) in known_bad)])
         return report
 
-    def _analyse(self, template: TemplateFile, blocks: dict[str, tuple[str, str]]) -> tuple[list[Reference], list[str]]:
-        if template.language == "handlebars":
-            return _handlebars_analysis(template, blocks)
-        env = Environment(loader=DictLoader({name: src for name, (_, src) in blocks.items()}))
-        try:
-            parsed = env.from_string(template.body, name=template.file)
-            references = liquid_references(parsed, lambda name: _file_of(name, template, blocks))
-        except LiquidError as error:
-            raise _Syntax(_liquid_finding(error, template, blocks)) from None
-        used = sorted({r.file for r in references} - {template.file})
-        names = [name for name, (file, _) in blocks.items() if file in used or _mentions(template.body, name)]
-        return references, names
-
-    def _render_checks(self, template: TemplateFile, sources: list[tuple[str, str]]) -> list[Finding]:
+    def _render_checks(self, units: list[Unit], language: Language, compiled: CompiledTemplate) -> list[Finding]:
         marks = Marks()
-        marked = [marks.instrument(src, file, template.language) for file, src in sources]
-        partials = {Path(file).stem: text for (file, _), text in zip(sources[1:], marked[1:], strict=True)}
-        make = handlebars_renderer if template.language == "handlebars" else liquid_renderer
-        try:
-            render = make(marked[0], partials)
-        except (LiquidError, PybarsError) as error:
-            return [Finding("syntax", str(error).splitlines()[0], template.file)]
-        data = dict(template.meta.get("data") or {})
+        marked = [replace(u, text=marks.instrument(u.text, u.file, language.name)) for u in units]
+        render = language.compile(_expand(marked, language), escape=True, where=units[0].file)
         found: list[Finding] = []
-        for sample in self.samples:
+        for sample, variant in self._runs(compiled):
+            context = build_context(
+                sample.recipient, campaign=ENVELOPE.campaign, known_segments=sorted(self.schema.segments),
+                variant=variant,
+            )  # fmt: skip
             try:
-                rendered = marks.collect(render({**data, **sample.context}))
-            except (LiquidError, PybarsError) as error:
-                found.append(Finding("render-error", str(error).splitlines()[0], template.file, sample=sample.name))
+                _check_required(compiled, context)
+            except RenderFailure:
+                continue  # this person would not get the mail at all: nothing to check
+            label = sample.name + _variant_label(variant)
+            try:
+                rendered = marks.collect(render(context))
+            except Exception as error:  # any engine error at render time (pybars raises plain ones)
+                found.append(Finding("render-error", str(error).splitlines()[0], units[0].file, sample=label))
                 continue
-            found += self._output_checks(template, rendered, sample, sources)
+            found += self._output_checks(rendered, label, units)
+            found += self._final_checks(compiled, sample, variant, label, units[0].file)
         return found
 
-    def _output_checks(
-        self, template: TemplateFile, rendered: Rendered, sample: Sample, sources: list[tuple[str, str]]
+    def _runs(self, compiled: CompiledTemplate) -> list[tuple[Sample, dict[str, Any]]]:
+        """Every sample with default blocks, then the first sample once per block variant."""
+        runs: list[tuple[Sample, dict[str, Any]]] = [(s, {}) for s in self.samples]
+        for block in compiled.blocks.values():
+            for variant in block.variants:
+                flags = {block.name: variant.name, blocks_mod.variant_flag(block.name, variant.name): True}
+                runs.append((self.samples[0], flags))
+        return runs
+
+    def _output_checks(self, rendered: Rendered, label: str, units: list[Unit]) -> list[Finding]:
+        found = checks.empty_placeholders(rendered, label)
+        return found + checks.text_problems(rendered, label, [(u.file, u.text) for u in units])
+
+    def _final_checks(
+        self, compiled: CompiledTemplate, sample: Sample, variant: dict[str, Any], label: str, file: str
     ) -> list[Finding]:
-        found = checks.empty_placeholders(rendered, sample.name)
-        found += checks.text_problems(rendered, sample.name, sources)
-        html = rendered.text
-        if template.is_mjml:
-            try:
-                html = mjml2html(html)
-            except ValueError as error:
-                error_finding = Finding(
-                    "invalid-mjml", f"MJML does not compile: {error}", template.file, sample=sample.name
-                )
-                return [*found, error_finding]
-        found += checks.unsubscribe_link(html, SAMPLE_LINKS["unsubscribe"], template.file)
-        found += checks.html_size(html, template.file)
-        return found
+        result = render_one(compiled, sample.recipient, replace(ENVELOPE, known_segments=sorted(self.schema.segments)),
+                            variant=variant)  # fmt: skip
+        if not result.ok or result.message is None:
+            return [Finding("render-error", result.error or "no message", file, sample=label)]
+        html, _text = parts_of(result.message)
+        return checks.unsubscribe_link(html, SAMPLE_LINKS["unsubscribe"], file) + checks.html_size(html, file)
+
+
+def _variant_label(variant: dict[str, Any]) -> str:
+    shown = [f"{k}={v}" for k, v in variant.items() if isinstance(v, str)]
+    return f" with {', '.join(shown)}" if shown else ""
+
+
+def _expand(units: list[Unit], language: Language) -> str:
+    """The template with its (marked) blocks placed, as the compiler places them."""
+    blocks: dict[str, Block] = {}
+    for unit in units[1:]:
+        name = str(unit.block)
+        block = blocks.get(name) or Block(name, language, "")
+        if unit.variant is None:
+            block = replace(block, default=unit.text)
+        else:
+            block = replace(block, variants=(*block.variants, Variant(unit.variant, {}, unit.text)))
+        blocks[name] = block
+    return blocks_mod.expand(units[0].text, language, lambda name: blocks[name], units[0].file, {})
 
 
 class _Syntax(Exception):
@@ -185,44 +142,24 @@ class _Syntax(Exception):
         self.finding = finding
 
 
-def _mentions(body: str, block: str) -> bool:
-    return (
-        re.search(r"""(render|include)\s+['"]""" + re.escape(block) + r"""['"]|\{\{>\s*""" + re.escape(block), body)
-        is not None
-    )
+def _references(unit: Unit, language: Language) -> list[Reference]:
+    try:
+        if language.name == "handlebars":
+            return handlebars_references(unit.text, unit.file)[0]
+        return liquid_references(unit.text, unit.file)
+    except HandlebarsSyntaxError as error:
+        raise _Syntax(Finding("syntax", str(error), unit.file, error.line, hint="fix the Handlebars syntax")) from None
+    except LiquidError as error:
+        token = getattr(error, "token", None)
+        index = getattr(token, "start_index", -1) if token is not None else -1
+        line = unit.text.count("\n", 0, index) + 1 if index >= 0 else None
+        message = str(getattr(error, "message", None) or error).splitlines()[0]
+        raise _Syntax(Finding("syntax", message, unit.file, line, hint="fix the Liquid syntax")) from None
 
 
-def _file_of(name: str, template: TemplateFile, blocks: dict[str, tuple[str, str]]) -> tuple[str, str]:
-    return blocks.get(name, (template.file, template.body)) if name != template.file else (name, template.body)
-
-
-def _liquid_finding(error: LiquidError, template: TemplateFile, blocks: dict[str, tuple[str, str]]) -> Finding:
-    file, source = _file_of(str(getattr(error, "template_name", "") or template.file), template, blocks)
-    token = getattr(error, "token", None)
-    index = getattr(token, "start_index", -1) if token is not None else -1
-    line = source.count("\n", 0, index) + 1 if index >= 0 else None
-    message = str(getattr(error, "message", None) or error).splitlines()[0]
-    return Finding("syntax", message, file, line, hint="fix the Liquid syntax")
-
-
-def _handlebars_analysis(
-    template: TemplateFile, blocks: dict[str, tuple[str, str]]
-) -> tuple[list[Reference], list[str]]:
-    references: list[Reference] = []
-    pending, used = [(template.file, template.body)], []
-    while pending:
-        file, source = pending.pop()
-        try:
-            refs, partials = handlebars_references(source, file)
-        except HandlebarsSyntaxError as error:
-            raise _Syntax(Finding("syntax", str(error), file, error.line, hint="fix the Handlebars syntax")) from None
-        references += refs
-        for name in partials:
-            if name in blocks and name not in used:
-                used.append(name)
-                pending.append(blocks[name])
-            elif name not in blocks:
-                raise _Syntax(
-                    Finding("syntax", f"block {name!r} does not exist", file, None, hint=f"create blocks/{name}.hbs")
-                )
-    return references, used
+def _from_template_error(error: TemplateError, template: str, root: Path) -> Finding:
+    """A compile error as a finding at its file and line."""
+    file = relative(Path(error.source), root) if error.source and "/" in error.source else template
+    check = "invalid-mjml" if "MJML" in error.message or "laid out" in error.message else "syntax"
+    message = error.message.replace(f"{error.source}: ", "") if error.source else error.message
+    return Finding(check, message, file, error.line, hint=error.hint)

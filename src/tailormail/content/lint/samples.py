@@ -1,4 +1,4 @@
-"""Sample people to render templates for: real profiles when there are some, else built-ins.
+"""Sample people to render templates for: real profiles when there are some, plus built-ins.
 
 Two built-in samples always run: a complete profile and a sparse one that has
 only an email address, because the sparse one is what breaks "Hi {{ name }},".
@@ -7,10 +7,12 @@ only an email address, because the sparse one is what breaks "Hi {{ name }},".
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 from sqlalchemy import Connection
 
+from tailormail.content.batch import Addressee, DataSources, load_recipients
+from tailormail.content.context import Recipient
+from tailormail.content.recommend import recommendation_source
 from tailormail.store import profiles as profile_q
 
 SAMPLE_LINKS = {
@@ -31,7 +33,8 @@ SAMPLE_PRODUCTS = [
         "image": f"https://example.invalid/p/{i}.jpg",
     }
     for i, (name, price) in enumerate(
-        [("Trail shoe", 89.0), ("Wool socks", 12.5), ("Rain jacket", 149.0), ("Water bottle", 19.99)], start=1
+        [("Trail shoe", "89.00"), ("Wool socks", "12.50"), ("Rain jacket", "149.00"), ("Water bottle", "19.99")],
+        start=1,
     )
 ]
 
@@ -40,9 +43,8 @@ COMPLETE_TRAITS = {
     "lastName": "Lovelace",
     "name": "Ada Lovelace",
     "email": "ada@example.com",
-    "location": "California",
-    "country": "US",
     "state": "CA",
+    "country": "US",
     "city": "San Francisco",
     "language": "en",
 }
@@ -50,51 +52,50 @@ COMPLETE_TRAITS = {
 
 @dataclass(frozen=True)
 class Sample:
-    """A named person and the data a template sees for them."""
+    """A named person to render for."""
 
     name: str
-    context: dict[str, Any]
-
-
-def context_for(
-    traits: dict[str, Any], *, user_id: str | None, recommendations: list[dict[str, Any]] | None = None
-) -> dict[str, Any]:
-    """The template data for one person (the names templates use, see README)."""
-    recs = list(SAMPLE_PRODUCTS if recommendations is None else recommendations)
-    customer = {**traits, "user_id": user_id, "recommendations": recs, "purchase_history": []}
-    return {
-        "customer": customer,
-        "user": customer,
-        "segment": {},
-        "predicted": dict(traits.get("predicted") or {}),
-        "purchase_history": [],
-        "recommendations": recs,
-        "event": {},
-        "campaign": {"name": "lint"},
-        "links": dict(SAMPLE_LINKS),
-    }
+    recipient: Recipient
 
 
 def builtin_samples() -> list[Sample]:
     """The complete and the sparse built-in samples."""
-    return [
-        Sample("complete (built-in)", context_for(COMPLETE_TRAITS, user_id="sample-complete")),
-        Sample("email only (built-in)", context_for({"email": "sparse@example.com"}, user_id="sample-sparse")),
-    ]
+    complete = Recipient(
+        0,
+        "ada@example.com",
+        "lint:complete",
+        traits=dict(COMPLETE_TRAITS),
+        purchase_history=[{"order_id": "o-1", "ts": 0, "revenue": 89.0, "products": [{"product_id": "sample-1"}]}],
+        recommendations=list(SAMPLE_PRODUCTS),
+        links=dict(SAMPLE_LINKS),
+        user_id="sample-complete",
+    )
+    sparse = Recipient(
+        0,
+        "sparse@example.com",
+        "lint:sparse",
+        traits={"email": "sparse@example.com"},
+        recommendations=list(SAMPLE_PRODUCTS),
+        links=dict(SAMPLE_LINKS),
+        user_id="sample-sparse",
+    )
+    return [Sample("complete (built-in)", complete), Sample("email only (built-in)", sparse)]
 
 
-def store_samples(conn: Connection, *, limit: int = 3, scan: int = 2000) -> list[Sample]:
-    """Up to ``limit`` real identified profiles: the richest and sparsest of the first ``scan``."""
-    seen: list[dict[str, Any]] = []
+def store_samples(conn: Connection, now_ms: int, *, limit: int = 3, scan: int = 2000) -> list[Sample]:
+    """Up to ``limit`` real people with an email: the richest and the sparsest of the first ``scan``."""
+    seen = []
     for profile in profile_q.iter_profiles(conn, batch=500):
-        if profile["user_id"]:
+        if profile["user_id"] and (profile["traits"] or {}).get("email"):
             seen.append(profile)
         if len(seen) >= scan:
             break
     seen.sort(key=lambda p: (-len(p["traits"] or {}), p["id"]))
-    chosen = seen[: max(0, limit - 1)] + seen[-1:] if seen else []
-    unique = {p["id"]: p for p in chosen}.values()
-    return [Sample(f"user {p['user_id']}", context_for(dict(p["traits"] or {}), user_id=p["user_id"])) for p in unique]
+    chosen = list({p["id"]: p for p in seen[: max(0, limit - 1)] + seen[-1:]}.values())
+    sources = DataSources(recommend=recommendation_source(now_ms), links_for=lambda _r: dict(SAMPLE_LINKS))
+    addressees = [Addressee(p["id"], f"lint:{p['id']}") for p in chosen]
+    recipients = load_recipients(conn, addressees, sources)
+    return [Sample(f"user {p['user_id']}", r) for p, r in zip(chosen, recipients, strict=True)]
 
 
 def observed_traits(conn: Connection, *, scan: int = 5000) -> set[str]:

@@ -6,6 +6,8 @@ import difflib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from tailormail.content.context import camel
+from tailormail.content.engines import ROOTS
 from tailormail.content.lint.findings import Finding
 from tailormail.content.lint.variables import Reference
 
@@ -47,32 +49,38 @@ PRODUCT_FIELDS = frozenset({"product_id", "id", "name", "price", "url", "image",
 LINK_NAMES = frozenset({"unsubscribe", "preferences", "view_in_browser"})
 """The links every email gets."""
 
-FREE_ROOTS = frozenset({"event", "campaign", "predicted", "purchase_history", "forloop", "tablerowloop"})
-"""Roots whose inside is free-form (trigger payloads, campaign settings, model names)."""
+FREE_ROOTS = frozenset(ROOTS - {"customer", "user", "segment", "recommendations", "links"}) | {
+    "forloop",
+    "tablerowloop",
+}
+"""Roots whose inside is free-form (trigger payloads, campaign settings, model names, variants)."""
+
+ALWAYS_SEGMENTS = frozenset({"purchaseHistory", "purchase_history"})
+"""Segment flags the renderer always sets (has purchased before)."""
 
 PROFILE_ROOTS = frozenset({"customer", "user"})
 
 
 @dataclass
 class Schema:
-    """Known names: profile traits, segments, and extra roots from a template's data."""
+    """Known names: profile traits and segments (the template's own names come from analysis)."""
 
     traits: set[str] = field(default_factory=lambda: set(SEGMENT_SPEC_TRAITS))
     segments: set[str] = field(default_factory=set)
-    data: set[str] = field(default_factory=set)
 
     @property
     def roots(self) -> set[str]:
         """Every top-level name a template may read."""
-        return {*PROFILE_ROOTS, *FREE_ROOTS, "segment", "recommendations", "links", *self.data}
+        return {*PROFILE_ROOTS, *FREE_ROOTS, "segment", "recommendations", "links"}
+
+    @property
+    def segment_flags(self) -> set[str]:
+        """Names ``segment.X`` may use: each segment, also in camelCase, and the built-in flags."""
+        return {*self.segments, *(camel(s) for s in self.segments), *ALWAYS_SEGMENTS}
 
     def with_traits(self, names: Iterable[str]) -> Schema:
         """A copy that also knows these traits (observed in the store)."""
-        return Schema(self.traits | set(names), set(self.segments), set(self.data))
-
-    def with_data(self, names: Iterable[str]) -> Schema:
-        """A copy that also knows these roots (the template's own data)."""
-        return Schema(set(self.traits), set(self.segments), self.data | set(names))
+        return Schema(self.traits | set(names), set(self.segments))
 
     def check(self, ref: Reference) -> Finding | None:
         """A finding when ``ref`` reads a name this schema does not have."""
@@ -93,13 +101,13 @@ class Schema:
             return _unknown(ref, name, self.traits, "is not a known profile trait")
         if root == "links" and name not in LINK_NAMES:
             return _unknown(ref, name, LINK_NAMES, "is not a link every email has")
-        if root == "segment" and self.segments and name not in self.segments:
+        if root == "segment" and self.segments and name not in self.segment_flags:
             return Finding(
                 "unknown-segment",
                 f"{ref.text}: no segment named {name!r} is defined, so it is always false",
                 ref.file,
                 ref.line,
-                hint=_suggest(name, self.segments) or "define it in segments/ or fix the name",
+                hint=_suggest(name, self.segment_flags) or "define it in segments/ or fix the name",
             )
         if root == "recommendations" and name not in ("first", "last", "size"):
             return _unknown(ref, name, PRODUCT_FIELDS, "is not a field of recommendations[n]")
@@ -127,7 +135,7 @@ def _unknown(ref: Reference, name: str, known: Iterable[str], what: str) -> Find
         f"{ref.text}: {name!r} {what}",
         ref.file,
         ref.line,
-        hint=_suggest(name, known) or "add it to the template's data, or to [lint] traits in tailormail.toml",
+        hint=_suggest(name, known) or "fix the name, or list the trait under [lint] traits in tailormail.toml",
     )
 
 

@@ -1,22 +1,19 @@
 """Static analysis: every variable a template reads, with its file and line.
 
 Liquid uses python-liquid 2's own analysis (``BoundTemplate.analyze``), which
-follows ``{% render %}``/``{% include %}`` into blocks and leaves out names the
-template assigns or loops over.  Handlebars has no analysis API, so we walk
+leaves out names the template assigns or loops over; each block is analysed
+as its own unit (see ``units``).  Handlebars has no analysis API, so we walk
 the parse tree pybars3 builds (the same grammar it compiles), counting line
 breaks in the text between expressions to place each one.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from liquid import BoundTemplate
+from liquid import Environment
 from pybars import Compiler
-
-from tailormail.content.lint.findings import Finding
 
 
 @dataclass(frozen=True)
@@ -38,16 +35,18 @@ class Reference:
         return out
 
 
-def liquid_references(template: BoundTemplate, file_of: Callable[[str], tuple[str, str]]) -> list[Reference]:
-    """Global variables of a parsed Liquid template; ``file_of(name)`` gives (file, source)."""
+def liquid_references(source: str, file: str) -> list[Reference]:
+    """Global variables a Liquid source reads (raises LiquidError when it does not parse)."""
+    template = _ANALYSER.from_string(source)
     found: list[Reference] = []
-    for variables in template.analyze(include_partials=True).globals.values():
+    for variables in template.analyze(include_partials=False).globals.values():
         for variable in variables:
-            file, source = file_of(variable.span.template_name)
-            line = variable.span.line_col(source)[0] if source else 1
             path = tuple(p if isinstance(p, int | str) else "[]" for p in variable.segments)
-            found.append(Reference(path, file, line))
+            found.append(Reference(path, file, variable.span.line_col(source)[0]))
     return found
+
+
+_ANALYSER = Environment()
 
 
 class HandlebarsSyntaxError(Exception):
@@ -148,11 +147,3 @@ def _path(node: Any) -> list[str]:
     if not node or node[0] != "path":
         return []
     return [str(s) for s in node[1] if s != ""]
-
-
-def walk_findings(references: list[Reference], check: Callable[[Reference], Finding | None]) -> Iterator[Finding]:
-    """Apply ``check`` to each reference; yield the findings it returns."""
-    for reference in references:
-        finding = check(reference)
-        if finding is not None:
-            yield finding

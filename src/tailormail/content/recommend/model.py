@@ -45,12 +45,12 @@ class Product:
     reason: str = ""
 
     def as_context(self) -> dict[str, Any]:
-        """The dict a template loops over: name, price, url, image, category, id."""
+        """The dict a template loops over: name, price ("19.99"), url, image, category, id."""
         return {
             "product_id": self.product_id,
             "id": self.product_id,
             "name": self.name,
-            "price": self.price,
+            "price": None if self.price is None else f"{self.price:.2f}",
             "url": self.url,
             "image": self.image,
             "category": self.category,
