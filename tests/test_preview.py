@@ -2,14 +2,31 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import Sequence
 from email.message import EmailMessage
 from pathlib import Path
+from typing import Any
 
 import pytest
+from typer.testing import CliRunner
 
 from conftest import IN_CI
-from tailormail.content.preview import RenderedMail, contact_sheet, cover_variants, parts_of, write_previews
+from tailormail.cli import app
+from tailormail.content.preview import (
+    PreviewRequest,
+    RenderedMail,
+    contact_sheet,
+    cover_variants,
+    parts_of,
+    render_mails,
+    write_previews,
+)
 from tailormail.content.screenshot import VIEWPORTS, find_chromium, png_size
+from tailormail.runtime import Runtime
+from tailormail.store import profiles as profile_q
+
+runner = CliRunner()
 
 HTML = (
     '<!doctype html><html><body style="margin:0"><div style="background:#1a73e8;color:#fff;padding:24px;'
@@ -75,3 +92,74 @@ def test_screenshots_are_600_and_375_px_wide(tmp_path: Path) -> None:
         assert png_size(png)[0] == viewport.width
     page = contact_sheet([preview], tmp_path, template="welcome").read_text()
     assert 'class="mobile" src="welcome--user-u1--mobile.png"' in page
+
+
+TEMPLATE = (
+    "---\nsubject: \"Hi {{ customer.firstName | default: 'there' }}\"\n---\n"
+    "{% render 'hero' %}\n"
+    "<mj-section><mj-column><mj-text>Hi {{ customer.firstName | default: 'there' }}</mj-text>\n"
+    '<mj-text><a href="{{ links.unsubscribe }}">Unsubscribe</a></mj-text></mj-column></mj-section>\n'
+)
+HERO = (
+    "---\nvariants:\n  - name: vip\n    rule: {trait: vip, equals: true}\n    content: |\n"
+    "      <mj-section><mj-column><mj-text>VIP hero</mj-text></mj-column></mj-section>\n---\n"
+    "<mj-section><mj-column><mj-text>Default hero</mj-text></mj-column></mj-section>\n"
+)
+
+
+def vip_rule(runtime: Runtime):  # type: ignore[no-untyped-def]
+    """A stand-in for the segment engine: the rule matches people whose trait vip is true."""
+
+    def evaluate(rule: dict[str, Any], ids: Sequence[int]) -> set[int]:
+        with runtime.store.read() as conn:
+            traits = profile_q.traits_of(conn, ids)
+        return {pid for pid in ids if traits[pid].get(rule["trait"]) == rule["equals"]}
+
+    return evaluate
+
+
+def preview_shop(runtime: Runtime) -> Path:
+    root = runtime.settings.workspace
+    (root / "templates" / "welcome.liquid").write_text(TEMPLATE)
+    (root / "blocks" / "hero.liquid").write_text(HERO)
+    runtime.ingestor.ingest_raw(
+        [
+            {"type": "identify", "messageId": f"id-{u}", "userId": u, "traits": traits}
+            for u, traits in [
+                ("u1", {"email": "u1@example.com", "firstName": "Ann"}),
+                ("u2", {"email": "u2@example.com"}),
+                ("u3", {"email": "u3@example.com", "firstName": "Vi", "vip": True}),
+                ("u4", {"firstName": "No email"}),
+            ]
+        ]
+    )
+    return root
+
+
+def test_sample_covers_every_variant_and_writes_a_contact_sheet(runtime: Runtime, tmp_path: Path) -> None:
+    preview_shop(runtime)
+    with runtime.store.read() as conn:
+        mails = render_mails(
+            conn, runtime.settings, PreviewRequest("welcome", sample=2), runtime.clock.now(), evaluate=vip_rule(runtime)
+        )
+    assert [(m.label, m.variants) for m in mails] == [("user u1", {"hero": "default"}), ("user u3", {"hero": "vip"})]
+    previews = write_previews(mails, tmp_path, template="welcome", screenshots=False)
+    assert "VIP hero" in previews[1].html.read_text() and "Default hero" in previews[0].html.read_text()
+    assert "Hi Vi" in previews[1].text.read_text() and previews[1].subject == "Hi Vi"
+    page = contact_sheet(previews, tmp_path, template="welcome").read_text()
+    assert "hero: vip" in page and "hero: default" in page
+
+
+def test_preview_command_writes_html_and_text_for_a_profile(runtime: Runtime, tmp_path: Path) -> None:
+    root = preview_shop(runtime)
+    out = tmp_path / "out"
+    result = runner.invoke(
+        app, ["preview", "welcome", "--profile", "u2", "--out", str(out), "--no-screenshots", "-w", str(root), "--json"]
+    )
+    assert result.exit_code == 0, result.output
+    [shown] = json.loads(result.output)["previews"]
+    assert "Hi there" in Path(shown["html"]).read_text() and "Default hero" in Path(shown["text"]).read_text()
+    missing = runner.invoke(app, ["preview", "welcome", "--profile", "nobody", "-w", str(root)])
+    assert missing.exit_code == 3 and "nobody" in missing.output
+    nobody = runner.invoke(app, ["preview", "welcome", "-w", str(root)])
+    assert nobody.exit_code == 65 and "--sample" in nobody.output

@@ -18,8 +18,23 @@ from email.message import Message
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy import Connection
+
+from tailormail.config import Settings
+from tailormail.content.batch import Addressee, DataSources, load_recipients
+from tailormail.content.compile import compile_template
+from tailormail.content.recommend import RecommendSettings, recommendation_source
+from tailormail.content.render import Envelope, choose_variants, render_batch
 from tailormail.content.screenshot import VIEWPORTS, Viewport, find_chromium, png_size, screenshot
-from tailormail.errors import TailormailError
+from tailormail.errors import NotFound, TailormailError
+from tailormail.store import profiles as profile_q
+
+PREVIEW_LINKS = {
+    "unsubscribe": "https://example.invalid/unsubscribe/preview",
+    "preferences": "https://example.invalid/preferences/preview",
+    "view_in_browser": "https://example.invalid/view/preview",
+}
+"""Links in previews point nowhere: a preview is never sent, so nothing is signed."""
 
 
 @dataclass
@@ -202,3 +217,89 @@ def check_screenshot(png: Path, viewport: Viewport) -> None:
     width, _ = png_size(png)
     if width != viewport.width:
         raise TailormailError(f"{png.name} is {width} px wide, expected {viewport.width}")
+
+
+@dataclass
+class PreviewRequest:
+    """What to preview: a template for some people (user ids) or a sample covering the variants."""
+
+    template: str
+    user_ids: Sequence[str] = ()
+    sample: int = 0
+    pool: int = 2000
+    """How many profiles ``sample`` chooses from."""
+
+
+RuleEvaluator = Callable[[dict[str, Any], Sequence[int]], set[int]]
+
+
+def render_mails(
+    conn: Connection,
+    settings: Settings,
+    request: PreviewRequest,
+    now: datetime,
+    segments: Sequence[str] = (),
+    evaluate: RuleEvaluator | None = None,
+) -> list[RenderedMail]:
+    """Render the request's people through the send pipeline (links unsigned, nothing recorded)."""
+    compiled = compile_template(settings.workspace, request.template)
+    ids = _profile_ids(conn, request)
+    now_ms = int(now.timestamp() * 1000)
+    sources = DataSources(
+        recommend=recommendation_source(
+            now_ms, names=settings.events, settings=RecommendSettings.from_section(settings.section("recommend"))
+        ),
+        links_for=lambda _r: dict(PREVIEW_LINKS),
+        purchase_event=settings.events.purchase,
+    )
+    variants = choose_variants(compiled, ids, evaluate or _rule_evaluator(conn, now_ms))
+    if request.sample:
+        ids = cover_variants({pid: _names(variants[pid]) for pid in ids}, request.sample)
+    recipients = load_recipients(conn, [Addressee(pid, f"preview:{pid}") for pid in ids], sources)
+    envelope = Envelope("preview@example.invalid", "preview.invalid", now, {"name": "preview"}, tuple(segments))
+    results = render_batch(compiled, recipients, envelope, variants=variants)
+    labels = _labels(conn, ids)
+    return [
+        RenderedMail(labels[r.profile_id], r.message, r.subject, _names(variants[r.profile_id]), r.error)
+        for r in results
+    ]
+
+
+def _names(chosen: dict[str, Any]) -> dict[str, str]:
+    """Block -> variant name (the flags beside them are for templates)."""
+    return {k: v for k, v in chosen.items() if isinstance(v, str)}
+
+
+def _profile_ids(conn: Connection, request: PreviewRequest) -> list[int]:
+    if request.user_ids:
+        found = profile_q.profile_ids_by_user(conn, request.user_ids)
+        missing = [u for u in request.user_ids if u not in found]
+        if missing:
+            raise NotFound(f"no profile with user id {missing[0]!r}", hint="check the id, or use --sample N")
+        return [found[u] for u in request.user_ids]
+    ids: list[int] = []
+    for profile in profile_q.iter_profiles(conn, batch=1000):
+        if profile["user_id"] and (profile["traits"] or {}).get("email"):
+            ids.append(profile["id"])
+        if len(ids) >= request.pool:
+            break
+    if not ids:
+        raise NotFound("no profile with an email address to preview", hint="ingest identify calls with traits.email")
+    return ids
+
+
+def _labels(conn: Connection, ids: Sequence[int]) -> dict[int, str]:
+    labels = {}
+    for pid in ids:
+        row = profile_q.get_profile(conn, profile_id=pid)
+        labels[pid] = f"user {row['user_id']}" if row and row["user_id"] else f"profile {pid}"
+    return labels
+
+
+def _rule_evaluator(conn: Connection, now_ms: int) -> RuleEvaluator:
+    """Variant rules through the segment engine; without it every person gets the default content."""
+    try:
+        from tailormail.segments.evaluate import matching_profiles  # type: ignore[import-not-found,unused-ignore]
+    except ImportError:  # the segments package is optional for previews
+        return lambda _rule, _ids: set()
+    return lambda rule, ids: set(matching_profiles(conn, rule, now_ms=now_ms, profile_ids=list(ids)))

@@ -30,6 +30,7 @@ __all__ = [
     "find_templates",
     "lint_workspace",
     "linter_for",
+    "segment_names",
 ]
 
 
@@ -80,10 +81,16 @@ def schema_for(root: Path, conn: Connection | None) -> Schema:
     schema = Schema().with_traits(str(t) for t in extra)
     if conn is not None:
         schema = schema.with_traits(observed_traits(conn))
-    folder = root / "segments"
-    if folder.is_dir():
-        schema.segments = {p.stem for p in folder.iterdir() if p.suffix in (".yaml", ".yml", ".json")}
+    schema.segments = set(segment_names(root))
     return schema
+
+
+def segment_names(root: Path) -> list[str]:
+    """The segments a workspace defines (``segments/NAME.yaml``), by name."""
+    folder = root / "segments"
+    if not folder.is_dir():
+        return []
+    return sorted(p.stem for p in folder.iterdir() if p.suffix in (".yaml", ".yml", ".json"))
 
 
 def linter_for(root: Path, conn: Connection | None = None, now_ms: int | None = None) -> Linter:
