@@ -180,3 +180,12 @@ def test_a_template_with_errors_cannot_be_sent(tmp_path: Path) -> None:
     assert {f.check for f in caught.value.report.errors} >= {"empty-placeholder", "missing-unsubscribe"}
     with pytest.raises(NotFound):
         ensure_sendable(root, "nope")
+
+
+def test_a_sendable_report_is_reused_until_the_template_changes(tmp_path: Path) -> None:
+    root = make_workspace(tmp_path, {"templates/ok.liquid": "<p>Hi</p>\n" + FOOTER})
+    first = ensure_sendable(root, "ok")
+    assert ensure_sendable(root, "ok") is first
+    (root / "templates" / "ok.liquid").write_text("<p>Hi {{ customer.firstName }},</p>\n" + FOOTER)
+    with pytest.raises(TemplateHasErrors):
+        ensure_sendable(root, "ok")

@@ -33,7 +33,9 @@ class Runtime:
 
 def ingest_hooks(settings: Settings, store: Store, clock: Clock) -> list[IngestHook]:
     """The hooks every ingested batch runs through (real-time segments, journeys)."""
-    return []
+    from tailormail.content.recommend.catalog import catalog_hook
+
+    return [catalog_hook]  # products described by events join the catalog
 
 
 def open_runtime(

@@ -31,6 +31,13 @@ purchase = "purchase"
 [ingest]
 max_message_bytes = 32768   # Segment's per-message limit
 max_batch_bytes = 512000    # Segment's per-batch limit
+
+# [lint]
+# traits = ["loyaltyTier"]    # profile traits templates may use besides Segment's and those seen
+
+# [recommend]
+# lookback_days = 365         # events older than this do not train recommendations
+# exclude_purchased_days = 90 # never recommend what the person bought this recently
 """
 
 GITIGNORE = f"""\

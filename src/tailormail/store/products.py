@@ -107,3 +107,14 @@ def product_events_of(
         )
         for profile_id, event, properties, ts in rows:
             yield int(profile_id), str(event), dict(properties or {}), int(ts)
+
+
+def add_missing_products(conn: Connection, rows: Sequence[dict[str, Any]], now_ms: int) -> None:
+    """Insert catalog rows whose product id is unknown; never overwrite a known product."""
+    from tailormail.store.dialect import insert_ignoring_conflicts
+
+    if rows:
+        conn.execute(
+            insert_ignoring_conflicts(conn, products),
+            [{**r, "properties": dict(r.get("properties") or {}), "updated_at": now_ms} for r in rows],
+        )

@@ -12,7 +12,8 @@ from pathlib import Path
 
 from sqlalchemy import Connection
 
-from tailormail.content.engines import LANGUAGES
+from tailormail.content.compile import compile_template
+from tailormail.content.engines import LANGUAGES, TemplateError
 from tailormail.content.lint.findings import CHECKS, Finding, Report
 from tailormail.content.lint.run import Linter
 from tailormail.content.lint.samples import builtin_samples, observed_traits, store_samples
@@ -109,9 +110,25 @@ def lint_workspace(
     return [linter.lint(path) for path in find_templates(root, names)]
 
 
+_SENDABLE: dict[tuple[str, str, str], Report] = {}
+
+
 def ensure_sendable(root: Path, name: str, conn: Connection | None = None, now_ms: int | None = None) -> Report:
-    """Lint one template; raise TemplateHasErrors when it has errors, else return the report."""
-    report = linter_for(root, conn, now_ms).lint(_resolve(root, name))
+    """Lint one template; raise TemplateHasErrors when it has errors, else return the report.
+
+    Send paths call this before every batch, so a report is remembered per
+    content hash of the template, its blocks and layout: an edit lints again.
+    """
+    path = _resolve(root, name)
+    try:
+        key: tuple[str, str, str] | None = (str(root.resolve()), name, compile_template(root, path.stem).digest)
+    except TemplateError:
+        key = None  # does not compile: lint says where and why
+    report = _SENDABLE.get(key) if key else None
+    if report is None:
+        report = linter_for(root, conn, now_ms).lint(path)
+        if key:
+            _SENDABLE[key] = report
     if not report.ok:
         raise TemplateHasErrors(report)
     return report
