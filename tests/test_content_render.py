@@ -23,6 +23,7 @@ from tailormail.content import (
 )
 from tailormail.content.engines import LANGUAGES, TemplateError
 from tailormail.content.parts import Output, split
+from tailormail.errors import ValidationError
 from tailormail.store import content as content_store
 from tailormail.track.signing import sign, verify
 
@@ -258,9 +259,7 @@ def test_render_for_records_versions_and_failures(ws: Path, runtime: Any) -> Non
         set_traits(conn, ids[0], {"firstName": "Ada", "email": "ada@example.com", "vip": True}, 0)
         set_traits(conn, ids[1], {"firstName": "", "email": "bo@example.com"}, 0)
     PEOPLE.update({ids[0]: {"vip": True}, ids[1]: {}})
-    sources = DataSources(
-        matching_profiles=lambda conn, rule, *, now_ms, profile_ids, settings: vip_rule(rule, profile_ids)
-    )
+    sources = DataSources(settings=runtime.settings)  # variant rules run through the segment engine
     compiled = compile_template(ws, "regional")
     addressees = [Addressee(pid, f"k:{pid}") for pid in ids]
     results = render_for(runtime.store, compiled, addressees, ENVELOPE, sources, now_ms=1000)
@@ -274,3 +273,11 @@ def test_render_for_records_versions_and_failures(ws: Path, runtime: Any) -> Non
     ]
     assert [v["content_hash"] for v in versions] == [compiled.digest]
     assert versions[0]["blocks"] == ["hero"] and len(versions[0]["slots"]) == 4
+
+
+def test_invalid_variant_rule_names_the_block_and_field(ws: Path) -> None:
+    hero = (ws / "blocks/hero.liquid").read_text().replace("{trait: vip, equals: true}", "{trait: vip, equal: true}")
+    write(ws, "blocks/hero.liquid", hero)
+    with pytest.raises(ValidationError) as caught:
+        compile_template(ws, "regional")
+    assert "hero.liquid variants[0] (vip)" in str(caught.value.source) and "equal" in str(caught.value)

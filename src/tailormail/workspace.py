@@ -53,6 +53,11 @@ previews/
 def write_presets(root: Path) -> None:
     """Write each domain's preset files (segments, templates, journeys) into ``root``."""
     # Each domain adds one call here as it ships presets.
+    from tailormail.content.presets import write_content_presets
+    from tailormail.segments.presets import write_segment_presets
+
+    write_segment_presets(root)
+    write_content_presets(root)
 
 
 def init_workspace(root: Path, *, force: bool = False) -> list[Path]:

@@ -9,20 +9,32 @@ stores the template version and every failure with its reason.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from sqlalchemy import Connection
 
+from tailormail.config import Settings
+from tailormail.content import rules
 from tailormail.content.compile import CompiledTemplate
 from tailormail.content.context import Recipient
-from tailormail.content.render import Envelope, LinkSigner, RenderResult, choose_variants, render_batch, unsigned
+from tailormail.content.render import (
+    Envelope,
+    LinkSigner,
+    RenderResult,
+    RuleEvaluator,
+    choose_variants,
+    render_batch,
+    unsigned,
+)
+from tailormail.errors import ConfigError
+from tailormail.segments.definitions import load_segments
 from tailormail.store import Store
 from tailormail.store import content as content_store
 from tailormail.store.profiles import traits_of
 
-MatchingProfiles = Callable[..., set[int]]
-"""``segments.evaluate.matching_profiles(conn, rule, *, now_ms, profile_ids=None, settings=None)``."""
+EvaluatorFactory = Callable[[Connection, int], RuleEvaluator]
+"""(connection, now_ms) -> a RuleEvaluator for one batch."""
 
 Memberships = Callable[[Connection, Sequence[int]], Mapping[int, Iterable[str]]]
 """(connection, profile ids) -> each person's segment names."""
@@ -35,15 +47,18 @@ Recommender = Callable[[Connection, Sequence[int]], Mapping[int, list[dict[str, 
 class DataSources:
     """The injected pieces that know about other domains (segments, recommendations, links)."""
 
-    matching_profiles: MatchingProfiles | None = None
-    memberships: Memberships | None = None
-    known_segments: Sequence[str] = ()
+    settings: Settings | None = None
+    """The workspace settings: segment definitions and event names for variant rules."""
+    rule_evaluator: EvaluatorFactory | None = None
+    """Default: the segment engine (``rules.segment_evaluator``)."""
+    memberships: Memberships | None = rules.memberships
+    known_segments: Sequence[str] | None = None
+    """Default: every segment defined in the workspace."""
     recommend: Recommender | None = None
     links_for: Callable[[Recipient], dict[str, str]] | None = None
     signer: LinkSigner = unsigned
-    settings: Any = None
-    purchase_event: str = "purchase"
-    extra: dict[str, Any] = field(default_factory=dict)
+    purchase_event: str | None = None
+    """Default: the workspace's [events] purchase name."""
 
 
 @dataclass(frozen=True)
@@ -59,7 +74,8 @@ def load_recipients(conn: Connection, addressees: Sequence[Addressee], sources: 
     """Everything the templates read about these people, in one pass per kind of data."""
     ids = [a.profile_id for a in addressees]
     traits = traits_of(conn, ids)
-    orders = content_store.purchases_of(conn, ids, sources.purchase_event)
+    purchase = sources.purchase_event or (sources.settings.events.purchase if sources.settings else "purchase")
+    orders = content_store.purchases_of(conn, ids, purchase)
     members = sources.memberships(conn, ids) if sources.memberships else {}
     recommended = sources.recommend(conn, ids) if sources.recommend else {}
     recipients = []
@@ -102,7 +118,11 @@ def render_for(
     """Render a batch for these people, recording the template version and every failure."""
     with store.read() as conn:
         recipients = load_recipients(conn, addressees, sources)
-        variants = choose_variants(compiled, [r.profile_id for r in recipients], _evaluator(conn, sources, now_ms))
+        needs_rules = any(b.variants for b in compiled.blocks.values())
+        ids = [r.profile_id for r in recipients]
+        variants = choose_variants(compiled, ids, _evaluator(conn, sources, now_ms)) if needs_rules else {}
+    if not envelope.known_segments:
+        envelope = replace(envelope, known_segments=tuple(_known_segments(sources)))
     results = render_batch(compiled, recipients, envelope, signer=sources.signer, variants=variants)
     with store.begin() as conn:
         content_store.record_template_version(conn, version_row(compiled, now_ms))
@@ -124,22 +144,18 @@ def render_for(
     return results
 
 
-def _evaluator(
-    conn: Connection, sources: DataSources, now_ms: int
-) -> Callable[[dict[str, Any], Sequence[int]], set[int]]:
-    match = sources.matching_profiles or _segments_matching_profiles()
-
-    def evaluate(rule: dict[str, Any], profile_ids: Sequence[int]) -> set[int]:
-        return set(match(conn, rule, now_ms=now_ms, profile_ids=list(profile_ids), settings=sources.settings))
-
-    return evaluate
+def _evaluator(conn: Connection, sources: DataSources, now_ms: int) -> RuleEvaluator:
+    if sources.rule_evaluator is not None:
+        return sources.rule_evaluator(conn, now_ms)
+    if sources.settings is None:
+        raise ConfigError("variant rules need the workspace settings", hint="pass DataSources(settings=...)")
+    return rules.segment_evaluator(conn, sources.settings, now_ms)
 
 
-def _segments_matching_profiles() -> MatchingProfiles:
-    """The segment engine's evaluator (imported late: content depends on segments, not the reverse)."""
-    from tailormail.segments.evaluate import matching_profiles  # type: ignore[import-not-found,unused-ignore]
-
-    return matching_profiles  # type: ignore[no-any-return,unused-ignore]
+def _known_segments(sources: DataSources) -> Sequence[str]:
+    if sources.known_segments is not None:
+        return sources.known_segments
+    return sorted(load_segments(sources.settings)) if sources.settings else ()
 
 
 def version_row(compiled: CompiledTemplate, now_ms: int) -> dict[str, Any]:

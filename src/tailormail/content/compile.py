@@ -20,6 +20,7 @@ from pathlib import Path
 from tailormail.content import blocks as blocks_mod
 from tailormail.content.layout import mjml_to_html, protect, restore
 from tailormail.content.parts import Fragment, split
+from tailormail.content.rules import check_block_rules
 from tailormail.content.templates import Block, TemplateSource, load_block, load_layout, load_template
 from tailormail.content.text import html_to_text
 
@@ -79,6 +80,7 @@ def compile_template(workspace: Path, name: str) -> CompiledTemplate:
     cached = _CACHE.get(digest)
     if cached is not None:
         return cached
+    check_block_rules(workspace, used.values())
     compiled = _compile(source, body, layout, used, digest)
     _CACHE[digest] = compiled
     return compiled

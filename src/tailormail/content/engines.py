@@ -66,7 +66,7 @@ class Tag:
     end: int
     kind: str
     name: str = ""
-    path: tuple[str, ...] | None = None
+    path: tuple[str | int, ...] | None = None
     """For a plain output of a dotted path with no filter: that path (fast path)."""
 
 
@@ -76,6 +76,7 @@ _LIQUID_TAG = re.compile(
 )
 _HBS_TAG = re.compile(r"\{\{!--.*?--\}\}|\{\{\{.*?\}\}\}|\{\{.*?\}\}", re.DOTALL)
 _PATH = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*$")
+_INDEXED_PATH = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*|\[\d+\])*$")
 _LIQUID_BLOCKS = {"if", "unless", "for", "case", "tablerow", "capture"}
 _LIQUID_MIDDLE = {"else", "elsif", "when"}
 _LIQUID_STATEFUL = {"assign", "capture", "increment", "decrement", "cycle", "liquid"}
@@ -95,7 +96,7 @@ class Language:
         """Compile a fragment; ``escape`` False for plain-text parts and subjects."""
         raise NotImplementedError
 
-    def dependencies(self, source: str) -> list[tuple[str, ...]] | None:
+    def dependencies(self, source: str) -> list[tuple[str | int, ...]] | None:
         """The context paths a fragment reads, or None when they cannot be known."""
         raise NotImplementedError
 
@@ -134,22 +135,22 @@ class Liquid(Language):
             raise TemplateError(f"{where}: {exc}", source=where, hint="fix the Liquid syntax") from exc
         return lambda context: template.render(**context)
 
-    def dependencies(self, source: str) -> list[tuple[str, ...]] | None:
+    def dependencies(self, source: str) -> list[tuple[str | int, ...]] | None:
         """Global variable paths read by the fragment (python-liquid's static analysis)."""
         try:
             analysis = self._html.from_string(source).analyze()
         except LiquidError:
             return None
-        paths = set()
+        paths: set[tuple[str | int, ...]] = set()
         for variables in analysis.globals.values():
             for variable in variables:
-                prefix = []
+                prefix: list[str | int] = []
                 for segment in variable.segments:
-                    if not isinstance(segment, str):
+                    if not isinstance(segment, str | int):
                         break  # a computed index: depend on the whole object before it
                     prefix.append(segment)
                 paths.add(tuple(prefix))
-        return sorted(paths)
+        return sorted(paths, key=repr)
 
     def escape(self, value: str) -> str:
         """Escape like python-liquid's autoescape (markupsafe)."""
@@ -160,10 +161,15 @@ class Liquid(Language):
         return f"{{% if {flag} %}}{then}{{% else %}}{otherwise}{{% endif %}}"
 
 
-def _liquid_kind(text: str) -> tuple[str, str, tuple[str, ...] | None]:
+def _liquid_path(text: str) -> tuple[str | int, ...]:
+    """``a.b[0].c`` -> ("a", "b", 0, "c")."""
+    return tuple(int(p) if p.isdigit() else p for p in re.split(r"\.|\[|\]\.?", text.rstrip("]")) if p != "")
+
+
+def _liquid_kind(text: str) -> tuple[str, str, tuple[str | int, ...] | None]:
     if text.startswith("{{"):
         inner = text[2:-2].strip("-").strip()
-        return OUTPUT, "", tuple(inner.split(".")) if _PATH.match(inner) else None
+        return OUTPUT, "", _liquid_path(inner) if _INDEXED_PATH.match(inner) else None
     inner = text[2:].lstrip("-").strip()
     name = inner.split(None, 1)[0] if inner else ""
     if name in ("raw", "comment"):
@@ -212,9 +218,9 @@ class Handlebars(Language):
             raise TemplateError(f"{where}: {exc}", source=where, hint="fix the Handlebars syntax") from exc
         return lambda context: str(template(context))
 
-    def dependencies(self, source: str) -> list[tuple[str, ...]] | None:
+    def dependencies(self, source: str) -> list[tuple[str | int, ...]] | None:
         """Paths read, from the mustaches' words; None if any word is not a known root path."""
-        paths = set()
+        paths: set[tuple[str | int, ...]] = set()
         for tag in self.tags(source):
             if tag.text.startswith("{{!"):
                 continue
@@ -229,7 +235,7 @@ class Handlebars(Language):
                 if head not in ROOTS or not _PATH.match(word):
                     return None
                 paths.add(tuple(word.split(".")))
-        return sorted(paths)
+        return sorted(paths, key=repr)
 
     def escape(self, value: str) -> str:
         """Escape like pybars3's ``{{x}}``."""
@@ -240,7 +246,7 @@ class Handlebars(Language):
         return f"{{{{#if {flag}}}}}{then}{{{{else}}}}{otherwise}{{{{/if}}}}"
 
 
-def _hbs_kind(text: str) -> tuple[str, str, tuple[str, ...] | None]:
+def _hbs_kind(text: str) -> tuple[str, str, tuple[str | int, ...] | None]:
     if text.startswith("{{!"):
         return OPAQUE, "comment", None
     if text.startswith("{{{"):

@@ -4,8 +4,10 @@ The template's tags must survive MJML and the CSS inliner untouched, and the
 template language must run on the finished HTML (its output goes into the
 compiled skeleton, never through MJML again).  So every tag is first replaced
 by an opaque word (``tmtag000042z``) that both tools carry through as text;
-block tags (``{% if %}`` around a section) are wrapped in ``<mj-raw>`` so MJML
-keeps them in place between sections; afterwards the words become tags again.
+block tags (``{% if %}``, ``{% for %}``) become HTML comments, because the
+inliner's HTML5 parser moves stray text out of tables but leaves comments in
+place, and between sections they are wrapped in ``<mj-raw>`` so MJML keeps
+them there; afterwards the words become tags again.
 """
 
 from __future__ import annotations
@@ -17,7 +19,8 @@ import mjml
 
 from tailormail.content.engines import OUTPUT, Language, Tag, TemplateError, error_at
 
-TOKEN = re.compile(r"tmtag(\d{6})z")
+TOKEN = re.compile(r"(?:<!--)?tmtag(\d{6})z(?:-->)?")
+COMMENT_TOKEN = re.compile(r"^tmtag\d{6}z$")
 _MJ_TAG = re.compile(r"<(/?)(mj-[a-z-]+)\b[^>]*?(/?)>")
 _CONTENT_ELEMENTS = frozenset(
     {
@@ -34,6 +37,7 @@ _CONTENT_ELEMENTS = frozenset(
     }
 )
 _SECTION_PARENTS = frozenset({"mj-body", "mj-wrapper"})
+_PLAIN_TEXT = frozenset({"mj-title", "mj-preview"})
 _INLINER = css_inline.CSSInliner(keep_at_rules=True, load_remote_stylesheets=False)
 
 
@@ -45,10 +49,12 @@ def protect(source: str, language: Language, where: str, first_line: int = 1) ->
     for index, (tag, parent) in enumerate(zip(tags, parents, strict=True)):
         out.append(source[last : tag.start])
         token = f"tmtag{index:06d}z"
-        if tag.kind == OUTPUT or parent in _CONTENT_ELEMENTS or parent is None:
+        if tag.kind == OUTPUT or parent in _PLAIN_TEXT or _inside_markup(source, tag.start):
             out.append(token)
+        elif parent in _CONTENT_ELEMENTS or parent is None:
+            out.append(f"<!--{token}-->")
         elif parent in _SECTION_PARENTS:
-            out.append(f"<mj-raw>{token}</mj-raw>")
+            out.append(f"<mj-raw><!--{token}--></mj-raw>")
         else:
             raise error_at(
                 source,
@@ -61,6 +67,11 @@ def protect(source: str, language: Language, where: str, first_line: int = 1) ->
         last = tag.end
     out.append(source[last:])
     return "".join(out), tags
+
+
+def _inside_markup(source: str, position: int) -> bool:
+    """True inside a tag's angle brackets (an attribute value), where a comment cannot go."""
+    return source.rfind("<", 0, position) > source.rfind(">", 0, position)
 
 
 def _parents_at(source: str, positions: list[int]) -> list[str | None]:

@@ -37,7 +37,7 @@ ISLAND_CACHE_SIZE = 4096
 class Output:
     """A plain ``{{ a.b.c }}``: looked up and escaped without the template engine."""
 
-    path: tuple[str, ...]
+    path: tuple[str | int, ...]
     escape: Any
     fallback: Render
 
@@ -45,9 +45,12 @@ class Output:
         """The value as the language would print it."""
         value: Any = context
         for key in self.path:
-            if not isinstance(value, dict):
+            if value.__class__ is dict:
+                value = value.get(key, _MISSING)
+            elif value.__class__ is list and key.__class__ is int:
+                value = value[key] if -len(value) <= key < len(value) else _MISSING  # type: ignore[operator]
+            else:
                 return self.fallback(context)
-            value = value.get(key, _MISSING)
             if value is _MISSING:
                 return ""
         if value is None:
@@ -65,7 +68,7 @@ class Island:
 
     source: str
     run: Render
-    dependencies: list[tuple[str, ...]] | None
+    dependencies: list[tuple[str | int, ...]] | None
     cache: dict[Any, str] = field(default_factory=dict)
 
     def render(self, context: dict[str, Any]) -> str:
@@ -82,12 +85,15 @@ class Island:
         return hit
 
 
-def _lookup(context: dict[str, Any], path: tuple[str, ...]) -> Any:
+def _lookup(context: dict[str, Any], path: tuple[str | int, ...]) -> Any:
     value: Any = context
     for key in path:
-        if not isinstance(value, dict):
+        if isinstance(value, dict):
+            value = value.get(key)
+        elif isinstance(value, list) and isinstance(key, int):
+            value = value[key] if -len(value) <= key < len(value) else None
+        else:
             return value
-        value = value.get(key)
     return value
 
 

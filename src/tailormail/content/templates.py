@@ -185,7 +185,7 @@ def load_layout(workspace: Path, name: str) -> tuple[str, str]:
     if path.is_file():
         text = path.read_text(encoding="utf-8")
     elif name == "default":
-        text = resources.files("tailormail.content").joinpath("presets/layouts/default.mjml").read_text("utf-8")
+        text = resources.files("tailormail.content").joinpath("preset_files/layouts/default.mjml").read_text("utf-8")
     else:
         raise NotFound(f"layout {name!r} not found", hint=f"create {path}")
     return text, hashlib.sha256(text.encode()).hexdigest()

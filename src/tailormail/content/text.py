@@ -10,6 +10,8 @@ from __future__ import annotations
 import re
 from html.parser import HTMLParser
 
+from tailormail.content.layout import COMMENT_TOKEN
+
 _BLOCKS = frozenset(
     {"p", "div", "table", "tr", "h1", "h2", "h3", "h4", "h5", "h6", "ul", "ol", "li", "section", "hr", "br"}
 )
@@ -24,6 +26,7 @@ class _TextWriter(HTMLParser):
         self.out: list[str] = []
         self.skip: list[str] = []  # open elements whose content is not shown
         self.link: tuple[str, list[str]] | None = None
+        self.link_has_text = False
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         values = {k: v or "" for k, v in attrs}
@@ -40,9 +43,7 @@ class _TextWriter(HTMLParser):
         if tag == "li":
             self.out.append("- ")
         elif tag == "a":
-            self.link = (values.get("href", ""), [])
-        elif tag == "img" and self.link is not None and values.get("alt"):
-            self.link[1].append(values["alt"])
+            self.link, self.link_has_text = (values.get("href", ""), []), False
 
     def handle_endtag(self, tag: str) -> None:
         if self.skip:
@@ -52,7 +53,9 @@ class _TextWriter(HTMLParser):
         if tag == "a" and self.link is not None:
             href, label_parts = self.link
             self.link = None
-            label = " ".join("".join(label_parts).split())
+            label = " ".join(" ".join(label_parts).split())
+            if not self.link_has_text:
+                return  # an image-only link: its text twin says the same in the plain part
             if href and label and label != href:
                 self.out.append(f"{label} ({href})")
             elif href:
@@ -62,12 +65,18 @@ class _TextWriter(HTMLParser):
         elif tag in _BLOCKS:
             self._newline(blank=tag in ("p", "h1", "h2", "h3", "table"))
 
+    def handle_comment(self, data: str) -> None:
+        # Template block tags travel through layout as comments (see layout.py): keep them.
+        if not self.skip and COMMENT_TOKEN.match(data):
+            (self.link[1] if self.link is not None else self.out).append(f"<!--{data}-->")
+
     def handle_data(self, data: str) -> None:
         if self.skip:
             return
         text = re.sub(r"\s+", " ", data)
         if self.link is not None:
             self.link[1].append(text)
+            self.link_has_text = self.link_has_text or bool(text.strip())
         elif text.strip() or (self.out and not self.out[-1].endswith((" ", "\n"))):
             self.out.append(text)
 
