@@ -9,7 +9,6 @@ import typer
 from rich.progress import Progress
 
 from tailormail.cli.common import JsonOption, WorkspaceOption, console, print_json, print_table, runtime_for
-from tailormail.content.lint import segment_names
 from tailormail.content.preview import PreviewRequest, contact_sheet, render_mails, write_previews
 from tailormail.content.screenshot import find_chromium
 from tailormail.errors import ValidationError
@@ -33,7 +32,7 @@ def preview(
         raise ValidationError("say who to preview for", field="profile", hint="use --profile USER_ID or --sample N")
     request = PreviewRequest(template, user_ids=profile or [], sample=sample)
     with runtime_for(workspace) as rt, rt.store.read() as conn:
-        mails = render_mails(conn, rt.settings, request, rt.clock.now(), segment_names(rt.settings.workspace))
+        mails = render_mails(conn, rt.settings, request, rt.clock.now())
         folder = out or rt.settings.workspace / "previews"
         shots = screenshots and find_chromium() is not None
         with Progress(console=console, transient=True, disable=as_json) as progress:

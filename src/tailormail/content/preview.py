@@ -21,12 +21,14 @@ from typing import Any
 from sqlalchemy import Connection
 
 from tailormail.config import Settings
+from tailormail.content import rules
 from tailormail.content.batch import Addressee, DataSources, load_recipients
 from tailormail.content.compile import compile_template
 from tailormail.content.recommend import RecommendSettings, recommendation_source
-from tailormail.content.render import Envelope, choose_variants, render_batch
+from tailormail.content.render import Envelope, RuleEvaluator, choose_variants, render_batch
 from tailormail.content.screenshot import VIEWPORTS, Viewport, find_chromium, png_size, screenshot
 from tailormail.errors import NotFound, TailormailError
+from tailormail.segments.definitions import load_segments
 from tailormail.store import profiles as profile_q
 
 PREVIEW_LINKS = {
@@ -230,15 +232,11 @@ class PreviewRequest:
     """How many profiles ``sample`` chooses from."""
 
 
-RuleEvaluator = Callable[[dict[str, Any], Sequence[int]], set[int]]
-
-
 def render_mails(
     conn: Connection,
     settings: Settings,
     request: PreviewRequest,
     now: datetime,
-    segments: Sequence[str] = (),
     evaluate: RuleEvaluator | None = None,
 ) -> list[RenderedMail]:
     """Render the request's people through the send pipeline (links unsigned, nothing recorded)."""
@@ -246,17 +244,18 @@ def render_mails(
     ids = _profile_ids(conn, request)
     now_ms = int(now.timestamp() * 1000)
     sources = DataSources(
+        settings=settings,
         recommend=recommendation_source(
             now_ms, names=settings.events, settings=RecommendSettings.from_section(settings.section("recommend"))
         ),
         links_for=lambda _r: dict(PREVIEW_LINKS),
-        purchase_event=settings.events.purchase,
     )
-    variants = choose_variants(compiled, ids, evaluate or _rule_evaluator(conn, now_ms))
+    variants = choose_variants(compiled, ids, evaluate or rules.segment_evaluator(conn, settings, now_ms))
     if request.sample:
         ids = cover_variants({pid: _names(variants[pid]) for pid in ids}, request.sample)
     recipients = load_recipients(conn, [Addressee(pid, f"preview:{pid}") for pid in ids], sources)
-    envelope = Envelope("preview@example.invalid", "preview.invalid", now, {"name": "preview"}, tuple(segments))
+    segments = tuple(sorted(load_segments(settings)))
+    envelope = Envelope("preview@example.invalid", "preview.invalid", now, {"name": "preview"}, segments)
     results = render_batch(compiled, recipients, envelope, variants=variants)
     labels = _labels(conn, ids)
     return [
@@ -294,12 +293,3 @@ def _labels(conn: Connection, ids: Sequence[int]) -> dict[int, str]:
         row = profile_q.get_profile(conn, profile_id=pid)
         labels[pid] = f"user {row['user_id']}" if row and row["user_id"] else f"profile {pid}"
     return labels
-
-
-def _rule_evaluator(conn: Connection, now_ms: int) -> RuleEvaluator:
-    """Variant rules through the segment engine; without it every person gets the default content."""
-    try:
-        from tailormail.segments.evaluate import matching_profiles  # type: ignore[import-not-found,unused-ignore]
-    except ImportError:  # the segments package is optional for previews
-        return lambda _rule, _ids: set()
-    return lambda rule, ids: set(matching_profiles(conn, rule, now_ms=now_ms, profile_ids=list(ids)))

@@ -15,8 +15,11 @@ GMAIL_CLIP_BYTES = 102 * 1024
 """Gmail clips a message whose HTML is larger than this and hides the rest."""
 
 _LEFTOVER = re.compile(r"\{\{|\{%|%\}|\}\}")
-_BROKEN = re.compile(r"(?<=\w)[ \t]+[,.;:!?](?=\s|$|<)|\(\s*\)")
-_NO_AMOUNT = re.compile(r"[$€£¥](?!\s*[\d.,]*\d)")
+_INLINE = "\x00"
+"""Stands in for inline tags in visible text: not a space, so "<b>VIP20</b>." stays whole."""
+_BROKEN = re.compile(r"(?<=\w)[ \t\x00]*[ \t][ \t\x00]*[,.;:!?](?=\s|$|\x00)|\([\s\x00]*\)")
+_NO_AMOUNT = re.compile(r"(?<!\d)(?<!\d )(?<!\d\xa0)[$€£¥](?![\s\x00]*[\d.,]*\d)")
+_INLINE_TAGS = re.compile(r"</?(a|b|strong|em|i|u|span|small|sup|sub|font|code|mark|s)\b[^>]*>", re.I)
 _INSECURE = re.compile(r"""\b(?:href|src|background)\s*=\s*["']?\s*(http://[^"'\s>]*)""", re.I)
 _TAGS = re.compile(r"<[^>]*>")
 _CONDITIONAL = re.compile(r"<!--.*?-->", re.S)
@@ -26,6 +29,7 @@ def text_of(html: str) -> str:
     """Visible text: comments and tags replaced by spaces, offsets kept."""
     blank = _CONDITIONAL.sub(lambda m: " " * len(m.group(0)), html)
     blank = re.sub(r"<(style|script)\b.*?</\1>", lambda m: " " * len(m.group(0)), blank, flags=re.S | re.I)
+    blank = _INLINE_TAGS.sub(lambda m: _INLINE * len(m.group(0)), blank)
     return _TAGS.sub(lambda m: " " * len(m.group(0)), blank)
 
 
@@ -57,14 +61,14 @@ def text_problems(rendered: Rendered, sample: str, sources: list[tuple[str, str]
         for match in pattern.finditer(visible):
             where = _literal_place(sources, visible, match.start()) or rendered.line_near(match.start())
             file, line = where or (sources[0][0], None)
-            snippet = " ".join(visible[max(0, match.start() - 20) : match.end() + 10].split())
+            snippet = " ".join(visible[max(0, match.start() - 20) : match.end() + 10].replace(_INLINE, "").split())
             found.append(Finding(check, f"{what}: “{snippet}”", file, line, sample=sample))
     return found
 
 
 def _literal_place(sources: list[tuple[str, str]], visible: str, start: int) -> tuple[str, int] | None:
     """Where the text at ``start`` is written literally in a source, if it is."""
-    following = visible[start : start + 20].split("\n")[0].rstrip()
+    following = visible[start : start + 20].replace(_INLINE, "").split("\n")[0].rstrip()
     for size in range(len(following), 3, -1):
         needle = following[:size]
         for file, source in sources:

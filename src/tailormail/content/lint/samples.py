@@ -65,7 +65,9 @@ def builtin_samples() -> list[Sample]:
         "ada@example.com",
         "lint:complete",
         traits=dict(COMPLETE_TRAITS),
-        purchase_history=[{"order_id": "o-1", "ts": 0, "revenue": 89.0, "products": [{"product_id": "sample-1"}]}],
+        purchase_history=[
+            {"order_id": "o-1", "ts": 0, "revenue": 89.0, "products": [{**SAMPLE_PRODUCTS[0], "quantity": 1}]}
+        ],
         recommendations=list(SAMPLE_PRODUCTS),
         links=dict(SAMPLE_LINKS),
         user_id="sample-complete",
