@@ -7,6 +7,8 @@ from pathlib import Path
 import pytest
 
 from tailormail.content.lint import CHECKS, TemplateHasErrors, ensure_sendable, lint_workspace
+from tailormail.content.lint.checks import text_problems
+from tailormail.content.lint.render import Rendered
 from tailormail.errors import NotFound
 
 FOOTER = '<p><a href="{{ links.unsubscribe }}">Unsubscribe</a></p>\n'
@@ -189,3 +191,30 @@ def test_a_sendable_report_is_reused_until_the_template_changes(tmp_path: Path) 
     (root / "templates" / "ok.liquid").write_text("<p>Hi {{ customer.firstName }},</p>\n" + FOOTER)
     with pytest.raises(TemplateHasErrors):
         ensure_sendable(root, "ok")
+
+
+TEXT_CASES = [
+    # (visible HTML, broken text?, currency without amount?)
+    ("with code <strong>VIP20</strong>.", False, False),
+    ("Hi <b></b>, there", True, False),
+    ("Hi , welcome", True, False),
+    ("Call us ( ) today", True, False),
+    ("Free shipping over 50 €", False, False),
+    ("Only $ today", False, True),
+    ("Price: $</p>", False, True),
+    ("Now $<b>5</b>", False, False),
+    ("Save £ 10.50 now", False, False),
+]
+
+
+@pytest.mark.parametrize(("html", "broken", "no_amount"), TEXT_CASES, ids=[c[0] for c in TEXT_CASES])
+def test_text_checks(html: str, broken: bool, no_amount: bool) -> None:
+    rendered = Rendered(html)
+    found = {f.check for f in text_problems(rendered, "s", [("t.liquid", html)])}
+    assert ("broken-text" in found, "missing-amount" in found) == (broken, no_amount)
+
+
+def test_the_preset_templates_lint_without_errors(workspace: Path) -> None:
+    reports = lint_workspace(workspace)
+    assert len(reports) >= 6
+    assert [(r.template, [f.message for f in r.errors]) for r in reports if r.errors] == []
