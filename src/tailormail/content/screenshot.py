@@ -73,7 +73,20 @@ def screenshot(chromium: str, html_file: Path, png_file: Path, viewport: Viewpor
     if done.returncode != 0 or not png_file.exists():
         detail = done.stderr.decode("utf-8", "replace").strip().splitlines()[-1:] or ["no output"]
         raise TailormailError(f"Chromium could not screenshot {html_file.name}: {detail[0]}", hint=f"ran {chromium}")
+    trim_bottom(png_file)
     return png_file
+
+
+def trim_bottom(png_file: Path, margin: int = 24) -> None:
+    """Cut the empty band below the email (the window is taller than most emails)."""
+    from PIL import Image, ImageChops
+
+    with Image.open(png_file) as image:
+        rgb = image.convert("RGB")
+    background = Image.new("RGB", rgb.size, rgb.getpixel((rgb.width - 1, rgb.height - 1)))
+    box = ImageChops.difference(rgb, background).getbbox()
+    if box is not None and box[3] + margin < rgb.height:
+        rgb.crop((0, 0, rgb.width, box[3] + margin)).save(png_file)
 
 
 def png_size(png_file: Path) -> tuple[int, int]:
