@@ -130,11 +130,18 @@ class Model:
     category_of: dict[str, str | None]
     catalog: dict[str, dict[str, Any]] = field(default_factory=dict)
 
+    ranked: dict[str | None, list[str]] = field(default_factory=dict)
+    """Popularity order per category (None: overall), computed on first use."""
+
     def popular(self, category: str | None = None) -> list[str]:
         """Products by popularity (ties by id), optionally within one category."""
-        order = sorted(range(len(self.items)), key=lambda i: (-self.popularity[i], self.items[i]))
-        ranked = [self.items[i] for i in order if self.popularity[i] > 0]
-        return ranked if category is None else [p for p in ranked if self.category_of.get(p) == category]
+        if not self.ranked:
+            order = sorted(range(len(self.items)), key=lambda i: (-self.popularity[i], self.items[i]))
+            overall = [self.items[i] for i in order if self.popularity[i] > 0]
+            self.ranked[None] = overall
+            for product_id in overall:
+                self.ranked.setdefault(self.category_of.get(product_id) or "", []).append(product_id)
+        return self.ranked.get(category, []) if category is not None else self.ranked[None]
 
 
 def fit(touches: Sequence[Touch], catalog: dict[str, dict[str, Any]]) -> Model:
@@ -249,17 +256,27 @@ def recommend_for(
     }
 
 
+RANK_CHUNK = 500
+"""People scored at once: the dense score matrix is chunk x products floats."""
+
+
 def rank(model: Model, people: Sequence[History], k: int) -> list[list[tuple[str, str]]]:
     """(product id, reason) picks for each person: similar, then category, then popular."""
+    picks: list[list[tuple[str, str]]] = []
+    for start in range(0, len(people), RANK_CHUNK):
+        picks += _rank_chunk(model, people[start : start + RANK_CHUNK], k)
+    return picks
+
+
+def _rank_chunk(model: Model, people: Sequence[History], k: int) -> list[list[tuple[str, str]]]:
     scores = _similar_scores(model, people)
     overall = model.popular()
     picks: list[list[tuple[str, str]]] = []
     for row, history in enumerate(people):
         chosen: list[tuple[str, str]] = []
         blocked = set(history.recently_bought)
-        for i in np.argsort(-scores[row], kind="stable")[: k + len(blocked) + len(history.weights)]:
-            if scores[row, i] > 0:
-                _take(chosen, blocked, model.items[i], "similar to what you viewed or bought", k)
+        for i in _top(scores[row], k + len(blocked)):
+            _take(chosen, blocked, model.items[i], "similar to what you viewed or bought", k)
         favourite = _favourite_category(model, history)
         if favourite is not None:
             for product_id in model.popular(favourite):
@@ -268,6 +285,14 @@ def rank(model: Model, people: Sequence[History], k: int) -> list[list[tuple[str
             _take(chosen, blocked, product_id, "popular", k)
         picks.append(chosen)
     return picks
+
+
+def _top(row: np.ndarray, n: int) -> list[int]:
+    """Indexes of the n best positive scores, best first (ties by index)."""
+    positive = np.flatnonzero(row > 0)
+    if len(positive) > n:
+        positive = positive[np.argpartition(-row[positive], n - 1)[:n]]
+    return sorted(positive.tolist(), key=lambda i: (-row[i], i))
 
 
 def _take(chosen: list[tuple[str, str]], blocked: set[str], product_id: str, reason: str, k: int) -> None:
