@@ -122,16 +122,26 @@ def test_profile_values_are_escaped_in_html_and_plain_in_text(ws: Path, template
 FAST_PATH_VALUES = ["Ada", "<b>&'\"", "", None, 7, 9.5, True, False, [1, 2], {"a": 1}]
 
 
-@pytest.mark.parametrize("extension", sorted(LANGUAGES))
+FAST_PATH_SOURCES = [
+    (".liquid", "{{ customer.firstName }}"),
+    (".liquid", "{{ customer.firstName | default: 'friend' }}"),
+    (".liquid", '{{ customer.firstName | default: "<friend>" }}'),
+    (".liquid", "{{ customer.list[1] }}"),
+    (".hbs", "{{customer.firstName}}"),
+]
+
+
+@pytest.mark.parametrize(("extension", "source"), FAST_PATH_SOURCES)
 @pytest.mark.parametrize("escape", [True, False])
 @pytest.mark.parametrize("value", FAST_PATH_VALUES)
-def test_fast_output_prints_exactly_what_the_language_prints(extension: str, escape: bool, value: Any) -> None:
+def test_fast_output_prints_exactly_what_the_language_prints(
+    extension: str, source: str, escape: bool, value: Any
+) -> None:
     language = LANGUAGES[extension]
-    source = "{{ customer.firstName }}" if extension == ".liquid" else "{{customer.firstName}}"
     fragment = split(source, language, escape=escape, where="t")
     assert isinstance(fragment.parts[0], Output)
-    context = {"customer": {"firstName": value}}
-    assert fragment.render(context) == language.compile(source, escape=escape, where="t")(context)
+    for context in ({"customer": {"firstName": value, "list": ["a", value]}}, {"customer": {}}, {}):
+        assert fragment.render(context) == language.compile(source, escape=escape, where="t")(context), context
 
 
 def test_variants_chosen_per_person_with_one_rule_call_per_variant(ws: Path) -> None:
@@ -281,3 +291,25 @@ def test_invalid_variant_rule_names_the_block_and_field(ws: Path) -> None:
     with pytest.raises(ValidationError) as caught:
         compile_template(ws, "regional")
     assert "hero.liquid variants[0] (vip)" in str(caught.value.source) and "equal" in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    "subject",
+    [
+        "Plain subject",
+        "Ünïcödé " * 12,
+        "Hi\r\nBcc: victim@example.com",
+        "An ASCII subject that is rather long " * 4,
+        "=?utf-8?q?looks_encoded?=",
+    ],
+)
+def test_subject_headers_round_trip_without_injection(subject: str) -> None:
+    from tailormail.content.mime import assemble
+
+    raw = assemble(
+        sender=("Shöp", "shop@example.com"), to="a@example.com", subject=subject, text="t", html="<p>h</p>",
+        message_id="<x@example.com>", date=WHEN,
+    )  # fmt: skip
+    msg = email.message_from_bytes(raw, policy=email.policy.default)
+    assert msg["Subject"] == " ".join(subject.split())
+    assert msg["Bcc"] is None and msg["From"].addresses[0].display_name == "Shöp"

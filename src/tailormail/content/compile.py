@@ -19,7 +19,7 @@ from pathlib import Path
 
 from tailormail.content import blocks as blocks_mod
 from tailormail.content.layout import mjml_to_html, protect, restore
-from tailormail.content.parts import Fragment, split
+from tailormail.content.parts import SLOT_CLOSE, SLOT_MID, SLOT_OPEN, Fragment, split
 from tailormail.content.rules import check_block_rules
 from tailormail.content.templates import Block, TemplateSource, load_block, load_layout, load_template
 from tailormail.content.text import html_to_text
@@ -27,8 +27,6 @@ from tailormail.content.text import html_to_text
 COMPILER_VERSION = "1"
 """Bump when compiled output changes, so cached and stored versions are told apart."""
 
-SLOT_OPEN, SLOT_MID, SLOT_CLOSE = "\ue000", "\ue001", "\ue002"
-SLOT = re.compile("\ue000(\\d+)\ue001([^\ue002]*)\ue002")
 _HREF = re.compile(r"(<a\b[^>]*?\shref=\")([^\"]*)(\")", re.IGNORECASE)
 _UNTRACKED = ("mailto:", "tel:", "#", "sms:")
 _CACHE: dict[str, CompiledTemplate] = {}

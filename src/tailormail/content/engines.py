@@ -68,6 +68,8 @@ class Tag:
     name: str = ""
     path: tuple[str | int, ...] | None = None
     """For a plain output of a dotted path with no filter: that path (fast path)."""
+    default: str | None = None
+    """For ``{{ path | default: "text" }}``: the text (fast path too)."""
 
 
 _LIQUID_TAG = re.compile(
@@ -106,6 +108,10 @@ class Language:
 
     def condition(self, flag: str, then: str, otherwise: str) -> str:
         """Source that renders ``then`` when context path ``flag`` is true, else ``otherwise``."""
+        raise NotImplementedError
+
+    def branch_test(self, block: str, head: str, *, first: bool) -> str | None:
+        """A fragment printing "1" when the branch opened by ``head`` is taken (None: ``else``)."""
         raise NotImplementedError
 
 
@@ -160,31 +166,47 @@ class Liquid(Language):
         """``{% if flag %}then{% else %}otherwise{% endif %}``."""
         return f"{{% if {flag} %}}{then}{{% else %}}{otherwise}{{% endif %}}"
 
+    def branch_test(self, block: str, head: str, *, first: bool) -> str | None:
+        """``{% if c %}1{% endif %}`` for ``{% if c %}`` / ``{% elsif c %}`` (``unless`` kept)."""
+        inner = head[2:-2].strip()
+        name, _, condition = inner.partition(" ")
+        if name == "else":
+            return None
+        keyword = block if first else "if"
+        return f"{{% {keyword} {condition.strip()} %}}1{{% end{keyword} %}}"
+
 
 def _liquid_path(text: str) -> tuple[str | int, ...]:
     """``a.b[0].c`` -> ("a", "b", 0, "c")."""
     return tuple(int(p) if p.isdigit() else p for p in re.split(r"\.|\[|\]\.?", text.rstrip("]")) if p != "")
 
 
-def _liquid_kind(text: str) -> tuple[str, str, tuple[str | int, ...] | None]:
+_DEFAULT = re.compile(r"^(.+?)\s*\|\s*default:\s*(?:\"([^\"]*)\"|'([^']*)')$")
+
+
+def _liquid_kind(text: str) -> tuple[str, str, tuple[str | int, ...] | None, str | None]:
     if text.startswith("{{"):
         inner = text[2:-2].strip("-").strip()
-        return OUTPUT, "", _liquid_path(inner) if _INDEXED_PATH.match(inner) else None
+        with_default = _DEFAULT.match(inner)
+        if with_default and _INDEXED_PATH.match(with_default.group(1)):
+            default = with_default.group(2) if with_default.group(2) is not None else with_default.group(3)
+            return OUTPUT, "", _liquid_path(with_default.group(1)), default
+        return OUTPUT, "", _liquid_path(inner) if _INDEXED_PATH.match(inner) else None, None
     inner = text[2:].lstrip("-").strip()
     name = inner.split(None, 1)[0] if inner else ""
     if name in ("raw", "comment"):
-        return OPAQUE, name, None
+        return OPAQUE, name, None, None
     if name.startswith("end"):
-        return CLOSE, name[3:], None
+        return CLOSE, name[3:], None, None
     if name in _LIQUID_MIDDLE:
-        return MIDDLE, name, None
+        return MIDDLE, name, None, None
     if name == "capture":
-        return STATEFUL, name, None  # a capture block defines a variable for later output
+        return STATEFUL, name, None, None  # a capture block defines a variable for later output
     if name in _LIQUID_BLOCKS:
-        return OPEN, name, None
+        return OPEN, name, None, None
     if name in _LIQUID_STATEFUL:
-        return STATEFUL, name, None
-    return OPAQUE, name, None
+        return STATEFUL, name, None, None
+    return OPAQUE, name, None, None
 
 
 class Handlebars(Language):
@@ -244,6 +266,13 @@ class Handlebars(Language):
     def condition(self, flag: str, then: str, otherwise: str) -> str:
         """``{{#if flag}}then{{else}}otherwise{{/if}}``."""
         return f"{{{{#if {flag}}}}}{then}{{{{else}}}}{otherwise}{{{{/if}}}}"
+
+    def branch_test(self, block: str, head: str, *, first: bool) -> str | None:
+        """``{{#if c}}1{{/if}}`` for ``{{#if c}}`` (``{{else}}`` is the fallback branch)."""
+        if not first:
+            return None
+        condition = head[2:-2].strip()[1:].split(None, 1)[1] if " " in head.strip() else ""
+        return f"{{{{#{block} {condition}}}}}1{{{{/{block}}}}}"
 
 
 def _hbs_kind(text: str) -> tuple[str, str, tuple[str | int, ...] | None]:

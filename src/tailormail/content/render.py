@@ -9,18 +9,18 @@ bad address) never stops the others: it fails closed for that person only.
 
 from __future__ import annotations
 
-import html
+import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from tailormail.content.blocks import variant_flag
-from tailormail.content.compile import SLOT, CompiledTemplate, LinkSlot
+from tailormail.content.compile import CompiledTemplate, LinkSlot
 from tailormail.content.context import Recipient, build_context
-from tailormail.content.mime import assemble, message_id_for
-from tailormail.content.text import tidy
+from tailormail.content.mime import assemble, message_id_for, qp_lines, qp_pieces
 
+_BLANK_LINES = re.compile(r"\n(?:[ \t]*\n){2,}")
 LinkSigner = Callable[[str, LinkSlot, str], str]
 """(message key, slot, the link's URL for this person) -> the tracked URL to put in the mail."""
 
@@ -120,16 +120,17 @@ def render_one(
             raise RenderFailure("the subject renders empty")
         links: dict[tuple[int, str], str] = {}
         sign = _slot_signer(compiled.slots, recipient.message_key, signer, links)
-        body_html = SLOT.sub(
-            lambda m: html.escape(sign(int(m.group(1)), html.unescape(m.group(2)))), compiled.html.render(context)
-        )
-        body_text = tidy(SLOT.sub(lambda m: sign(int(m.group(1)), m.group(2)), compiled.text.render(context)))
+        html_pieces: list[str] = []
+        compiled.html.pieces(context, sign, html_pieces)
+        text_pieces: list[str] = []
+        compiled.text.pieces(context, sign, text_pieces)
+        body_text = _BLANK_LINES.sub("\n\n", "".join(text_pieces))
         message = assemble(
             sender=(compiled.from_name or envelope.campaign.get("from_name", ""), envelope.from_address),
             to=recipient.email,
             subject=subject,
-            text=body_text,
-            html=body_html,
+            text=qp_lines(body_text),
+            html=qp_pieces(html_pieces),
             message_id=message_id,
             date=envelope.date,
             headers=dict(envelope.headers),
