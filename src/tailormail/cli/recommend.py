@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from tailormail.cli.common import JsonOption, WorkspaceOption, console, print_json, print_table, runtime_for
-from tailormail.clock import parse_time, to_ms
+from tailormail.clock import from_ms, parse_time, to_ms
 from tailormail.content.recommend import RecommendSettings, clear_cache, evaluate, recommend_for
 from tailormail.content.recommend.catalog import read_catalog
 from tailormail.errors import NotFound, ValidationError
@@ -45,7 +45,8 @@ def evaluate_command(
     if as_json:
         print_json(result.as_dict())
         return
-    title = f"Hit rate at {k}: split {result.as_dict()['as_of_ms']} ms, next {horizon_days} days"
+    split = from_ms(result.as_of_ms).isoformat(timespec="minutes")
+    title = f"Hit rate at {k}: trained up to {split}, purchases in the next {horizon_days} days"
     print_table(
         title,
         ["recommender", "people scored", "hits", "hit rate"],
