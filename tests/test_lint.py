@@ -56,6 +56,13 @@ CASES = [
         2,
     ),
     ("missing-amount", "t.liquid", "<p>Hello</p>\n<p>Save $ today</p>\n" + FOOTER, "templates/t.liquid", 2),
+    (
+        "broken-text",
+        "t.liquid",
+        '---\ndescription: x\nsubject: "Hi {{ customer.firstName }}, news"\n---\n<p>Hello</p>\n' + FOOTER,
+        "templates/t.liquid",
+        3,
+    ),
     ("missing-unsubscribe", "t.liquid", "<p>Hello {{ customer.email }}</p>\n", "templates/t.liquid", None),
     (
         "invalid-mjml",

@@ -24,7 +24,7 @@ from tailormail.content.lint.findings import Finding, Report
 from tailormail.content.lint.render import Marks, Rendered
 from tailormail.content.lint.samples import SAMPLE_LINKS, Sample
 from tailormail.content.lint.schema import Schema
-from tailormail.content.lint.units import Unit, language_of, relative, template_unit, units_of
+from tailormail.content.lint.units import Unit, language_of, relative, subject_line, template_unit, units_of
 from tailormail.content.lint.variables import HandlebarsSyntaxError, Reference, handlebars_references, liquid_references
 from tailormail.content.preview import parts_of
 from tailormail.content.render import Envelope, RenderFailure, _check_required, render_one
@@ -114,7 +114,12 @@ class Linter:
         if not result.ok or result.message is None:
             return [Finding("render-error", result.error or "no message", file, sample=label)]
         html, _text = parts_of(result.message)
-        return checks.unsubscribe_link(html, SAMPLE_LINKS["unsubscribe"], file) + checks.html_size(html, file)
+        found = checks.unsubscribe_link(html, SAMPLE_LINKS["unsubscribe"], file) + checks.html_size(html, file)
+        # The subject is a template too: "Hi , your picks" is as broken there as in the body.
+        line = subject_line(self.root / file)
+        for problem in checks.text_problems(Rendered(result.subject), label, [(file, "")]):
+            found.append(replace(problem, message=f"subject: {problem.message}", line=line))
+        return found
 
 
 def _variant_label(variant: dict[str, Any]) -> str:
