@@ -313,3 +313,15 @@ def test_subject_headers_round_trip_without_injection(subject: str) -> None:
     msg = email.message_from_bytes(raw, policy=email.policy.default)
     assert msg["Subject"] == " ".join(subject.split())
     assert msg["Bcc"] is None and msg["From"].addresses[0].display_name == "Shöp"
+
+
+def test_handlebars_templates_use_blocks_in_their_language(ws: Path) -> None:
+    write(ws, "blocks/banner.hbs", "<p>Hello {{customer.firstName}} from the banner</p>\n")
+    write(ws, "blocks/note.liquid", "<p>A note without tags</p>\n")
+    write(ws, "templates/hbs_blocks.hbs", "---\nsubject: Hi\n---\n{{> banner}}{{> note}}\n")
+    _, text, _ = parts_of(render_batch(compile_template(ws, "hbs_blocks"), [person(1, firstName="Ada")], ENVELOPE)[0])
+    assert "Hello Ada from the banner" in text and "A note without tags" in text
+    write(ws, "blocks/liquid_only.liquid", "<p>{% if customer.vip %}VIP{% endif %}</p>\n")
+    write(ws, "templates/wrong.hbs", "---\nsubject: Hi\n---\n{{> liquid_only}}\n")
+    with pytest.raises(TemplateError, match="written in liquid"):
+        compile_template(ws, "wrong")

@@ -162,13 +162,21 @@ class Link:
     url: Fragment
     escape: bool
 
+    def __post_init__(self) -> None:
+        parts = self.url.parts
+        # Most URLs are one static string or one output: skip the general join for them.
+        self._static = parts[0] if len(parts) == 1 and parts[0].__class__ is str else ("" if not parts else None)
+        self._single = parts[0] if len(parts) == 1 and parts[0].__class__ is not str else None
+
     def render(self, context: dict[str, Any]) -> str:
         """The URL as the template wrote it, without signing."""
-        return self.url.render(context)
+        if self._static is not None:
+            return self._static
+        return self._single.render(context) if self._single is not None else self.url.render(context)
 
     def pieces(self, context: dict[str, Any], sign: Signer | None, out: list[str]) -> None:
         """Append the signed URL (HTML-escaped in HTML)."""
-        url = self.url.render(context)
+        url = self.render(context)
         if sign is None:
             out.append(url)
         elif self.escape:
