@@ -63,7 +63,8 @@ CASES = [
         "templates/t.liquid",
         3,
     ),
-    ("render-error", "t.liquid", "<p>Hello</p>\n<p>{{ 10 | divided_by: 0 }}</p>\n" + FOOTER, "templates/t.liquid", None),
+    ("render-error", "t.liquid", "<p>Hello</p>\n<p>{{ 10 | divided_by: 0 }}</p>\n" + FOOTER, "templates/t.liquid",
+     None),
     ("missing-unsubscribe", "t.liquid", "<p>Hello {{ customer.email }}</p>\n", "templates/t.liquid", None),
     (
         "invalid-mjml",
