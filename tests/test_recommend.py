@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -11,7 +10,6 @@ import pytest
 from conftest import T0
 from tailormail.clock import to_ms
 from tailormail.content.recommend import clear_cache, evaluate, products_in, recommend_for
-from tailormail.content.recommend.catalog import read_catalog
 from tailormail.errors import ValidationError
 from tailormail.runtime import Runtime
 from tailormail.store import products as product_q
@@ -43,7 +41,7 @@ def shop(rt: Runtime, baskets: list[tuple[str, str, list[str], float]]) -> dict[
     messages = [event(u, e, p, d, n) for n, (u, e, ps, d) in enumerate(baskets) for p in ps]
     rt.ingestor.ingest_raw([*messages, {"type": "identify", "messageId": "id-stranger", "userId": "stranger"}])
     with rt.store.begin() as conn:
-        product_q.upsert_products(
+        product_q.upsert_changed_products(
             conn,
             [
                 {"product_id": p, "name": p.upper(), "category": c, "price": 9.5, "url": f"https://shop.example/{p}"}
@@ -146,7 +144,8 @@ def test_evaluation_without_events_says_what_to_do(runtime: Runtime) -> None:
 
 def test_events_that_describe_products_fill_the_catalog_without_overwriting(runtime: Runtime) -> None:
     with runtime.store.begin() as conn:
-        product_q.upsert_products(conn, [{"product_id": "p1", "name": "From the catalog", "price": 5}], to_ms(T0))
+        row = {"product_id": "p1", "name": "From the catalog", "price": 5}
+        product_q.upsert_changed_products(conn, [row], to_ms(T0))
     runtime.ingestor.ingest_raw(
         [
             {"type": "track", "messageId": "v1", "userId": "u1", "event": "Product Viewed",
@@ -161,28 +160,3 @@ def test_events_that_describe_products_fill_the_catalog_without_overwriting(runt
     assert catalog["p1"]["name"] == "From the catalog"
     assert (catalog["p2"]["name"], catalog["p2"]["price"], catalog["p2"]["category"]) == ("Socks", 3.5, "socks")
     assert "p3" not in catalog  # no name: not enough to show it in an email
-
-
-ANORAK = '{"product_id": "a1", "name": "Anorak", "price": "120", "category": "coats"}'
-CATALOG_FILES = [
-    ("c.csv", "product_id,name,price,category\na1,Anorak,120,coats\na2,Boots,,\n", None),
-    ("c.jsonl", f"{ANORAK}\n\n" + '{"sku": "a2", "name": "Boots"}\n', None),
-    ("c.json", f"[{ANORAK}, " + '{"product_id": "a2", "name": "Boots"}]', None),
-    ("bad.csv", "product_id,name\na1,Anorak\n,Nameless\n", 3),
-    ("bad.jsonl", '{"product_id": "a1", "name": "Anorak"}\n{"product_id": \n', 2),
-]  # fmt: skip
-
-
-@pytest.mark.parametrize(("name", "text", "bad_line"), CATALOG_FILES, ids=[c[0] for c in CATALOG_FILES])
-def test_read_catalog_files(tmp_path: Path, name: str, text: str, bad_line: int | None) -> None:
-    path = tmp_path / name
-    path.write_text(text)
-    if bad_line is not None:
-        with pytest.raises(ValidationError) as caught:
-            read_catalog(path)
-        assert caught.value.line == bad_line and caught.value.source == str(path)
-        return
-    rows = read_catalog(path)
-    assert [(r["product_id"], r["name"], r["price"], r["category"]) for r in rows] == [
-        ("a1", "Anorak", 120.0, "coats"), ("a2", "Boots", None, None),
-    ]  # fmt: skip

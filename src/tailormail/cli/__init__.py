@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from tailormail.cli import experiment, keys, lint, preview, recommend
+from tailormail.cli import demo, experiment, exports, imports, keys, lint, preview, recommend, simulate
 from tailormail.cli.common import Group, WorkspaceOption, console, runtime_for
 from tailormail.config import workspace_path
 from tailormail.workspace import init_workspace
@@ -24,6 +24,10 @@ app = typer.Typer(
 )
 app.add_typer(keys.app, name="keys")
 app.add_typer(experiment.app, name="experiment")
+app.add_typer(imports.app, name="import")
+app.add_typer(exports.app, name="export")
+app.command("simulate")(simulate.simulate)
+app.command("demo")(demo.demo)
 app.command("lint")(lint.lint)
 app.command("preview")(preview.preview)
 app.add_typer(recommend.app, name="recommend")

@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from tailormail.cli.common import JsonOption, WorkspaceOption, console, print_json, print_table, runtime_for
 from tailormail.clock import from_ms, parse_time, to_ms
-from tailormail.content.recommend import RecommendSettings, clear_cache, evaluate, recommend_for
-from tailormail.content.recommend.catalog import read_catalog
+from tailormail.content.recommend import RecommendSettings, evaluate, recommend_for
 from tailormail.errors import NotFound, ValidationError
-from tailormail.store import products as product_q
 from tailormail.store import profiles as profile_q
 
 app = typer.Typer(help="Product recommendations: offline evaluation and per-person results.", no_args_is_help=True)
@@ -57,20 +54,6 @@ def evaluate_command(
     )
     lift = "n/a (baseline hit nothing)" if result.lift is None else f"{result.lift:.2f}x"
     console.print(f"{result.buyers} people bought in the window; {result.people} had history to score. Lift: {lift}")
-
-
-@app.command("import-catalog")
-def import_catalog(
-    file: Annotated[Path, typer.Argument(help="CSV (with a header), JSON array or JSON lines.", exists=True)],
-    workspace: WorkspaceOption = None,
-) -> None:
-    """Load products (product_id, name, category, price, url, image_url); known ids are updated."""
-    rows = read_catalog(file)
-    with runtime_for(workspace) as rt, rt.store.begin() as conn:
-        count = product_q.upsert_products(conn, rows, to_ms(rt.clock.now()))
-        total = product_q.count_products(conn)
-    clear_cache()
-    console.print(f"Imported {count} products from {file.name}; the catalog has {total}.")
 
 
 @app.command("show")

@@ -2,52 +2,45 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from sqlalchemy import Connection, func, select
 
-from tailormail.store.dialect import upsert
+from tailormail.store.dialect import in_chunks, upsert
 from tailormail.store.schema import events, products
 
-PRODUCT_FIELDS = ("name", "category", "price", "url", "image_url", "properties", "updated_at")
-"""The columns an upsert rewrites for a product id that already exists."""
+CATALOG_COLUMNS = ("name", "category", "price", "url", "image_url", "properties")
+"""The columns an import sets (besides the key and ``updated_at``)."""
 
 
-def upsert_products(conn: Connection, rows: Sequence[dict[str, Any]], now_ms: int) -> int:
-    """Insert or update catalog rows (keyed by ``product_id``); return how many."""
-    if not rows:
-        return 0
-    values = [
-        {
-            "product_id": str(r["product_id"]),
-            "name": str(r.get("name") or r["product_id"]),
-            "category": r.get("category"),
-            "price": r.get("price"),
-            "url": r.get("url"),
-            "image_url": r.get("image_url"),
-            "properties": dict(r.get("properties") or {}),
-            "updated_at": now_ms,
-        }
-        for r in rows
-    ]
-    conn.execute(upsert(conn, products, ["product_id"], list(PRODUCT_FIELDS)), values)
-    return len(values)
-
-
-def products_by_id(conn: Connection, product_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
-    """Catalog rows for these ids (unknown ids are absent)."""
-    wanted = list(set(product_ids))
+def products_by_id(conn: Connection, product_ids: list[str]) -> dict[str, dict[str, Any]]:
+    """The stored products among these ids."""
     found: dict[str, dict[str, Any]] = {}
-    for start in range(0, len(wanted), 500):
-        rows = conn.execute(select(products).where(products.c.product_id.in_(wanted[start : start + 500])))
-        found.update({row.product_id: dict(row._mapping) for row in rows})
+    for chunk in in_chunks(product_ids):
+        rows = conn.execute(select(products).where(products.c.product_id.in_(chunk))).mappings()
+        found.update({row["product_id"]: dict(row) for row in rows})
     return found
 
 
-def all_products(conn: Connection) -> list[dict[str, Any]]:
-    """The whole catalog, ordered by product id."""
-    return [dict(r) for r in conn.execute(select(products).order_by(products.c.product_id)).mappings()]
+def upsert_changed_products(conn: Connection, rows: list[dict[str, Any]], now_ms: int) -> int:
+    """Insert new products and update changed ones; return how many were written.
+
+    Unchanged products are left alone (their ``updated_at`` too), so importing a
+    catalog twice writes nothing the second time.
+    """
+    known = products_by_id(conn, [r["product_id"] for r in rows])
+    full = [{"product_id": r["product_id"], **{c: r.get(c) for c in CATALOG_COLUMNS}} for r in rows]
+    for row in full:
+        row["properties"] = row["properties"] or {}
+    changed = [
+        {**row, "updated_at": now_ms}
+        for row in full
+        if row["product_id"] not in known or any(known[row["product_id"]][c] != row[c] for c in CATALOG_COLUMNS)
+    ]
+    if changed:
+        conn.execute(upsert(conn, products, ["product_id"], [*CATALOG_COLUMNS, "updated_at"]), changed)
+    return len(changed)
 
 
 def count_products(conn: Connection) -> int:

@@ -1,21 +1,17 @@
-"""The product catalog: filled from Segment e-commerce events, or imported from a file.
+"""The product catalog, filled from Segment e-commerce events as they are ingested.
 
 Events that describe a product (``Product Viewed`` with ``product_id`` and
 ``name``, or an order's ``products[]``) add it to the catalog when it is not
-there yet; an imported catalog file is the authority and overwrites.
+there yet; ``tailormail import products`` is the authority and overwrites.
 """
 
 from __future__ import annotations
 
-import csv
-import json
-from collections.abc import Iterable, Sequence
-from pathlib import Path
+from collections.abc import Iterable
 from typing import Any
 
 from sqlalchemy import Connection
 
-from tailormail.errors import ValidationError
 from tailormail.ingest.pipeline import StoredEvent
 from tailormail.store import products as product_q
 
@@ -59,36 +55,3 @@ def rows_from_events(events: Iterable[StoredEvent]) -> list[dict[str, Any]]:
 def catalog_hook(conn: Connection, events: list[StoredEvent], now_ms: int) -> None:
     """Ingest hook: add products that events describe and the catalog lacks."""
     product_q.add_missing_products(conn, rows_from_events(events), now_ms)
-
-
-def read_catalog(path: Path) -> list[dict[str, Any]]:
-    """Rows of a catalog file: CSV with a header, a JSON array, or JSON lines."""
-    text = path.read_text(encoding="utf-8")
-    if path.suffix.lower() == ".csv":
-        raw: Sequence[Any] = list(csv.DictReader(text.splitlines()))
-        start = 2  # line 1 is the header
-    elif text.lstrip().startswith("["):
-        raw, start = _json(text, path, 1), 1
-    else:
-        raw, start = [_json(line, path, n) if line.strip() else {} for n, line in enumerate(text.splitlines(), 1)], 1
-    rows = []
-    for number, item in enumerate(raw, start=start):
-        if not item:
-            continue
-        row = product_row(dict(item)) if isinstance(item, dict) else None
-        if row is None:
-            raise ValidationError(
-                "a product needs product_id and name", field="product_id", line=number, source=str(path),
-                hint="columns: product_id, name, category, price, url, image_url",
-            )  # fmt: skip
-        rows.append(row)
-    return rows
-
-
-def _json(text: str, path: Path, line: int) -> Any:
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as error:
-        raise ValidationError(
-            f"not JSON: {error.msg}", line=line + error.lineno - 1, source=str(path), hint="one JSON object per line"
-        ) from error

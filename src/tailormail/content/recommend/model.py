@@ -195,7 +195,7 @@ def train(conn: Connection, now_ms: int, names: EventNames, settings: RecommendS
         conn, list(weights), since_ms=now_ms - settings.lookback_days * DAY_MS, until_ms=now_ms
     )
     touches = list(touches_from(rows, weights, names.purchase))
-    catalog = product_q.products_by_id(conn, {t.product_id for t in touches})
+    catalog = product_q.products_by_id(conn, sorted({t.product_id for t in touches}))
     return fit(touches, catalog)
 
 
@@ -249,7 +249,7 @@ def recommend_for(
     people = histories(conn, profile_ids, now_ms, names, settings)
     ranked = rank(model, [people[pid] for pid in profile_ids], k)
     wanted = {p for ids in ranked for p, _ in ids}
-    catalog = {**model.catalog, **product_q.products_by_id(conn, wanted - set(model.catalog))}
+    catalog = {**model.catalog, **product_q.products_by_id(conn, sorted(wanted - set(model.catalog)))}
     return {
         pid: [_product(catalog[p], reason) for p, reason in picks if p in catalog]
         for pid, picks in zip(profile_ids, ranked, strict=True)
