@@ -37,6 +37,12 @@ max_batch_bytes = 512000    # Segment's per-batch limit
 # alert_after_failures = 3   # a source failing this often in a row raises an alert
 # alert_webhook = "https://hooks.example.com/tailormail"
 # Sources and destinations: [[sync.sources]] / [[sync.destinations]] here, or sync/*.yaml.
+# [lint]
+# traits = ["loyaltyTier"]    # profile traits templates may use besides Segment's and those seen
+
+# [recommend]
+# lookback_days = 365         # events older than this do not train recommendations
+# exclude_purchased_days = 90 # never recommend what the person bought this recently
 """
 
 GITIGNORE = f"""\
