@@ -62,14 +62,15 @@ def build_shop_database(root: Path, customers: int, days: int, seed: int) -> Sim
     init_workspace(root)
     runtime = open_runtime(root, database_url=sqlite_url(root))
     done = 0
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
 
     def progress(n: int) -> None:
         nonlocal done
         done += n
         if done % 50_000 < n or done == customers:
-            rate = done / (time.perf_counter() - started)
-            print(f"  {done:,}/{customers:,} customers ({rate:,.0f}/s)", file=sys.stderr, flush=True)
+            wall, used = time.perf_counter() - started, time.process_time() - cpu
+            print(f"  {done:,}/{customers:,} customers in {wall:,.0f} s ({done / wall:,.0f}/s; {used:,.0f} CPU-s)",
+                  file=sys.stderr, flush=True)  # fmt: skip
 
     try:
         return simulate_into(
