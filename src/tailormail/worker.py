@@ -31,7 +31,9 @@ class Task:
 def worker_tasks(runtime: Runtime) -> list[Task]:
     """Every domain's periodic tasks, in the order they run in a round."""
     # Each domain adds its tasks here (segment rechecks, journeys, delivery, sync).
-    return []
+    from tailormail.segments.realtime import worker_tasks as segment_tasks
+
+    return [*segment_tasks(runtime)]
 
 
 @dataclass

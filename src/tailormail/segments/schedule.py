@@ -59,21 +59,47 @@ def schedule(
 ) -> None:
     """Replace the rechecks of ``segment`` (for ``ids``, or everyone) with those after ``now_ms``."""
     q.clear_rechecks(conn, segment, ids)
-    for event, offsets in event_offsets(rule).items():
-        for offset in sorted(offsets):
-            for chunk in _id_chunks(ids):
-                q.schedule_event_rechecks(conn, segment, event, offset, now_ms, chunk)
-    for column, offsets in profile_offsets(rule).items():
-        for offset in sorted(offsets):
-            for chunk in _id_chunks(ids):
-                q.schedule_profile_rechecks(conn, segment, column, offset, now_ms, chunk)
+    if ids is None:
+        _schedule_everyone(conn, segment, rule, now_ms)
+        due: dict[int, int] = {}
+    else:
+        due = _due_for(conn, rule, now_ms, ids)
     dated = trait_dates(rule)
     if dated:
-        q.add_rechecks(conn, segment, _trait_due(conn, dated, now_ms, ids, timezone))
+        for pid, moment in _trait_due(conn, dated, now_ms, ids, timezone).items():
+            due[pid] = min(moment, due.get(pid, moment))
+    q.add_rechecks(conn, segment, due)
 
 
-def _id_chunks(ids: list[int] | None) -> list[list[int] | None]:
-    return [None] if ids is None else list(q.chunks(sorted(set(ids)), 1000))
+def _schedule_everyone(conn: Connection, segment: str, rule: r.Condition, now_ms: int) -> None:
+    """A refresh: one INSERT ... SELECT per (event, offset), all in SQL."""
+    for event, offsets in event_offsets(rule).items():
+        for offset in sorted(offsets):
+            q.schedule_event_rechecks(conn, segment, event, offset, now_ms)
+    for column, offsets in profile_offsets(rule).items():
+        for offset in sorted(offsets):
+            q.schedule_profile_rechecks(conn, segment, column, offset, now_ms)
+
+
+def _due_for(conn: Connection, rule: r.Condition, now_ms: int, ids: list[int]) -> dict[int, int]:
+    """Real time: the earliest moment after now for each of a few people (one query, then Python)."""
+    due: dict[int, int] = {}
+
+    def consider(pid: int, moment: int) -> None:
+        if moment > now_ms and moment < due.get(pid, moment + 1):
+            due[pid] = moment
+
+    offsets = event_offsets(rule)
+    if offsets:
+        horizon = now_ms - max(max(v) for v in offsets.values())
+        for pid, event, ts in q.recent_event_times(conn, ids, sorted(offsets), horizon):
+            for offset in offsets[event]:
+                consider(pid, ts + offset)
+    for column, column_offsets in profile_offsets(rule).items():
+        for pid, value in q.profile_times(conn, ids, column).items():
+            for offset in column_offsets:
+                consider(pid, value + offset)
+    return due
 
 
 def _trait_due(

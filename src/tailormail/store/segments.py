@@ -6,8 +6,10 @@ import uuid
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import Connection, Select, delete, distinct, func, insert, literal, select, update
+from sqlalchemy import Connection, Select, cast, delete, distinct, func, insert, literal, select, update
+from sqlalchemy.types import Integer, String
 
+from tailormail.store import jsonsql
 from tailormail.store.dialect import upsert
 from tailormail.store.schema import events, profiles
 from tailormail.store.schema_segments import segment_changes, segment_members, segment_rechecks, segment_state
@@ -16,9 +18,18 @@ ENTERED, EXITED = "entered", "exited"
 EVENT_OF_CHANGE = {ENTERED: "segment_entered", EXITED: "segment_exited"}
 
 
-def run_profile_query(conn: Connection, stmt: Select[Any]) -> set[int]:
+def run_profile_query(conn: Connection, stmt: Select[Any], params: dict[str, Any] | None = None) -> set[int]:
     """Execute a compiled segment query: the set of profile ids it selects."""
-    return {int(pid) for pid in conn.execute(stmt).scalars()}
+    return {int(pid) for pid in conn.execute(stmt, params or {}).scalars()}
+
+
+def touched_profiles(conn: Connection, ids: Iterable[int], now_ms: int) -> set[int]:
+    """Of ``ids``, the profiles created, merged into or given traits at ``now_ms`` (ingest stamps updated_at)."""
+    found: set[int] = set()
+    for chunk in chunks(sorted(set(ids)), 2000):
+        stmt = select(profiles.c.id).where(profiles.c.id.in_(chunk), profiles.c.updated_at == now_ms)
+        found.update(int(p) for p in conn.execute(stmt).scalars())
+    return found
 
 
 def current_members(conn: Connection, segment: str, ids: Iterable[int] | None = None) -> set[int]:
@@ -165,27 +176,39 @@ def clear_rechecks(conn: Connection, segment: str, ids: Iterable[int] | None = N
         conn.execute(stmt.where(segment_rechecks.c.profile_id.in_(chunk)))
 
 
-def schedule_event_rechecks(
-    conn: Connection, segment: str, event: str, offset: int, now_ms: int, ids: list[int] | None
-) -> None:
+def schedule_event_rechecks(conn: Connection, segment: str, event: str, offset: int, now_ms: int) -> None:
     """For each person, the first moment an ``event`` of theirs reaches ``ts + offset`` after now."""
     where = [events.c.event == event, events.c.ts > now_ms - offset]
-    if ids is not None:
-        where.append(events.c.profile_id.in_(ids))
     due = select(literal(segment), events.c.profile_id, func.min(events.c.ts) + offset).where(*where)
     source = due.group_by(events.c.profile_id)
     conn.execute(insert(segment_rechecks).from_select(["segment", "profile_id", "due_at"], source))
 
 
-def schedule_profile_rechecks(
-    conn: Connection, segment: str, column: str, offset: int, now_ms: int, ids: list[int] | None
-) -> None:
+def schedule_profile_rechecks(conn: Connection, segment: str, column: str, offset: int, now_ms: int) -> None:
     """The moment ``profiles.column + offset`` passes, for people where that is after now."""
     col = profiles.c[column]
     source = select(literal(segment), profiles.c.id, col + offset).where(col > now_ms - offset)
-    if ids is not None:
-        source = source.where(profiles.c.id.in_(ids))
     conn.execute(insert(segment_rechecks).from_select(["segment", "profile_id", "due_at"], source))
+
+
+def recent_event_times(conn: Connection, ids: list[int], names: list[str], after_ms: int) -> list[tuple[int, str, int]]:
+    """(profile_id, event, ts) of these people's events named ``names`` after ``after_ms``."""
+    out: list[tuple[int, str, int]] = []
+    for chunk in chunks(sorted(set(ids)), 1000):
+        stmt = select(events.c.profile_id, events.c.event, events.c.ts).where(
+            events.c.profile_id.in_(chunk), events.c.event.in_(names), events.c.ts > after_ms
+        )
+        out.extend((int(p), str(e), int(t)) for p, e, t in conn.execute(stmt))
+    return out
+
+
+def profile_times(conn: Connection, ids: list[int], column: str) -> dict[int, int]:
+    """A time column (first_seen, last_seen) of these profiles."""
+    out: dict[int, int] = {}
+    for chunk in chunks(sorted(set(ids)), 1000):
+        stmt = select(profiles.c.id, profiles.c[column]).where(profiles.c.id.in_(chunk))
+        out.update((int(p), int(t)) for p, t in conn.execute(stmt))
+    return out
 
 
 def add_rechecks(conn: Connection, segment: str, due: dict[int, int]) -> None:
@@ -219,3 +242,54 @@ def chunks(items: list[Any], size: int) -> Iterable[list[Any]]:
     """Consecutive slices of at most ``size``."""
     for start in range(0, len(items), size):
         yield items[start : start + size]
+
+
+# --- RFM -------------------------------------------------------------------------
+
+
+def write_rfm_traits(conn: Connection, purchase_event: str, now_ms: int) -> int:
+    """Set traits.rfm of every buyer from purchases up to ``now_ms`` (one UPDATE ... FROM)."""
+    agg = (
+        select(
+            events.c.profile_id,
+            func.max(events.c.ts).label("last_ts"),
+            func.count().label("n"),
+            func.coalesce(func.sum(events.c.revenue), 0.0).label("money"),
+        )
+        .where(events.c.event == purchase_event, events.c.ts <= now_ms)
+        .group_by(events.c.profile_id)
+        .subquery("agg")
+    )
+    tiles = select(
+        agg.c.profile_id,
+        agg.c.n,
+        agg.c.money,
+        agg.c.last_ts,
+        _quintile(agg.c.last_ts, conn.dialect.name).label("r"),
+        _quintile(agg.c.n, conn.dialect.name).label("f"),
+        _quintile(agg.c.money, conn.dialect.name).label("m"),
+    ).subquery("tiles")
+    code = cast(tiles.c.r, String) + cast(tiles.c.f, String) + cast(tiles.c.m, String)
+    scores = {
+        "r": tiles.c.r,
+        "f": tiles.c.f,
+        "m": tiles.c.m,
+        "score": tiles.c.r + tiles.c.f + tiles.c.m,
+        "code": code,
+        "frequency": tiles.c.n,
+        "monetary": tiles.c.money,
+        "last_purchase": tiles.c.last_ts,
+    }
+    value = jsonsql.with_object(profiles.c.traits, "rfm", scores, conn.dialect.name)
+    done = conn.execute(update(profiles).where(profiles.c.id == tiles.c.profile_id).values(traits=value))
+    return int(done.rowcount or 0)
+
+
+def _quintile(value: Any, dialect: str) -> Any:
+    """ceil(5 * cume_dist): 1-5, equal values share a score, the best is always 5.
+
+    Spelled 5 - floor(5 * (1 - cume_dist)) because SQLite may lack ceil() and
+    floor(); its integer cast truncates (PostgreSQL's rounds, so it uses floor).
+    """
+    spread = (1 - func.cume_dist().over(order_by=value)) * 5 + 1e-9
+    return 5 - cast(func.floor(spread) if dialect == "postgresql" else spread, Integer)
