@@ -322,3 +322,22 @@ def upcoming_month_days(first: date, days: int) -> list[str]:
 
 def _leap(year: int) -> bool:
     return year % 4 == 0 and (year % 100 != 0 or year % 400 == 0)
+
+
+def event_stats(node: r.Event, scope: Scope) -> Select[Any]:
+    """For explain: count, first and last time, and the aggregate of one person's qualifying events."""
+    compiler = _Compiler(scope)
+    e = events.alias("e")
+    where = compiler.event_filters(e, node.event, node.where, node.window)
+    if node.not_followed_by is not None:
+        where.append(compiler.not_followed(e, node.not_followed_by))
+    columns: list[Any] = [func.count().label("count"), func.min(e.c.ts).label("first"), func.max(e.c.ts).label("last")]
+    agg = node.aggregate
+    if agg is not None and agg.function != "count":
+        source = (
+            e.c.revenue
+            if agg.property == "revenue"
+            else js.number(e.c.properties, tuple((agg.property or "").split(".")), scope.dialect)
+        )
+        columns.append(getattr(func, agg.function)(source).label("aggregate"))
+    return select(*columns).where(*where)

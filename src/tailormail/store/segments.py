@@ -6,7 +6,7 @@ import uuid
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import Connection, Select, cast, delete, distinct, func, insert, literal, select, update
+from sqlalchemy import Connection, Select, and_, cast, delete, distinct, func, insert, literal, select, update
 from sqlalchemy.types import Integer, String
 
 from tailormail.store import jsonsql
@@ -21,6 +21,19 @@ EVENT_OF_CHANGE = {ENTERED: "segment_entered", EXITED: "segment_exited"}
 def run_profile_query(conn: Connection, stmt: Select[Any], params: dict[str, Any] | None = None) -> set[int]:
     """Execute a compiled segment query: the set of profile ids it selects."""
     return {int(pid) for pid in conn.execute(stmt, params or {}).scalars()}
+
+
+def run_row(conn: Connection, stmt: Select[Any]) -> dict[str, Any]:
+    """Execute a one-row query (explain's statistics) as a dict."""
+    return dict(conn.execute(stmt).mappings().one())
+
+
+def user_ids(conn: Connection, ids: Iterable[int]) -> dict[int, str | None]:
+    """Profile id -> user id (None for anonymous profiles)."""
+    out: dict[int, str | None] = {}
+    for chunk in chunks(sorted(set(ids)), 2000):
+        out.update(conn.execute(select(profiles.c.id, profiles.c.user_id).where(profiles.c.id.in_(chunk))).all())
+    return out
 
 
 def touched_profiles(conn: Connection, ids: Iterable[int], now_ms: int) -> set[int]:
@@ -161,6 +174,17 @@ def sizes(conn: Connection) -> dict[str, int]:
         segment_members.c.segment
     )
     return {name: int(n) for name, n in conn.execute(stmt)}
+
+
+def pair_intersections(conn: Connection) -> dict[tuple[str, str], int]:
+    """People shared by each pair of segments (a < b), counted in the database."""
+    a, b = segment_members.alias("a"), segment_members.alias("b")
+    stmt = (
+        select(a.c.segment, b.c.segment, func.count(distinct(a.c.profile_id)))
+        .join(b, and_(a.c.profile_id == b.c.profile_id, a.c.segment < b.c.segment))
+        .group_by(a.c.segment, b.c.segment)
+    )
+    return {(x, y): int(n) for x, y, n in conn.execute(stmt)}
 
 
 # --- rechecks ----------------------------------------------------------------------
