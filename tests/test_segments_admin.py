@@ -156,6 +156,10 @@ def test_api_crud_members_explain_overlap_and_profile_memberships(
     assert "heavy_viewers" in profile["memberships"]
     why = client.get("/v1/segments/heavy_viewers/explain/u3", headers=auth).json()
     assert why["member"] is True and why["steps"][0]["values"]["matching events"] == 4
+    # traits edited through the API move trait segments at once
+    client.put("/v1/segments/pro_plan", json={"rule": {"trait": "plan", "equals": "pro"}}, headers=auth)
+    client.patch("/v1/profiles/u3", json={"traits": {"plan": "pro"}}, headers=auth)
+    assert "pro_plan" in client.get("/v1/profiles/u3", headers=auth).json()["memberships"]
     matrix = client.get("/v1/segments/overlap", headers=auth).json()
     assert "heavy_viewers" in matrix["segments"]
     assert client.delete("/v1/segments/heavy_viewers", headers=auth).status_code == 204

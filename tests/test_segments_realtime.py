@@ -115,3 +115,28 @@ def test_rfm_scores_are_traits_usable_in_rules(runtime: Runtime, clock: ManualCl
         u2 = profile_q.traits_of(conn, profile_q.profile_ids_by_user(conn, ["u2"]).values())
     assert [t["rfm"]["code"] for t in u2.values()] == ["444"]  # ceil(5 * 2/3)
     assert members(runtime, "champions") == {"u3"}
+
+
+def test_identity_merge_and_erasure_carry_memberships(runtime: Runtime, clock: ManualClock) -> None:
+    sync_definitions(runtime.store, Catalog(runtime.settings), to_ms(clock.now()))
+    runtime.ingestor.ingest_raw(
+        [
+            {"type": "track", "anonymousId": "a1", "event": "purchase", "messageId": "m1"},
+            {"type": "track", "userId": "u1", "event": "purchase", "messageId": "m2"},
+        ]
+    )
+    assert members(runtime, "active_buyers") == {"u1"}
+    with runtime.store.read() as conn:
+        assert len(membership.members(conn, "active_buyers")) == 2  # the anonymous buyer too
+    # the anonymous profile (a member) merges into u1 (a member): one membership remains
+    runtime.ingestor.ingest_raw([{"type": "alias", "previousId": "a1", "userId": "u1", "messageId": "m3"}])
+    with runtime.store.read() as conn:
+        u1 = profile_q.profile_ids_by_user(conn, ["u1"])["u1"]
+        assert membership.members(conn, "active_buyers") == {u1}
+        assert membership.memberships_of(conn, u1) == ["active_buyers"]
+        assert q.sizes(conn)["active_buyers"] == 1
+    with runtime.store.begin() as conn:
+        profile_q.erase_profile(conn, u1)
+    with runtime.store.read() as conn:
+        assert membership.members(conn, "active_buyers") == set()
+        assert q.history(conn, profile_id=u1) == []

@@ -24,6 +24,7 @@ from tailormail.segments.membership import Diff, reevaluate, refresh
 from tailormail.segments.rfm import refresh_rfm
 from tailormail.segments.schedule import profile_offsets
 from tailormail.store import Store
+from tailormail.store import profiles as profile_q
 from tailormail.store import segments as q
 
 if TYPE_CHECKING:
@@ -165,3 +166,16 @@ def worker_tasks(runtime: Any) -> list[Any]:
         Task("segments.rechecks", timedelta(seconds=0.5), rechecks),
         Task("segments.sync", timedelta(minutes=1), sync),
     ]
+
+
+def reevaluate_user(store: Store, settings: Settings, user_id: str, now_ms: int) -> list[Diff]:
+    """After a change outside ingest (traits edited through the API): every active segment for that person."""
+    segments = load_segments(settings)
+    with store.begin() as conn:
+        pid = profile_q.profile_ids_by_user(conn, [user_id]).get(user_id)
+        if pid is None:
+            return []
+        return [
+            reevaluate(conn, s, [pid], now_ms, source="realtime", settings=settings)
+            for s in active_segments(conn, segments)
+        ]
