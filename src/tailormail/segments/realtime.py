@@ -22,7 +22,7 @@ from tailormail.segments import rules as r
 from tailormail.segments.definitions import Segment, folder, load_segments
 from tailormail.segments.membership import Diff, reevaluate, refresh
 from tailormail.segments.rfm import refresh_rfm
-from tailormail.segments.schedule import profile_offsets
+from tailormail.segments.schedule import event_times, profile_offsets
 from tailormail.store import Store
 from tailormail.store import profiles as profile_q
 from tailormail.store import segments as q
@@ -87,12 +87,14 @@ def on_events(
     if not active:
         return []
     touched = q.touched_profiles(conn, {item.profile_id for item in stored}, now_ms)
-    diffs = []
-    for segment in active:
-        ids = affected_profiles(segment, stored, touched)
-        if ids:
-            diffs.append(reevaluate(conn, segment, ids, now_ms, source="realtime", settings=settings))
-    return diffs
+    work = [(segment, affected_profiles(segment, stored, touched)) for segment in active]
+    work = [(segment, ids) for segment, ids in work if ids]
+    everyone = sorted(set().union(*(ids for _, ids in work))) if work else []
+    times = event_times(conn, [segment.rule for segment, _ in work], everyone, now_ms)
+    return [
+        reevaluate(conn, segment, ids, now_ms, source="realtime", settings=settings, times=times)
+        for segment, ids in work
+    ]
 
 
 def make_hook(settings: Settings) -> Callable[[Connection, list[StoredEvent], int], None]:

@@ -6,7 +6,7 @@ import uuid
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import Connection, Select, and_, cast, delete, distinct, func, insert, literal, select, update
+from sqlalchemy import Connection, Select, and_, cast, or_, delete, distinct, func, insert, literal, select, update
 from sqlalchemy.types import Integer, String
 
 from tailormail.store import jsonsql
@@ -196,6 +196,9 @@ def clear_rechecks(conn: Connection, segment: str, ids: Iterable[int] | None = N
     if ids is None:
         conn.execute(stmt)
         return
+    ids = list(ids)
+    if not ids:
+        return
     for chunk in chunks(sorted(set(ids)), 2000):
         conn.execute(stmt.where(segment_rechecks.c.profile_id.in_(chunk)))
 
@@ -215,14 +218,13 @@ def schedule_profile_rechecks(conn: Connection, segment: str, column: str, offse
     conn.execute(insert(segment_rechecks).from_select(["segment", "profile_id", "due_at"], source))
 
 
-def recent_event_times(conn: Connection, ids: list[int], names: list[str], after_ms: int) -> list[tuple[int, str, int]]:
-    """(profile_id, event, ts) of these people's events named ``names`` after ``after_ms``."""
+def recent_event_times(conn: Connection, ids: list[int], after: dict[str, int]) -> list[tuple[int, str, int]]:
+    """(profile_id, event, ts) of these people's events named in ``after``, each after its own moment."""
     out: list[tuple[int, str, int]] = []
+    wanted = or_(*(and_(events.c.event == name, events.c.ts > moment) for name, moment in sorted(after.items())))
     for chunk in chunks(sorted(set(ids)), 1000):
-        stmt = select(events.c.profile_id, events.c.event, events.c.ts).where(
-            events.c.profile_id.in_(chunk), events.c.event.in_(names), events.c.ts > after_ms
-        )
-        out.extend((int(p), str(e), int(t)) for p, e, t in conn.execute(stmt))
+        stmt = select(events.c.profile_id, events.c.event, events.c.ts).where(events.c.profile_id.in_(chunk), wanted)
+        out.extend(conn.execute(stmt).tuples())
     return out
 
 
@@ -232,6 +234,18 @@ def profile_times(conn: Connection, ids: list[int], column: str) -> dict[int, in
     for chunk in chunks(sorted(set(ids)), 1000):
         stmt = select(profiles.c.id, profiles.c[column]).where(profiles.c.id.in_(chunk))
         out.update((int(p), int(t)) for p, t in conn.execute(stmt))
+    return out
+
+
+def rechecks_of(conn: Connection, segment: str, ids: list[int]) -> dict[int, set[int]]:
+    """The scheduled recheck moments of these people in ``segment``."""
+    out: dict[int, set[int]] = {}
+    for chunk in chunks(sorted(set(ids)), 2000):
+        stmt = select(segment_rechecks.c.profile_id, segment_rechecks.c.due_at).where(
+            segment_rechecks.c.segment == segment, segment_rechecks.c.profile_id.in_(chunk)
+        )
+        for pid, due in conn.execute(stmt):
+            out.setdefault(int(pid), set()).add(int(due))
     return out
 
 
