@@ -6,7 +6,7 @@ import uuid
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import Connection, Select, and_, cast, or_, delete, distinct, func, insert, literal, select, update
+from sqlalchemy import Connection, Select, and_, cast, delete, distinct, func, insert, literal, or_, select, update
 from sqlalchemy.types import Integer, String
 
 from tailormail.store import jsonsql
@@ -59,8 +59,9 @@ def current_members(conn: Connection, segment: str, ids: Iterable[int] | None = 
 def segments_of(conn: Connection, profile_id: int) -> list[str]:
     """The segments a person is in, by name."""
     stmt = (
-        select(distinct(segment_members.c.segment))
+        select(segment_members.c.segment)
         .where(segment_members.c.profile_id == profile_id)
+        .distinct()
         .order_by(segment_members.c.segment)
     )
     return list(conn.execute(stmt).scalars())
@@ -224,7 +225,7 @@ def recent_event_times(conn: Connection, ids: list[int], after: dict[str, int]) 
     wanted = or_(*(and_(events.c.event == name, events.c.ts > moment) for name, moment in sorted(after.items())))
     for chunk in chunks(sorted(set(ids)), 1000):
         stmt = select(events.c.profile_id, events.c.event, events.c.ts).where(events.c.profile_id.in_(chunk), wanted)
-        out.extend(conn.execute(stmt).tuples())
+        out.extend((int(p), str(e), int(t)) for p, e, t in conn.execute(stmt))
     return out
 
 
