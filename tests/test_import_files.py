@@ -64,6 +64,7 @@ def test_cdnow_imports_as_purchases_with_revenue_and_a_second_import_adds_nothin
     )
     assert (report.format, report.rows, report.imported, report.errors) == ("whitespace", rows, rows, 0)
     assert seen[-1].position == seen[-1].total == path.stat().st_size
+    assert len(seen) > rows // 2_000 and [p.rows for p in seen] == sorted(p.rows for p in seen)
     with runtime.store.read() as conn:
         total, n, names = conn.execute(
             select(func.sum(events.c.revenue), func.count(), func.count(func.distinct(events.c.event)))
@@ -277,3 +278,27 @@ def test_cli_import_and_export(workspace: Path, tmp_path: Path) -> None:
     assert exported.exit_code == 0 and len(out.read_text().splitlines()) == rows
     bad = runner.invoke(app, ["import", "events", str(sample), "-w", str(workspace), "--map", "x=nowhere"])
     assert bad.exit_code == 65 and "unknown field 'nowhere'" in bad.output
+
+
+def test_gzipped_csv_and_tsv_are_read(runtime: Runtime, tmp_path: Path) -> None:
+    import gzip
+
+    (tmp_path / "a.csv.gz").write_bytes(gzip.compress(b"user_id,event\nu1,x\nu2,y\n"))
+    (tmp_path / "b.tsv").write_text("user_id\tevent\nu3\tz\n")
+    reports = [import_file(runtime.store, tmp_path / n, "events", now_ms=now(runtime)) for n in ("a.csv.gz", "b.tsv")]
+    assert [(r.format, r.imported) for r in reports] == [("csv", 2), ("csv", 1)]
+    assert reports[0].rows == 2
+
+
+@pytest.mark.parametrize("suffix", ["jsonl", "parquet"])
+def test_simulated_shop_files_import_as_they_are(runtime: Runtime, tmp_path: Path, suffix: str) -> None:
+    from tailormail.simulate import simulate_to_file
+
+    made = simulate_to_file(tmp_path / f"shop.{suffix}", customers=20, days=10, seed=3, end=T0)
+    assert made.path is not None and made.catalog_path is not None
+    events_report = import_file(runtime.store, made.path, "events", now_ms=now(runtime))
+    products_report = import_file(runtime.store, made.catalog_path, "products", now_ms=now(runtime))
+    assert (events_report.imported, events_report.errors) == (made.messages, 0)
+    assert (products_report.imported, products_report.errors) == (made.products, 0)
+    assert count(runtime, profiles) == 20 and count(runtime, products) == made.products
+    assert import_file(runtime.store, made.path, "events", now_ms=now(runtime)).imported == 0

@@ -64,6 +64,19 @@ MESSAGE_CASES: list[tuple[str, dict[str, Any], dict[str, Any], dict[str, Any]]] 
         {"type": "identify", "userId": "u", "traits": {"plan": "pro"}},
     ),
     (
+        "Segment's delivery metadata is dropped; originalTimestamp is kept as a time",
+        {},
+        {
+            "userId": "u",
+            "event": "x",
+            "sentAt": "2026-01-01T00:00:01Z",
+            "integrations": {"All": True},
+            "originalTimestamp": "2026-01-01T00:00:00Z",
+            "version": 2,
+        },
+        {"type": "track", "event": "x", "userId": "u", "originalTimestamp": "2026-01-01T00:00:00Z"},
+    ),
+    (
         "a name column on a track event is a property; on a page it is the page name",
         {},
         {"type": "page", "anonymousId": "a", "name": "Home"},

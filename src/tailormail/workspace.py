@@ -38,6 +38,18 @@ max_active = 15        # warn above this many active segments (keep 10-15 key on
 tiny_below = 100       # flag segments with fewer members
 stale_days = 30        # flag segments nobody entered or left for this long
 overlap_above = 0.9    # flag pairs sharing more than this share of the smaller one
+
+# [sync]                     # scheduled pulls and outbound sync (see README, "Sync")
+# allow_private = false      # outbound HTTP refuses private/loopback addresses unless true
+# alert_after_failures = 3   # a source failing this often in a row raises an alert
+# alert_webhook = "https://hooks.example.com/tailormail"
+# Sources and destinations: [[sync.sources]] / [[sync.destinations]] here, or sync/*.yaml.
+# [lint]
+# traits = ["loyaltyTier"]    # profile traits templates may use besides Segment's and those seen
+
+# [recommend]
+# lookback_days = 365         # events older than this do not train recommendations
+# exclude_purchased_days = 90 # never recommend what the person bought this recently
 """
 
 GITIGNORE = f"""\
@@ -53,9 +65,11 @@ previews/
 def write_presets(root: Path) -> None:
     """Write each domain's preset files (segments, templates, journeys) into ``root``."""
     # Each domain adds one call here as it ships presets.
+    from tailormail.content.presets import write_content_presets
     from tailormail.segments.presets import write_segment_presets
 
     write_segment_presets(root)
+    write_content_presets(root)
 
 
 def init_workspace(root: Path, *, force: bool = False) -> list[Path]:

@@ -17,6 +17,7 @@ from tailormail.ingest.pipeline import apply_traits, event_values, first_of_each
 from tailormail.store import Store
 from tailormail.store import events as event_q
 from tailormail.store import profiles as profile_q
+from tailormail.store.dialect import tune_for_bulk_writes
 
 
 @dataclass
@@ -42,6 +43,7 @@ def bulk_ingest(
         result.received += len(chunk)
         unique = first_of_each_id(chunk)
         with store.begin() as conn:
+            tune_for_bulk_writes(conn)
             known = event_q.known_message_ids(conn, [m.message_id for m in unique])
             fresh = [m for m in unique if m.message_id not in known]
             if fresh:

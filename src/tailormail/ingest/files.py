@@ -1,4 +1,4 @@
-"""Streaming readers for data files: CSV, JSONL, Parquet and whitespace-separated text.
+"""Streaming readers for data files: CSV, JSONL, Parquet and whitespace-separated text (gzipped too).
 
 A reader yields rows as ``(line, dict)`` pairs a chunk at a time, so a file of
 any size is read in bounded memory.  ``line`` is the 1-based line (text files)
@@ -9,6 +9,7 @@ far it has got (``position`` of ``total``, bytes or rows) for a progress bar.
 from __future__ import annotations
 
 import csv
+import gzip
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -86,7 +87,7 @@ class FileReader:
             yield from self._parquet()
             return
         with self.path.open("rb") as raw:
-            lines = self._lines(raw)
+            lines = self._lines(raw, gzip.GzipFile(fileobj=raw) if self.path.suffix.lower() == ".gz" else raw)
             if self.format == "jsonl":
                 yield from self._jsonl(lines)
             elif self.format == "whitespace":
@@ -105,11 +106,14 @@ class FileReader:
         if chunk:
             yield chunk
 
-    def _lines(self, raw: BinaryIO) -> Iterator[str]:
-        """Decoded lines, counting bytes read (a UTF-8 byte-order mark is dropped)."""
+    def _lines(self, raw: BinaryIO, source: Any) -> Iterator[str]:
+        """Decoded lines of ``source`` (``raw`` or its gzip stream), counting bytes of ``raw`` read.
+
+        A UTF-8 byte-order mark is dropped.
+        """
         first = True
-        for line in raw:
-            self.position += len(line)
+        for line in source:
+            self.position = self.position + len(line) if source is raw else raw.tell()
             try:
                 text = line.decode("utf-8-sig" if first else "utf-8")
             except UnicodeDecodeError:
@@ -130,7 +134,7 @@ class FileReader:
         return [c.strip() for c in first]
 
     def _csv(self, lines: Iterator[str]) -> Iterator[Row]:
-        delimiter = "\t" if self.path.suffix.lower() == ".tsv" else ","
+        delimiter = "\t" if ".tsv" in (s.lower() for s in self.path.suffixes) else ","
         reader = csv.reader(lines, delimiter=delimiter)
         header = self._header(None if self.columns else next(reader, None))
         for values in reader:

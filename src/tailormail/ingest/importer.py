@@ -29,6 +29,9 @@ from tailormail.store import products as product_q
 KINDS = ("events", "profiles", "products")
 """What a file can hold."""
 
+PROGRESS_EVERY = 2_000
+"""Rows between progress reports while reading (stores report once per batch too)."""
+
 
 @dataclass(frozen=True)
 class ImportProgress:
@@ -74,6 +77,7 @@ class ErrorReport:
     def __init__(self, path: Path, report: ImportReport) -> None:
         self.path = path
         self.report = report
+        path.unlink(missing_ok=True)  # a report left by an earlier run would describe other rows
         self._file: TextIO | None = None
         self._writer: Any = None
 
@@ -148,7 +152,7 @@ def import_file(
         if kind == "products":
             _import_products(store, reader, mapping, report, errors, now_ms, progress)
         else:
-            messages = _messages(reader, mapping, report, errors, now_ms)
+            messages = _messages(reader, mapping, report, errors, now_ms, progress)
             result = bulk_ingest(store, messages, now_ms=now_ms, batch_size=options.batch_size, on_progress=progress)
             report.imported, report.duplicates = result.stored, result.duplicates
     finally:
@@ -158,12 +162,19 @@ def import_file(
 
 
 def _messages(
-    reader: FileReader, mapping: ColumnMapping, report: ImportReport, errors: ErrorReport, now_ms: int
+    reader: FileReader,
+    mapping: ColumnMapping,
+    report: ImportReport,
+    errors: ErrorReport,
+    now_ms: int,
+    progress: Callable[[], None],
 ) -> Iterator[Message]:
     """The valid rows as messages; the others go to the error report."""
     ids = RowIds(mapping.kind)
     for line, row in reader.rows():
         report.rows += 1
+        if report.rows % PROGRESS_EVERY == 0:
+            progress()
         if isinstance(row, BadRow):
             errors.add(row)
             continue

@@ -19,7 +19,10 @@ from typing import Any
 
 from tailormail.errors import ValidationError
 
-TOP_LEVEL = ("userId", "anonymousId", "messageId", "type", "event", "name", "timestamp", "previousId", "groupId")
+TOP_LEVEL = (
+    "userId", "anonymousId", "messageId", "type", "event", "name", "timestamp", "originalTimestamp", "previousId",
+    "groupId",
+)  # fmt: skip
 """Segment fields a column may map to directly."""
 
 OBJECTS = ("properties", "traits", "context")
@@ -46,7 +49,16 @@ _ALIASES = {
     "properties": "properties",
     "traits": "traits",
     "context": "context",
-    "receivedat": SKIP,  # when an export was stored; this import is a new receipt
+    "originaltimestamp": "originalTimestamp",
+    # Segment's delivery metadata, not part of the event: when an export was
+    # received (this import is a new receipt), routing, library versions.
+    "receivedat": SKIP,
+    "sentat": SKIP,
+    "integrations": SKIP,
+    "version": SKIP,
+    "channel": SKIP,
+    "writekey": SKIP,
+    "projectid": SKIP,
 }
 _PRODUCT_ALIASES = {
     "productid": "product_id",
@@ -170,7 +182,8 @@ class ColumnMapping:
         elif rest:
             setter = partial(_put_path, self._value, head, rest.split("."))
         else:
-            convert = {"timestamp": self._timestamp, "price": self._value}.get(target, _identifier)
+            times = {"timestamp": self._timestamp, "originalTimestamp": self._timestamp}
+            convert = {**times, "price": self._value}.get(target, _identifier)
             setter = partial(_put_value, convert, target)
         self._setters[column] = setter
         return setter

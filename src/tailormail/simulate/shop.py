@@ -115,11 +115,12 @@ class Shop:
                 progress(len(customers))
 
     def _customer(self, block: CustomerBlock, k: int, user_id: str, tracks: list[Message]) -> Customer:
-        prefix = f"sim-{self.key}-{block.first + k}-"
+        # Zero-padded so ids sort in the order they are written: the unique index only appends.
+        prefix = f"sim-{self.key}-{block.first + k:07d}-"
         place = PLACES[int(block.place[k])]
         identify = Message(
             type="identify",
-            message_id=prefix + "0",
+            message_id=prefix + "00000",
             user_id=user_id,
             anonymous_id=None,
             timestamp=int(block.active_from[k]) * 1000,
@@ -127,5 +128,5 @@ class Shop:
             context={"timezone": place.timezone, "locale": f"{place.language}-{place.country}"},
         )
         for n, message in enumerate(tracks, start=1):
-            message.message_id = f"{prefix}{n}"  # numbered in time order: stable for a given spec
+            message.message_id = f"{prefix}{n:05d}"  # numbered in time order: stable for a given spec
         return Customer(user_id, [identify, *tracks])

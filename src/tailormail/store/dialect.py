@@ -6,7 +6,7 @@ import json
 from collections.abc import Iterator, Sequence
 from typing import Any, TypeVar
 
-from sqlalchemy import JSON, ColumnElement, Connection, Select, Table, Text, bindparam, cast, func, select
+from sqlalchemy import JSON, ColumnElement, Connection, Select, Table, Text, any_, bindparam, cast, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.types import TypeEngine
 
@@ -25,7 +25,7 @@ def upsert(conn: Connection, table: Table, keys: list[str], update: list[str]) -
 
 
 def one_of(conn: Connection, column: Any, values: Sequence[str]) -> ColumnElement[bool]:
-    """``column IN (values)``; on SQLite one JSON parameter instead of one per value.
+    """``column IN (values)`` with one parameter: a JSON list on SQLite, an array on PostgreSQL.
 
     Rendering thousands of expanding parameters costs more Python time than the
     lookup itself; ``json_each`` takes the whole list as one bound string.
@@ -33,7 +33,7 @@ def one_of(conn: Connection, column: Any, values: Sequence[str]) -> ColumnElemen
     if conn.dialect.name == "sqlite":
         each = func.json_each(json.dumps(list(values))).table_valued("value")
         return column.in_(select(each.c.value))
-    return column.in_(values)
+    return column == any_(bindparam(None, list(values), type_=postgresql.ARRAY(column.type)))
 
 
 LOOKUP_CHUNK = 5000
@@ -60,3 +60,13 @@ def unnest_select(columns: dict[str, tuple[TypeEngine[Any], list[Any]]]) -> Sele
         else:
             parts.append(func.unnest(bindparam(name, values, type_=postgresql.ARRAY(kind))).label(name))
     return select(*parts)
+
+
+BULK_CACHE_KIB = 65_536
+"""SQLite page cache for bulk writes (64 MiB): index pages stay in memory across a batch."""
+
+
+def tune_for_bulk_writes(conn: Connection) -> None:
+    """Give this connection a larger page cache on SQLite (inserting into three indexes at once)."""
+    if conn.dialect.name == "sqlite":
+        conn.exec_driver_sql(f"PRAGMA cache_size=-{BULK_CACHE_KIB}")

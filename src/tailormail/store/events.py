@@ -6,9 +6,9 @@ import json
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, func, select
+from sqlalchemy import JSON, Column, Connection, MetaData, Table, Text, bindparam, cast, func, select
 
-from tailormail.store.dialect import in_chunks, insert_ignoring_conflicts, one_of, unnest_select
+from tailormail.store.dialect import in_chunks, insert_ignoring_conflicts, one_of
 from tailormail.store.schema import events, profiles
 
 EVENT_COLUMNS = (
@@ -37,19 +37,45 @@ def insert_event_values(conn: Connection, rows: list[tuple[Any, ...]]) -> None:
     JSON columns are encoded here, once per row.  SQLite: the statement is
     compiled by SQLAlchemy once and run with the driver's own executemany
     (per-row parameter processing costs more than SQLite's insert itself).
-    PostgreSQL: one ``INSERT ... SELECT unnest(...)`` per batch, one array per
-    column, instead of a round trip per row.
+    PostgreSQL: COPY into a temporary table, then one ``INSERT ... SELECT``,
+    instead of a round trip per row.
     """
     if not rows:
         return
-    encode = json.dumps
+    encode = _compact_json
     prepared = [(*r[:5], encode(r[5]), None if r[6] is None else encode(r[6]), *r[7:]) for r in rows]
     if conn.dialect.name == "sqlite":
         conn.exec_driver_sql(_sqlite_insert_sql(conn), prepared)
     else:
-        columns = dict(zip(EVENT_COLUMNS, zip(*prepared, strict=True), strict=True))
-        rows_select = unnest_select({name: (events.c[name].type, list(values)) for name, values in columns.items()})
-        conn.execute(insert_ignoring_conflicts(conn, events).from_select(list(EVENT_COLUMNS), rows_select))
+        _copy_insert_postgresql(conn, prepared)
+
+
+_staged_events = Table(
+    "staged_events",
+    MetaData(),
+    *(Column(c.name, Text if isinstance(c.type, JSON) else c.type) for c in events.c if c.name in EVENT_COLUMNS),
+    prefixes=["TEMPORARY"],
+    postgresql_on_commit="DROP",
+)
+
+
+def _copy_insert_postgresql(conn: Connection, prepared: list[tuple[Any, ...]]) -> None:
+    """COPY rows into a temporary table (dropped at commit), then insert the new ones into events."""
+    _staged_events.create(conn)
+    cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    columns = ", ".join(EVENT_COLUMNS)
+    with cursor.copy(f"COPY {_staged_events.name} ({columns}) FROM STDIN") as copy:
+        for row in prepared:
+            copy.write_row(row)
+    staged = [
+        cast(_staged_events.c[c], JSON) if c in ("properties", "context") else _staged_events.c[c]
+        for c in EVENT_COLUMNS
+    ]
+    conn.execute(insert_ignoring_conflicts(conn, events).from_select(list(EVENT_COLUMNS), select(*staged)))
+
+
+_compact_json = json.JSONEncoder(check_circular=False, separators=(",", ":")).encode
+"""JSON text for bulk rows: about a quarter faster than ``json.dumps`` with its defaults."""
 
 
 def _sqlite_insert_sql(conn: Connection) -> str:

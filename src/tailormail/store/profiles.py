@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Collection, Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import BigInteger, Connection, Table, bindparam, delete, func, select, update
+from sqlalchemy import JSON, BigInteger, Connection, Table, bindparam, cast, delete, func, literal, select, update
 
 from tailormail.store.dialect import in_chunks, one_of, unnest_select
 from tailormail.store.schema import events, identity_links, profiles
@@ -47,12 +47,21 @@ def create_profiles(conn: Connection, user_ids: Sequence[str | None], now_ms: in
     rows: list[dict[str, Any]] = [
         {"user_id": u, "traits": {}, "first_seen": now_ms, "last_seen": now_ms, "updated_at": now_ms} for u in user_ids
     ]
-    if conn.dialect.name == "sqlite" and all(u is not None for u in user_ids):
-        # Identified people: a plain executemany and one lookup by user id.  (Ordered
+    named = [u for u in user_ids if u is not None]
+    if len(named) == len(user_ids):
+        # Identified people: one bulk insert and one lookup by user id.  (Ordered
         # RETURNING falls back to one INSERT per row on SQLite, 10x slower.)
-        conn.execute(profiles.insert(), rows)
-        found = profile_ids_by_user(conn, [u for u in user_ids if u is not None])
-        return [found[u] for u in user_ids if u is not None]
+        if conn.dialect.name == "sqlite":
+            conn.execute(profiles.insert(), rows)
+        else:
+            stamp = literal(now_ms, BigInteger)
+            new = unnest_select({"user_id": (profiles.c.user_id.type, named)}).subquery()
+            each = select(new.c.user_id, cast(literal("{}"), JSON), stamp, stamp, stamp)
+            conn.execute(
+                profiles.insert().from_select(["user_id", "traits", "first_seen", "last_seen", "updated_at"], each)
+            )
+        found = profile_ids_by_user(conn, named)
+        return [found[u] for u in named]
     stmt = profiles.insert().returning(profiles.c.id, sort_by_parameter_order=True)
     return list(conn.execute(stmt, rows).scalars())
 
