@@ -244,5 +244,28 @@ def _sales(orders: Any) -> tuple[list[list[Any]], list[list[Any]]]:
     return products, categories
 
 
-STEPS: list[Step] = [simulate_shop, shop_summary]
+def segment_sizes(run: DemoRun) -> Section:
+    """Refresh the preset segments (and RFM), show their sizes and explain one member."""
+    from tailormail.segments.service import SegmentService
+
+    service = SegmentService(run.runtime.store, run.runtime.settings)
+    diffs = service.refresh(None, run.now_ms)
+    section = Section("Segments")
+    section.tables.append(Table("Preset segments", ["segment", "members"], [[d.segment, d.size or 0] for d in diffs]))
+    example = next((d for d in diffs if d.segment == "cart_abandoners" and d.entered), None)
+    example = example or next((d for d in diffs if d.entered), None)
+    if example is not None:
+        with run.runtime.store.read() as conn:
+            user = profile_q.get_profile(conn, profile_id=min(example.entered))
+        if user is not None and user["user_id"]:
+            report = service.explain(example.segment, user["user_id"], run.now_ms)
+            section.notes.append(f"Why {user['user_id']} is in {example.segment}:")
+            for step in report["steps"]:
+                values = ", ".join(f"{k}: {v}" for k, v in step["values"].items())
+                mark = "yes" if step["holds"] else "no "
+                section.notes.append(f"  {'  ' * step['depth']}[{mark}] {step['condition']}  ({values})")
+    return section
+
+
+STEPS: list[Step] = [simulate_shop, shop_summary, segment_sizes]
 """The demo's steps in order; each later part of the pipeline appends its own."""

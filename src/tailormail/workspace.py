@@ -32,6 +32,13 @@ purchase = "purchase"
 max_message_bytes = 32768   # Segment's per-message limit
 max_batch_bytes = 512000    # Segment's per-batch limit
 
+[segments]
+# Thresholds of `tailormail segments doctor`.
+max_active = 15        # warn above this many active segments (keep 10-15 key ones)
+tiny_below = 100       # flag segments with fewer members
+stale_days = 30        # flag segments nobody entered or left for this long
+overlap_above = 0.9    # flag pairs sharing more than this share of the smaller one
+
 # [sync]                     # scheduled pulls and outbound sync (see README, "Sync")
 # allow_private = false      # outbound HTTP refuses private/loopback addresses unless true
 # alert_after_failures = 3   # a source failing this often in a row raises an alert

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from tailormail.api import errors, ingest, profiles, sync
+from tailormail.api import errors, ingest, profiles, segments, sync
 from tailormail.runtime import Runtime
 
 # Route modules and the scope their routes require:
@@ -13,7 +13,9 @@ from tailormail.runtime import Runtime
 #   profiles /v1/profiles/{user_id}[/export]  GET PATCH DELETE  admin
 #   sync     /v1/sync/status, /v1/sync/{name}/runs, /v1/sync/{name}/dead  GET,
 #            /v1/sync/{name}/run  POST                         admin
-ROUTERS = [ingest.router, profiles.router, sync.router]
+#   segments /v1/segments[/{name}] GET PUT DELETE, /v1/segments/overlap,
+#            /v1/segments/{name}/members, /v1/segments/{name}/explain/{user_id}  admin
+ROUTERS = [ingest.router, profiles.router, sync.router, segments.router]
 
 
 def create_app(runtime: Runtime) -> FastAPI:

@@ -12,6 +12,7 @@ from tailormail.api.auth import require
 from tailormail.clock import to_ms
 from tailormail.ingest import profiles
 from tailormail.runtime import Runtime
+from tailormail.segments.realtime import reevaluate_user
 
 
 def router(runtime: Runtime) -> APIRouter:
@@ -31,7 +32,9 @@ def router(runtime: Runtime) -> APIRouter:
         body = await request.json()
         changes = body.get("traits", body) if isinstance(body, dict) else body
         now = to_ms(runtime.clock.now())
-        return await run_in_threadpool(profiles.patch_traits, runtime.store, user_id, changes, now)
+        patched = await run_in_threadpool(profiles.patch_traits, runtime.store, user_id, changes, now)
+        await run_in_threadpool(reevaluate_user, runtime.store, runtime.settings, user_id, now)  # segments follow
+        return patched
 
     @api.delete("/{user_id}", status_code=204)
     def delete_profile(user_id: str, request: Request) -> Response:

@@ -10,7 +10,20 @@ from typing import Annotated
 
 import typer
 
-from tailormail.cli import consume, demo, experiment, exports, imports, keys, lint, preview, recommend, simulate, sync
+from tailormail.cli import (
+    consume,
+    demo,
+    experiment,
+    exports,
+    imports,
+    keys,
+    lint,
+    preview,
+    recommend,
+    segments,
+    simulate,
+    sync,
+)
 from tailormail.cli.common import Group, WorkspaceOption, console, runtime_for
 from tailormail.config import workspace_path
 from tailormail.workspace import init_workspace
@@ -33,6 +46,7 @@ app.add_typer(consume.app, name="consume")
 app.command("lint")(lint.lint)
 app.command("preview")(preview.preview)
 app.add_typer(recommend.app, name="recommend")
+app.add_typer(segments.app, name="segments")
 
 
 @app.command()

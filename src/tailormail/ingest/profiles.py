@@ -9,6 +9,7 @@ from tailormail.errors import NotFound, ValidationError
 from tailormail.store import Store
 from tailormail.store import events as event_q
 from tailormail.store import profiles as profile_q
+from tailormail.store import segments as segment_q
 
 
 def _profile_or_404(conn: Any, user_id: str) -> dict[str, Any]:
@@ -25,7 +26,7 @@ def profile_view(store: Store, user_id: str, *, events: int = 50) -> dict[str, A
         return {
             **_public(profile),
             "anonymousIds": profile_q.anonymous_ids(conn, profile["id"]),
-            "memberships": [],
+            "memberships": segment_q.segments_of(conn, profile["id"]),
             "events": [event_json(e) for e in event_q.recent_events(conn, profile["id"], events)],
         }
 

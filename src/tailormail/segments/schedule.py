@@ -54,26 +54,87 @@ def trait_dates(rule: r.Condition) -> list[r.Compare]:
     return [n.compare for n in r.walk(rule) if isinstance(n, r.Trait) and n.compare.op in r.DATE_OPS]
 
 
+EventTimes = dict[int, list[tuple[str, int]]]
+"""profile id -> (event, ts) of recent events: fetched once per batch, shared by every segment."""
+
+
+def event_times(conn: Connection, rules: list[r.Condition], ids: list[int], now_ms: int) -> EventTimes:
+    """The events every one of ``rules`` may need to schedule rechecks for ``ids``."""
+    offsets: dict[str, set[int]] = {}
+    for rule in rules:
+        for event, values in event_offsets(rule).items():
+            offsets.setdefault(event, set()).update(values)
+    out: EventTimes = {}
+    if offsets and ids:
+        after = {event: now_ms - max(values) for event, values in offsets.items()}
+        for pid, event, ts in q.recent_event_times(conn, ids, after):
+            out.setdefault(pid, []).append((event, ts))
+    return out
+
+
 def schedule(
-    conn: Connection, segment: str, rule: r.Condition, now_ms: int, ids: list[int] | None, timezone: str = "UTC"
+    conn: Connection,
+    segment: str,
+    rule: r.Condition,
+    now_ms: int,
+    ids: list[int] | None,
+    timezone: str = "UTC",
+    times: EventTimes | None = None,
 ) -> None:
-    """Replace the rechecks of ``segment`` (for ``ids``, or everyone) with those after ``now_ms``."""
-    q.clear_rechecks(conn, segment, ids)
+    """Replace the rechecks of ``segment`` (for ``ids``, or everyone) with those after ``now_ms``.
+
+    For a few ids only the rows that differ are rewritten: most events leave a
+    person's next recheck where it was, and deletes are what cost.
+    """
+    dated = trait_dates(rule)
+    if ids is None:
+        q.clear_rechecks(conn, segment, None)
+        _schedule_everyone(conn, segment, rule, now_ms)
+        if dated:
+            q.add_rechecks(conn, segment, _trait_due(conn, dated, now_ms, None, timezone))
+        return
+    due = _due_for(conn, rule, now_ms, ids, times)
+    if dated:
+        for pid, moment in _trait_due(conn, dated, now_ms, ids, timezone).items():
+            due[pid] = min(moment, due.get(pid, moment))
+    existing = q.rechecks_of(conn, segment, ids)
+    stale = [p for p in ids if existing.get(p, set()) != ({due[p]} if p in due else set())]
+    q.clear_rechecks(conn, segment, stale)
+    q.add_rechecks(conn, segment, {p: due[p] for p in stale if p in due})
+
+
+def _schedule_everyone(conn: Connection, segment: str, rule: r.Condition, now_ms: int) -> None:
+    """A refresh: one INSERT ... SELECT per (event, offset), all in SQL."""
     for event, offsets in event_offsets(rule).items():
         for offset in sorted(offsets):
-            for chunk in _id_chunks(ids):
-                q.schedule_event_rechecks(conn, segment, event, offset, now_ms, chunk)
+            q.schedule_event_rechecks(conn, segment, event, offset, now_ms)
     for column, offsets in profile_offsets(rule).items():
         for offset in sorted(offsets):
-            for chunk in _id_chunks(ids):
-                q.schedule_profile_rechecks(conn, segment, column, offset, now_ms, chunk)
-    dated = trait_dates(rule)
-    if dated:
-        q.add_rechecks(conn, segment, _trait_due(conn, dated, now_ms, ids, timezone))
+            q.schedule_profile_rechecks(conn, segment, column, offset, now_ms)
 
 
-def _id_chunks(ids: list[int] | None) -> list[list[int] | None]:
-    return [None] if ids is None else list(q.chunks(sorted(set(ids)), 1000))
+def _due_for(
+    conn: Connection, rule: r.Condition, now_ms: int, ids: list[int], times: EventTimes | None
+) -> dict[int, int]:
+    """Real time: the earliest moment after now for each of a few people."""
+    due: dict[int, int] = {}
+
+    def consider(pid: int, moment: int) -> None:
+        if moment > now_ms and moment < due.get(pid, moment + 1):
+            due[pid] = moment
+
+    offsets = event_offsets(rule)
+    if offsets:
+        recent = times if times is not None else event_times(conn, [rule], ids, now_ms)
+        for pid in ids:
+            for event, ts in recent.get(pid, ()):
+                for offset in offsets.get(event, ()):
+                    consider(pid, ts + offset)
+    for column, column_offsets in profile_offsets(rule).items():
+        for pid, value in q.profile_times(conn, ids, column).items():
+            for offset in column_offsets:
+                consider(pid, value + offset)
+    return due
 
 
 def _trait_due(

@@ -18,7 +18,7 @@ from functools import lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo, available_timezones
 
-from sqlalchemy import Select, and_, except_, exists, func, intersect, not_, or_, select, union
+from sqlalchemy import BigInteger, Select, and_, bindparam, except_, exists, func, intersect, not_, or_, select, union
 from sqlalchemy.sql.elements import ColumnElement
 
 from tailormail.segments import rules as r
@@ -37,20 +37,36 @@ class Scope:
 
 
 def compile_rule(rule: r.Condition, scope: Scope) -> Select[Any]:
-    """The SELECT of the profile ids for which ``rule`` holds at ``scope.now``."""
+    """The SELECT of the profile ids for which ``rule`` holds at ``scope.now`` (values inlined as binds)."""
     return _Compiler(scope).condition(rule)
 
 
+@lru_cache(maxsize=256)
+def prepared(rule: r.Condition, dialect: str, restricted: bool, timezone: str = "UTC") -> Select[Any] | None:
+    """The same query with ``:now`` (and ``:ids``) left as parameters, built once per rule.
+
+    Real time runs it for every batch, so building the statement once matters.
+    None for rules that need ``now`` while compiling (dates in traits, anniversaries).
+    """
+    if any(isinstance(n, r.Trait) and n.compare.op in r.DATE_OPS for n in r.walk(rule)):
+        return None
+    now = bindparam("now", type_=BigInteger())
+    ids: Any = bindparam("ids", expanding=True) if restricted else None
+    return _Compiler(Scope(0, dialect, None, timezone), now=now, ids=ids).condition(rule)
+
+
 class _Compiler:
-    def __init__(self, scope: Scope) -> None:
+    def __init__(self, scope: Scope, *, now: Any = None, ids: Any = None) -> None:
         self.scope = scope
         self.d = scope.dialect
+        self.now: Any = scope.now if now is None else now
+        self.ids: Any = scope.ids if ids is None else ids
 
     # --- sets -----------------------------------------------------------------
 
     def everyone(self) -> Select[Any]:
         stmt = select(profiles.c.id.label("profile_id"))
-        return stmt.where(profiles.c.id.in_(self.scope.ids)) if self.scope.ids is not None else stmt
+        return stmt.where(profiles.c.id.in_(self.ids)) if self.ids is not None else stmt
 
     def wrap(self, compound: Any) -> Select[Any]:
         """A compound as a plain SELECT (SQLite cannot nest compounds in parentheses)."""
@@ -85,9 +101,9 @@ class _Compiler:
 
     def profile_time(self, node: r.ProfileTime) -> ColumnElement[bool]:
         col = profiles.c[node.field]
-        cutoff = self.scope.now - node.value * r.DAY_MS
+        cutoff = self.now - node.value * r.DAY_MS
         if node.op == "within_last_days":
-            return and_(col > cutoff, col <= self.scope.now)
+            return and_(col > cutoff, col <= self.now)
         return col <= cutoff
 
     def compare(self, col: Any, cmp: r.Compare, revenue: Any = None) -> ColumnElement[bool]:
@@ -158,7 +174,7 @@ class _Compiler:
     def event_filters(
         self, e: Any, name: str, where: Sequence[r.Compare], window: r.Window
     ) -> list[ColumnElement[bool]]:
-        now = self.scope.now
+        now = self.now
         out = [e.c.event == name, e.c.ts <= now - window.end_ago]
         if window.start_ago is not None:
             out.append(e.c.ts > now - window.start_ago)
@@ -166,22 +182,22 @@ class _Compiler:
             out.append(e.c.ts >= window.after)
         if window.before is not None:
             out.append(e.c.ts < window.before)
-        if self.scope.ids is not None:
-            out.append(e.c.profile_id.in_(self.scope.ids))
+        if self.ids is not None:
+            out.append(e.c.profile_id.in_(self.ids))
         out.extend(self.compare(e.c.properties, c, e.c.revenue) for c in where)
         return out
 
     def not_followed(self, e: Any, follow: r.FollowedBy) -> ColumnElement[bool]:
         """No ``follow.event`` after this one (within ``follow.within``, and not after now)."""
         b = events.alias("b")
-        until = e.c.ts + follow.within if follow.within is not None else self.scope.now
+        until = e.c.ts + follow.within if follow.within is not None else self.now
         cond = [b.c.profile_id == e.c.profile_id, b.c.event == follow.event, b.c.ts > e.c.ts, b.c.ts <= until]
         cond.extend(self.compare(b.c.properties, c, b.c.revenue) for c in follow.where)
         later = exists(select(b.c.id).where(*cond))
         if follow.within is None:
             return not_(later)
         # "within T" is only decided once T has passed.
-        return and_(not_(later), e.c.ts <= self.scope.now - follow.within)
+        return and_(not_(later), e.c.ts <= self.now - follow.within)
 
     def having(self, e: Any, node: r.Event) -> list[ColumnElement[bool]]:
         out: list[ColumnElement[bool]] = []
@@ -208,7 +224,7 @@ class _Compiler:
         """Same edges as windows: relative ``before`` holds from ts + ago on, ``after`` until then."""
         if moment.at is not None:
             return value < moment.at if is_before else value >= moment.at
-        cutoff = self.scope.now - (moment.ago or 0)
+        cutoff = self.now - (moment.ago or 0)
         return value <= cutoff if is_before else value > cutoff
 
     def aggregate(self, e: Any, agg: r.Aggregate) -> ColumnElement[bool]:
@@ -306,3 +322,22 @@ def upcoming_month_days(first: date, days: int) -> list[str]:
 
 def _leap(year: int) -> bool:
     return year % 4 == 0 and (year % 100 != 0 or year % 400 == 0)
+
+
+def event_stats(node: r.Event, scope: Scope) -> Select[Any]:
+    """For explain: count, first and last time, and the aggregate of one person's qualifying events."""
+    compiler = _Compiler(scope)
+    e = events.alias("e")
+    where = compiler.event_filters(e, node.event, node.where, node.window)
+    if node.not_followed_by is not None:
+        where.append(compiler.not_followed(e, node.not_followed_by))
+    columns: list[Any] = [func.count().label("count"), func.min(e.c.ts).label("first"), func.max(e.c.ts).label("last")]
+    agg = node.aggregate
+    if agg is not None and agg.function != "count":
+        source = (
+            e.c.revenue
+            if agg.property == "revenue"
+            else js.number(e.c.properties, tuple((agg.property or "").split(".")), scope.dialect)
+        )
+        columns.append(getattr(func, agg.function)(source).label("aggregate"))
+    return select(*columns).where(*where)

@@ -33,7 +33,7 @@ class Located:
 def load_yaml(text: str, source: str) -> Located:
     """Parse one YAML document keeping line numbers (yaml.compose node marks)."""
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        node = yaml.compose(text, Loader=_LOADER)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         raise ValidationError(
@@ -44,7 +44,7 @@ def load_yaml(text: str, source: str) -> Located:
         ) from None
     located = Located(None, source)
     if node is not None:
-        located.value = _convert(node, (), located.lines)
+        located.value = _convert(node, (), located.lines, yaml.constructor.SafeConstructor())
     return located
 
 
@@ -53,25 +53,26 @@ def from_json(value: Any, source: str) -> Located:
     return Located(value, source)
 
 
-def _convert(node: yaml.Node, path: Path, lines: dict[Path, int]) -> Any:
+def _convert(node: yaml.Node, path: Path, lines: dict[Path, int], constructor: Any) -> Any:
     lines[path] = node.start_mark.line + 1
     if isinstance(node, yaml.MappingNode):
         out: dict[str, Any] = {}
         for key_node, value_node in node.value:
             key = str(key_node.value)
-            out[key] = _convert(value_node, (*path, key), lines)
+            out[key] = _convert(value_node, (*path, key), lines, constructor)
             lines[(*path, key)] = key_node.start_mark.line + 1  # a key's line, not its value's
         return out
     if isinstance(node, yaml.SequenceNode):
-        return [_convert(child, (*path, i), lines) for i, child in enumerate(node.value)]
-    return _scalar(node)
+        return [_convert(child, (*path, i), lines, constructor) for i, child in enumerate(node.value)]
+    return _scalar(node, constructor)
 
 
-def _scalar(node: yaml.Node) -> Any:
+_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when installed: much faster
+
+
+def _scalar(node: yaml.Node, constructor: yaml.constructor.SafeConstructor) -> Any:
     """A scalar with YAML's usual typing (ints, floats, bools, null, dates as text)."""
-    loader = yaml.SafeLoader("")
-    value = loader.construct_object(node, deep=True)
-    loader.dispose()
+    value = constructor.construct_object(node, deep=True)
     if hasattr(value, "isoformat"):
         return value.isoformat()
     return value

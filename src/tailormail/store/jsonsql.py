@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from sqlalchemy import Float, and_, case, cast, func, literal, or_
+from sqlalchemy import JSON, Float, and_, case, cast, func, literal, or_
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -104,3 +104,12 @@ def contains(col: Any, path: Path, value: Any, dialect: str) -> ColumnElement[bo
     framed = "," + func.substr(raw, 2, func.length(raw) - 2) + ","
     needle = "," + func.json_quote(literal(value)) + ","
     return or_(func.instr(as_text, str(value)) > 0, and_(kind == "array", func.instr(framed, needle) > 0))
+
+
+def with_object(col: Any, key: str, values: dict[str, Any], dialect: str) -> ColumnElement[Any]:
+    """``col`` (a JSON object) with ``key`` set to an object of ``values`` (SQL expressions)."""
+    pairs: list[Any] = [item for name, value in values.items() for item in (literal(name), value)]
+    if dialect == "postgresql":
+        merged = cast(col, JSONB).op("||")(func.jsonb_build_object(literal(key), func.jsonb_build_object(*pairs)))
+        return cast(merged, JSON)
+    return func.json_set(col, _sqlite_path((key,)), func.json_object(*pairs))

@@ -6,8 +6,10 @@ import uuid
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import Connection, Select, delete, distinct, func, insert, literal, select, update
+from sqlalchemy import Connection, Select, and_, cast, delete, distinct, func, insert, literal, or_, select, update
+from sqlalchemy.types import Integer, String
 
+from tailormail.store import jsonsql
 from tailormail.store.dialect import upsert
 from tailormail.store.schema import events, profiles
 from tailormail.store.schema_segments import segment_changes, segment_members, segment_rechecks, segment_state
@@ -16,9 +18,31 @@ ENTERED, EXITED = "entered", "exited"
 EVENT_OF_CHANGE = {ENTERED: "segment_entered", EXITED: "segment_exited"}
 
 
-def run_profile_query(conn: Connection, stmt: Select[Any]) -> set[int]:
+def run_profile_query(conn: Connection, stmt: Select[Any], params: dict[str, Any] | None = None) -> set[int]:
     """Execute a compiled segment query: the set of profile ids it selects."""
-    return {int(pid) for pid in conn.execute(stmt).scalars()}
+    return {int(pid) for pid in conn.execute(stmt, params or {}).scalars()}
+
+
+def run_row(conn: Connection, stmt: Select[Any]) -> dict[str, Any]:
+    """Execute a one-row query (explain's statistics) as a dict."""
+    return dict(conn.execute(stmt).mappings().one())
+
+
+def user_ids(conn: Connection, ids: Iterable[int]) -> dict[int, str | None]:
+    """Profile id -> user id (None for anonymous profiles)."""
+    out: dict[int, str | None] = {}
+    for chunk in chunks(sorted(set(ids)), 2000):
+        out.update(conn.execute(select(profiles.c.id, profiles.c.user_id).where(profiles.c.id.in_(chunk))).all())
+    return out
+
+
+def touched_profiles(conn: Connection, ids: Iterable[int], now_ms: int) -> set[int]:
+    """Of ``ids``, the profiles created, merged into or given traits at ``now_ms`` (ingest stamps updated_at)."""
+    found: set[int] = set()
+    for chunk in chunks(sorted(set(ids)), 2000):
+        stmt = select(profiles.c.id).where(profiles.c.id.in_(chunk), profiles.c.updated_at == now_ms)
+        found.update(int(p) for p in conn.execute(stmt).scalars())
+    return found
 
 
 def current_members(conn: Connection, segment: str, ids: Iterable[int] | None = None) -> set[int]:
@@ -35,8 +59,9 @@ def current_members(conn: Connection, segment: str, ids: Iterable[int] | None = 
 def segments_of(conn: Connection, profile_id: int) -> list[str]:
     """The segments a person is in, by name."""
     stmt = (
-        select(distinct(segment_members.c.segment))
+        select(segment_members.c.segment)
         .where(segment_members.c.profile_id == profile_id)
+        .distinct()
         .order_by(segment_members.c.segment)
     )
     return list(conn.execute(stmt).scalars())
@@ -152,6 +177,17 @@ def sizes(conn: Connection) -> dict[str, int]:
     return {name: int(n) for name, n in conn.execute(stmt)}
 
 
+def pair_intersections(conn: Connection) -> dict[tuple[str, str], int]:
+    """People shared by each pair of segments (a < b), counted in the database."""
+    a, b = segment_members.alias("a"), segment_members.alias("b")
+    stmt = (
+        select(a.c.segment, b.c.segment, func.count(distinct(a.c.profile_id)))
+        .join(b, and_(a.c.profile_id == b.c.profile_id, a.c.segment < b.c.segment))
+        .group_by(a.c.segment, b.c.segment)
+    )
+    return {(x, y): int(n) for x, y, n in conn.execute(stmt)}
+
+
 # --- rechecks ----------------------------------------------------------------------
 
 
@@ -161,31 +197,57 @@ def clear_rechecks(conn: Connection, segment: str, ids: Iterable[int] | None = N
     if ids is None:
         conn.execute(stmt)
         return
+    ids = list(ids)
+    if not ids:
+        return
     for chunk in chunks(sorted(set(ids)), 2000):
         conn.execute(stmt.where(segment_rechecks.c.profile_id.in_(chunk)))
 
 
-def schedule_event_rechecks(
-    conn: Connection, segment: str, event: str, offset: int, now_ms: int, ids: list[int] | None
-) -> None:
+def schedule_event_rechecks(conn: Connection, segment: str, event: str, offset: int, now_ms: int) -> None:
     """For each person, the first moment an ``event`` of theirs reaches ``ts + offset`` after now."""
     where = [events.c.event == event, events.c.ts > now_ms - offset]
-    if ids is not None:
-        where.append(events.c.profile_id.in_(ids))
     due = select(literal(segment), events.c.profile_id, func.min(events.c.ts) + offset).where(*where)
     source = due.group_by(events.c.profile_id)
     conn.execute(insert(segment_rechecks).from_select(["segment", "profile_id", "due_at"], source))
 
 
-def schedule_profile_rechecks(
-    conn: Connection, segment: str, column: str, offset: int, now_ms: int, ids: list[int] | None
-) -> None:
+def schedule_profile_rechecks(conn: Connection, segment: str, column: str, offset: int, now_ms: int) -> None:
     """The moment ``profiles.column + offset`` passes, for people where that is after now."""
     col = profiles.c[column]
     source = select(literal(segment), profiles.c.id, col + offset).where(col > now_ms - offset)
-    if ids is not None:
-        source = source.where(profiles.c.id.in_(ids))
     conn.execute(insert(segment_rechecks).from_select(["segment", "profile_id", "due_at"], source))
+
+
+def recent_event_times(conn: Connection, ids: list[int], after: dict[str, int]) -> list[tuple[int, str, int]]:
+    """(profile_id, event, ts) of these people's events named in ``after``, each after its own moment."""
+    out: list[tuple[int, str, int]] = []
+    wanted = or_(*(and_(events.c.event == name, events.c.ts > moment) for name, moment in sorted(after.items())))
+    for chunk in chunks(sorted(set(ids)), 1000):
+        stmt = select(events.c.profile_id, events.c.event, events.c.ts).where(events.c.profile_id.in_(chunk), wanted)
+        out.extend((int(p), str(e), int(t)) for p, e, t in conn.execute(stmt))
+    return out
+
+
+def profile_times(conn: Connection, ids: list[int], column: str) -> dict[int, int]:
+    """A time column (first_seen, last_seen) of these profiles."""
+    out: dict[int, int] = {}
+    for chunk in chunks(sorted(set(ids)), 1000):
+        stmt = select(profiles.c.id, profiles.c[column]).where(profiles.c.id.in_(chunk))
+        out.update((int(p), int(t)) for p, t in conn.execute(stmt))
+    return out
+
+
+def rechecks_of(conn: Connection, segment: str, ids: list[int]) -> dict[int, set[int]]:
+    """The scheduled recheck moments of these people in ``segment``."""
+    out: dict[int, set[int]] = {}
+    for chunk in chunks(sorted(set(ids)), 2000):
+        stmt = select(segment_rechecks.c.profile_id, segment_rechecks.c.due_at).where(
+            segment_rechecks.c.segment == segment, segment_rechecks.c.profile_id.in_(chunk)
+        )
+        for pid, due in conn.execute(stmt):
+            out.setdefault(int(pid), set()).add(int(due))
+    return out
 
 
 def add_rechecks(conn: Connection, segment: str, due: dict[int, int]) -> None:
@@ -219,3 +281,54 @@ def chunks(items: list[Any], size: int) -> Iterable[list[Any]]:
     """Consecutive slices of at most ``size``."""
     for start in range(0, len(items), size):
         yield items[start : start + size]
+
+
+# --- RFM -------------------------------------------------------------------------
+
+
+def write_rfm_traits(conn: Connection, purchase_event: str, now_ms: int) -> int:
+    """Set traits.rfm of every buyer from purchases up to ``now_ms`` (one UPDATE ... FROM)."""
+    agg = (
+        select(
+            events.c.profile_id,
+            func.max(events.c.ts).label("last_ts"),
+            func.count().label("n"),
+            func.coalesce(func.sum(events.c.revenue), 0.0).label("money"),
+        )
+        .where(events.c.event == purchase_event, events.c.ts <= now_ms)
+        .group_by(events.c.profile_id)
+        .subquery("agg")
+    )
+    tiles = select(
+        agg.c.profile_id,
+        agg.c.n,
+        agg.c.money,
+        agg.c.last_ts,
+        _quintile(agg.c.last_ts, conn.dialect.name).label("r"),
+        _quintile(agg.c.n, conn.dialect.name).label("f"),
+        _quintile(agg.c.money, conn.dialect.name).label("m"),
+    ).subquery("tiles")
+    code = cast(tiles.c.r, String) + cast(tiles.c.f, String) + cast(tiles.c.m, String)
+    scores = {
+        "r": tiles.c.r,
+        "f": tiles.c.f,
+        "m": tiles.c.m,
+        "score": tiles.c.r + tiles.c.f + tiles.c.m,
+        "code": code,
+        "frequency": tiles.c.n,
+        "monetary": tiles.c.money,
+        "last_purchase": tiles.c.last_ts,
+    }
+    value = jsonsql.with_object(profiles.c.traits, "rfm", scores, conn.dialect.name)
+    done = conn.execute(update(profiles).where(profiles.c.id == tiles.c.profile_id).values(traits=value))
+    return int(done.rowcount or 0)
+
+
+def _quintile(value: Any, dialect: str) -> Any:
+    """ceil(5 * cume_dist): 1-5, equal values share a score, the best is always 5.
+
+    Spelled 5 - floor(5 * (1 - cume_dist)) because SQLite may lack ceil() and
+    floor(); its integer cast truncates (PostgreSQL's rounds, so it uses floor).
+    """
+    spread = (1 - func.cume_dist().over(order_by=value)) * 5 + 1e-9
+    return 5 - cast(func.floor(spread) if dialect == "postgresql" else spread, Integer)
