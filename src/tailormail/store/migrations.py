@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import Connection, Table, select, text
 
-from tailormail.store import schema, schema_segments
+from tailormail.store import schema, schema_journeys, schema_segments
 
 
 @dataclass(frozen=True)
@@ -47,6 +47,7 @@ MIGRATIONS: list[Migration] = [
         ),
     ),
     Migration(2, "segments", create_tables(*schema_segments.SEGMENT_TABLES)),
+    Migration(7, "journeys", create_tables(*schema_journeys.JOURNEY_TABLES)),
 ]
 
 
