@@ -88,3 +88,17 @@ def test_errors_say_where_and_what_to_do(
         assert error.line == line
     if hint is not None:
         assert error.hint and hint in error.hint
+
+
+def test_init_writes_preset_journeys_that_all_validate(workspace) -> None:  # type: ignore[no-untyped-def]
+    from tailormail.journeys.definitions import load_journeys
+
+    journeys = load_journeys(workspace)
+    assert set(journeys) == {"cart_abandonment", "welcome_series", "birthday", "post_purchase_cross_sell", "win_back"}
+    cart = journeys["cart_abandonment"]
+    assert isinstance(cart.entry, m.EventEntry) and cart.goal == "purchase"
+    wait = cart.nodes["wait_1h"]
+    assert isinstance(wait, m.Wait) and wait.duration_ms == 3_600_000
+    assert isinstance(journeys["birthday"].entry, m.DateEntry)
+    split = journeys["win_back"].nodes["offer_test"]
+    assert isinstance(split, m.Split) and split.holdout == 10

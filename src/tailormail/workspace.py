@@ -49,6 +49,9 @@ def write_presets(root: Path) -> None:
     from tailormail.segments.presets import write_segment_presets
 
     write_segment_presets(root)
+    from tailormail.journeys.presets import write_journey_presets
+
+    write_journey_presets(root)
 
 
 def init_workspace(root: Path, *, force: bool = False) -> list[Path]:
