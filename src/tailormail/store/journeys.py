@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy import Connection, and_, func, select, update
 
 from tailormail.store.dialect import upsert
+from tailormail.store.schema import profiles
 from tailormail.store.schema_journeys import journey_log, journey_runs, journey_state, journey_timers
 
 ACTIVE = ("active", "waiting")
@@ -171,5 +172,37 @@ def paused_journeys(conn: Connection) -> set[str]:
 
 def set_paused(conn: Connection, journey: str, paused: bool, now_ms: int) -> None:
     """Pause or resume a journey."""
-    stmt = upsert(conn, journey_state, ["journey"], ["paused", "updated_at"])
+    stmt = upsert(conn, journey_state, ["journey"], ["paused", "updated_at"])  # broadcast_at stays
     conn.execute(stmt, {"journey": journey, "paused": paused, "updated_at": now_ms})
+
+
+def date_trait_candidates(
+    conn: Connection, path: tuple[str, ...], month_days: Iterable[str]
+) -> list[tuple[int, str, str | None]]:
+    """(profile id, date text, timezone) of people whose date trait falls on one of ``month_days`` (MM-DD)."""
+    from tailormail.store import jsonsql as js
+
+    d = conn.dialect.name
+    value = js.text(profiles.c.traits, path, d)
+    tz = js.text(profiles.c.traits, ("timezone",), d)
+    stmt = select(profiles.c.id, value, tz).where(func.substr(value, 6, 5).in_(list(month_days)))
+    return [(int(pid), str(v), t) for pid, v, t in conn.execute(stmt)]
+
+
+def lapsed_between(conn: Connection, earliest_ms: int, latest_ms: int) -> list[int]:
+    """Profiles whose last event was in [earliest, latest]."""
+    stmt = select(profiles.c.id).where(profiles.c.last_seen >= earliest_ms, profiles.c.last_seen <= latest_ms)
+    return [int(p) for p in conn.execute(stmt).scalars()]
+
+
+def broadcast_done(conn: Connection, journey: str) -> bool:
+    """Whether a broadcast journey has already enrolled its segment."""
+    done = conn.execute(select(journey_state.c.broadcast_at).where(journey_state.c.journey == journey)).scalar()
+    return done is not None
+
+
+def mark_broadcast_done(conn: Connection, journey: str, now_ms: int) -> None:
+    """Remember that a broadcast journey enrolled its segment."""
+    paused = conn.execute(select(journey_state.c.paused).where(journey_state.c.journey == journey)).scalar()
+    stmt = upsert(conn, journey_state, ["journey"], ["broadcast_at", "updated_at"])
+    conn.execute(stmt, {"journey": journey, "paused": bool(paused), "broadcast_at": now_ms, "updated_at": now_ms})

@@ -63,6 +63,7 @@ journey_state = Table(
     metadata,
     Column("journey", String(255), primary_key=True),
     Column("paused", Boolean, nullable=False, default=False),
+    Column("broadcast_at", BigInteger, nullable=True, doc="when a broadcast journey enrolled its segment"),
     Column("updated_at", BigInteger, nullable=False),
 )
 
