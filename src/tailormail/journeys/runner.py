@@ -84,6 +84,8 @@ class JourneyRunner:
     effects: Effects
     policy: e.SendPolicy = field(default_factory=e.SendPolicy)
     timezone: str = "UTC"
+    ignore_reentry: bool = False
+    """Dry runs start a run even if the person already has one."""
 
     # --- the ingest path ---------------------------------------------------------
 
@@ -211,10 +213,12 @@ class JourneyRunner:
 
     # --- timers --------------------------------------------------------------------
 
-    def fire_due_timers(self, conn: Connection, now_ms: int, limit: int = 500) -> int:
-        """Wake the runs whose timers are due; return how many fired."""
+    def fire_due_timers(
+        self, conn: Connection, now_ms: int, limit: int = 500, only_runs: Sequence[int] | None = None
+    ) -> int:
+        """Wake the runs whose timers are due (of ``only_runs`` when given); return how many fired."""
         # A paused journey's timers stay pending; they fire on the first tick after resume.
-        timers = q.claim_due_timers(conn, now_ms, limit, skip_journeys=q.paused_journeys(conn))
+        timers = q.claim_due_timers(conn, now_ms, limit, skip_journeys=q.paused_journeys(conn), only_runs=only_runs)
         for timer in timers:
             run = q.get_run(conn, timer["run_id"])
             journey = self.journeys.get(run["journey"]) if run else None

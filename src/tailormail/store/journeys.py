@@ -86,7 +86,7 @@ def cancel_timers(conn: Connection, run_id: int, now_ms: int) -> None:
 
 
 def claim_due_timers(
-    conn: Connection, now_ms: int, limit: int, skip_journeys: Iterable[str] = ()
+    conn: Connection, now_ms: int, limit: int, skip_journeys: Iterable[str] = (), only_runs: Iterable[int] | None = None
 ) -> list[dict[str, Any]]:
     """Take up to ``limit`` due timers, oldest first, marking them fired (in the caller's transaction)."""
     stmt = (
@@ -95,6 +95,8 @@ def claim_due_timers(
         .order_by(journey_timers.c.due_at, journey_timers.c.id)
         .limit(limit)
     )
+    if only_runs is not None:
+        stmt = stmt.where(journey_timers.c.run_id.in_(list(only_runs)))
     skip = list(skip_journeys)
     if skip:
         paused_runs = select(journey_runs.c.id).where(journey_runs.c.journey.in_(skip))
@@ -109,9 +111,24 @@ def claim_due_timers(
     return rows
 
 
-def next_timer_due(conn: Connection) -> int | None:
-    """When the next pending timer is due (None: none pending)."""
-    return conn.execute(select(func.min(journey_timers.c.due_at)).where(journey_timers.c.fired_at.is_(None))).scalar()
+def next_timer_due(conn: Connection, only_runs: Iterable[int] | None = None) -> int | None:
+    """When the next pending timer is due (None: none pending), of some runs or of all."""
+    stmt = select(func.min(journey_timers.c.due_at)).where(journey_timers.c.fired_at.is_(None))
+    if only_runs is not None:
+        stmt = stmt.where(journey_timers.c.run_id.in_(list(only_runs)))
+    return conn.execute(stmt).scalar()
+
+
+def runs_of(conn: Connection, journey: str, profile_id: int) -> list[dict[str, Any]]:
+    """Every run of a journey for a person, oldest first."""
+    stmt = select(journey_runs).where(journey_runs.c.journey == journey, journey_runs.c.profile_id == profile_id)
+    return [dict(r) for r in conn.execute(stmt.order_by(journey_runs.c.id)).mappings()]
+
+
+def log_of(conn: Connection, run_ids: Iterable[int]) -> list[dict[str, Any]]:
+    """The log lines of some runs, in order."""
+    stmt = select(journey_log).where(journey_log.c.run_id.in_(list(run_ids))).order_by(journey_log.c.id)
+    return [dict(r) for r in conn.execute(stmt).mappings()]
 
 
 def log(conn: Connection, rows: list[dict[str, Any]]) -> None:
