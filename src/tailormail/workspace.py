@@ -70,6 +70,9 @@ def write_presets(root: Path) -> None:
 
     write_segment_presets(root)
     write_content_presets(root)
+    from tailormail.journeys.presets import write_journey_presets
+
+    write_journey_presets(root)
 
 
 def init_workspace(root: Path, *, force: bool = False) -> list[Path]:

@@ -16,6 +16,7 @@ from tailormail.cli import (
     experiment,
     exports,
     imports,
+    journeys,
     keys,
     lint,
     preview,
@@ -47,6 +48,7 @@ app.command("lint")(lint.lint)
 app.command("preview")(preview.preview)
 app.add_typer(recommend.app, name="recommend")
 app.add_typer(segments.app, name="segments")
+app.add_typer(journeys.app, name="journeys")
 
 
 @app.command()

@@ -66,15 +66,19 @@ class Ingestor:
     def ingest(self, messages: Sequence[Message], *, now_ms: int | None = None) -> IngestResult:
         """Store validated messages in one transaction and run the hooks on new ones."""
         now_ms = to_ms(self.clock.now()) if now_ms is None else now_ms
+        with self.store.begin() as conn:
+            return self.ingest_in(conn, messages, now_ms)
+
+    def ingest_in(self, conn: Connection, messages: Sequence[Message], now_ms: int) -> IngestResult:
+        """Store messages and run the hooks inside the caller's transaction (dry runs roll it back)."""
         result = IngestResult(received=len(messages))
         unique = first_of_each_id(messages)
-        with self.store.begin() as conn:
-            known = event_q.known_message_ids(conn, [m.message_id for m in unique])
-            fresh = [m for m in unique if m.message_id not in known]
-            if fresh:
-                result.events = _store(conn, fresh, now_ms)
-                for hook in self.hooks:
-                    hook(conn, result.events, now_ms)
+        known = event_q.known_message_ids(conn, [m.message_id for m in unique])
+        fresh = [m for m in unique if m.message_id not in known]
+        if fresh:
+            result.events = _store(conn, fresh, now_ms)
+            for hook in self.hooks:
+                hook(conn, result.events, now_ms)
         result.stored = len(result.events)
         result.duplicates = result.received - result.stored
         return result

@@ -1,0 +1,225 @@
+"""Named queries for journeys: runs, timers, the run log and pause state."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from sqlalchemy import Connection, and_, func, select, update
+
+from tailormail.store.dialect import upsert
+from tailormail.store.schema import profiles
+from tailormail.store.schema_journeys import journey_log, journey_runs, journey_state, journey_timers
+
+ACTIVE = ("active", "waiting")
+
+
+def create_run(conn: Connection, journey: str, profile_id: int, trigger: dict[str, Any], now_ms: int) -> int:
+    """A new run of ``journey`` for a person; returns its id."""
+    stmt = journey_runs.insert().returning(journey_runs.c.id)
+    row = {
+        "journey": journey,
+        "profile_id": profile_id,
+        "status": "active",
+        "trigger": trigger,
+        "attempt": 0,
+        "entered_at": now_ms,
+        "updated_at": now_ms,
+    }
+    return int(conn.execute(stmt, row).scalar_one())
+
+
+def get_run(conn: Connection, run_id: int) -> dict[str, Any] | None:
+    """One run as a dict."""
+    row = conn.execute(select(journey_runs).where(journey_runs.c.id == run_id)).mappings().first()
+    return dict(row) if row else None
+
+
+def last_entry(conn: Connection, journey: str, profile_id: int) -> tuple[int | None, bool]:
+    """(when the person last entered ``journey``, whether a run of it is still going)."""
+    stmt = select(func.max(journey_runs.c.entered_at), func.count().filter(journey_runs.c.status.in_(ACTIVE))).where(
+        journey_runs.c.journey == journey, journey_runs.c.profile_id == profile_id
+    )
+    last, active = conn.execute(stmt).one()
+    return (int(last) if last is not None else None), bool(active)
+
+
+def update_run(conn: Connection, run_id: int, now_ms: int, **values: Any) -> None:
+    """Change a run's columns."""
+    conn.execute(update(journey_runs).where(journey_runs.c.id == run_id).values(updated_at=now_ms, **values))
+
+
+def active_runs(conn: Connection, journeys: Iterable[str], profile_id: int) -> list[dict[str, Any]]:
+    """Runs of these journeys still going for a person."""
+    stmt = select(journey_runs).where(
+        journey_runs.c.profile_id == profile_id,
+        journey_runs.c.journey.in_(list(journeys)),
+        journey_runs.c.status.in_(ACTIVE),
+    )
+    return [dict(r) for r in conn.execute(stmt).mappings()]
+
+
+def runs_waiting_for(conn: Connection, event: str, profile_id: int) -> list[dict[str, Any]]:
+    """Runs parked at a wait_for of ``event`` for a person."""
+    stmt = select(journey_runs).where(
+        journey_runs.c.waiting_for == event,
+        journey_runs.c.status == "waiting",
+        journey_runs.c.profile_id == profile_id,
+    )
+    return [dict(r) for r in conn.execute(stmt).mappings()]
+
+
+def add_timer(conn: Connection, run_id: int, profile_id: int, due_ms: int, resume: str | None, kind: str) -> None:
+    """Schedule a run to wake at ``due_ms``."""
+    conn.execute(
+        journey_timers.insert().values(run_id=run_id, profile_id=profile_id, due_at=due_ms, resume=resume, kind=kind)
+    )
+
+
+def cancel_timers(conn: Connection, run_id: int, now_ms: int) -> None:
+    """Retire a run's pending timers (they will not fire)."""
+    conn.execute(
+        update(journey_timers)
+        .where(journey_timers.c.run_id == run_id, journey_timers.c.fired_at.is_(None))
+        .values(fired_at=now_ms)
+    )
+
+
+def claim_due_timers(
+    conn: Connection, now_ms: int, limit: int, skip_journeys: Iterable[str] = (), only_runs: Iterable[int] | None = None
+) -> list[dict[str, Any]]:
+    """Take up to ``limit`` due timers, oldest first, marking them fired (in the caller's transaction)."""
+    stmt = (
+        select(journey_timers)
+        .where(journey_timers.c.fired_at.is_(None), journey_timers.c.due_at <= now_ms)
+        .order_by(journey_timers.c.due_at, journey_timers.c.id)
+        .limit(limit)
+    )
+    if only_runs is not None:
+        stmt = stmt.where(journey_timers.c.run_id.in_(list(only_runs)))
+    skip = list(skip_journeys)
+    if skip:
+        paused_runs = select(journey_runs.c.id).where(journey_runs.c.journey.in_(skip))
+        stmt = stmt.where(journey_timers.c.run_id.not_in(paused_runs))
+    if conn.dialect.name == "postgresql":
+        stmt = stmt.with_for_update(skip_locked=True)  # several workers share the timers
+    rows = [dict(r) for r in conn.execute(stmt).mappings()]
+    if rows:
+        conn.execute(
+            update(journey_timers).where(journey_timers.c.id.in_([r["id"] for r in rows])).values(fired_at=now_ms)
+        )
+    return rows
+
+
+def next_timer_due(conn: Connection, only_runs: Iterable[int] | None = None) -> int | None:
+    """When the next pending timer is due (None: none pending), of some runs or of all."""
+    stmt = select(func.min(journey_timers.c.due_at)).where(journey_timers.c.fired_at.is_(None))
+    if only_runs is not None:
+        stmt = stmt.where(journey_timers.c.run_id.in_(list(only_runs)))
+    return conn.execute(stmt).scalar()
+
+
+def runs_of(conn: Connection, journey: str, profile_id: int) -> list[dict[str, Any]]:
+    """Every run of a journey for a person, oldest first."""
+    stmt = select(journey_runs).where(journey_runs.c.journey == journey, journey_runs.c.profile_id == profile_id)
+    return [dict(r) for r in conn.execute(stmt.order_by(journey_runs.c.id)).mappings()]
+
+
+def log_of(conn: Connection, run_ids: Iterable[int]) -> list[dict[str, Any]]:
+    """The log lines of some runs, in order."""
+    stmt = select(journey_log).where(journey_log.c.run_id.in_(list(run_ids))).order_by(journey_log.c.id)
+    return [dict(r) for r in conn.execute(stmt).mappings()]
+
+
+def log(conn: Connection, rows: list[dict[str, Any]]) -> None:
+    """Append to the run log."""
+    if rows:
+        conn.execute(journey_log.insert(), rows)
+
+
+def sends_since(conn: Connection, profile_id: int, since_ms: int, kind: str = "marketing") -> int:
+    """How many emails of ``kind`` journeys sent a person since then."""
+    stmt = select(func.count()).where(
+        journey_log.c.profile_id == profile_id,
+        journey_log.c.action == "send",
+        journey_log.c.at >= since_ms,
+        journey_log.c.detail["kind"].as_string() == kind,
+    )
+    return int(conn.execute(stmt).scalar_one())
+
+
+def node_counts(conn: Connection, journey: str) -> dict[str, tuple[int, int]]:
+    """Per node: (runs parked there now, runs that have passed it)."""
+    parked = (
+        select(journey_runs.c.position, func.count())
+        .where(journey_runs.c.journey == journey, journey_runs.c.status.in_(ACTIVE))
+        .group_by(journey_runs.c.position)
+    )
+    passed = (
+        select(journey_log.c.node, func.count(func.distinct(journey_log.c.run_id)))
+        .where(and_(journey_log.c.journey == journey, journey_log.c.action == "passed"))
+        .group_by(journey_log.c.node)
+    )
+    counts: dict[str, tuple[int, int]] = {}
+    for node, n in conn.execute(parked):
+        if node is not None:
+            counts[node] = (int(n), 0)
+    for node, n in conn.execute(passed):
+        counts[node] = (counts.get(node, (0, 0))[0], int(n))
+    return counts
+
+
+def run_totals(conn: Connection, journey: str) -> dict[str, int]:
+    """Runs by status and finish reason."""
+    stmt = (
+        select(journey_runs.c.status, journey_runs.c.finish_reason, func.count())
+        .where(journey_runs.c.journey == journey)
+        .group_by(journey_runs.c.status, journey_runs.c.finish_reason)
+    )
+    out: dict[str, int] = {}
+    for status, reason, n in conn.execute(stmt):
+        out[reason or status] = out.get(reason or status, 0) + int(n)
+    return out
+
+
+def paused_journeys(conn: Connection) -> set[str]:
+    """Names of paused journeys."""
+    return set(conn.execute(select(journey_state.c.journey).where(journey_state.c.paused.is_(True))).scalars())
+
+
+def set_paused(conn: Connection, journey: str, paused: bool, now_ms: int) -> None:
+    """Pause or resume a journey."""
+    stmt = upsert(conn, journey_state, ["journey"], ["paused", "updated_at"])  # broadcast_at stays
+    conn.execute(stmt, {"journey": journey, "paused": paused, "updated_at": now_ms})
+
+
+def date_trait_candidates(
+    conn: Connection, path: tuple[str, ...], month_days: Iterable[str]
+) -> list[tuple[int, str, str | None]]:
+    """(profile id, date text, timezone) of people whose date trait falls on one of ``month_days`` (MM-DD)."""
+    from tailormail.store import jsonsql as js
+
+    d = conn.dialect.name
+    value = js.text(profiles.c.traits, path, d)
+    tz = js.text(profiles.c.traits, ("timezone",), d)
+    stmt = select(profiles.c.id, value, tz).where(func.substr(value, 6, 5).in_(list(month_days)))
+    return [(int(pid), str(v), t) for pid, v, t in conn.execute(stmt)]
+
+
+def lapsed_between(conn: Connection, earliest_ms: int, latest_ms: int) -> list[int]:
+    """Profiles whose last event was in [earliest, latest]."""
+    stmt = select(profiles.c.id).where(profiles.c.last_seen >= earliest_ms, profiles.c.last_seen <= latest_ms)
+    return [int(p) for p in conn.execute(stmt).scalars()]
+
+
+def broadcast_done(conn: Connection, journey: str) -> bool:
+    """Whether a broadcast journey has already enrolled its segment."""
+    done = conn.execute(select(journey_state.c.broadcast_at).where(journey_state.c.journey == journey)).scalar()
+    return done is not None
+
+
+def mark_broadcast_done(conn: Connection, journey: str, now_ms: int) -> None:
+    """Remember that a broadcast journey enrolled its segment."""
+    paused = conn.execute(select(journey_state.c.paused).where(journey_state.c.journey == journey)).scalar()
+    stmt = upsert(conn, journey_state, ["journey"], ["broadcast_at", "updated_at"])
+    conn.execute(stmt, {"journey": journey, "paused": bool(paused), "broadcast_at": now_ms, "updated_at": now_ms})

@@ -1,0 +1,71 @@
+"""Journey tables: runs, their timers, and the log of what each run did."""
+
+from __future__ import annotations
+
+from sqlalchemy import JSON, BigInteger, Boolean, Column, Index, Integer, String, Table
+
+from tailormail.store.profiles import PROFILE_TABLES
+from tailormail.store.schema import Id, metadata
+
+journey_runs = Table(
+    "journey_runs",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("journey", String(255), nullable=False),
+    Column("profile_id", Id, nullable=False),
+    Column("status", String(16), nullable=False, doc="active | waiting | done"),
+    Column("position", String(255), nullable=True, doc="the node the run is parked at"),
+    Column("waiting_for", String(255), nullable=True, doc="wait_for: the event awaited"),
+    Column("on_event", String(255), nullable=True),
+    Column("on_timeout", String(255), nullable=True),
+    Column("trigger", JSON, nullable=False, default=dict, doc="the entry event's properties"),
+    Column("attempt", Integer, nullable=False, default=0),
+    Column("entered_at", BigInteger, nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
+    Column("finished_at", BigInteger, nullable=True),
+    Column("finish_reason", String(64), nullable=True),
+    Index("ix_journey_runs_profile", "profile_id", "status"),
+    Index("ix_journey_runs_journey", "journey", "profile_id"),
+    Index("ix_journey_runs_waiting", "waiting_for", "status"),
+)
+
+journey_timers = Table(
+    "journey_timers",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("run_id", Id, nullable=False),
+    Column("profile_id", Id, nullable=False),
+    Column("due_at", BigInteger, nullable=False),
+    Column("resume", String(255), nullable=True, doc="the node to continue at (null: the run ends)"),
+    Column("kind", String(16), nullable=False, doc="wake | timeout"),
+    Column("fired_at", BigInteger, nullable=True),
+    Index("ix_journey_timers_due", "fired_at", "due_at"),
+    Index("ix_journey_timers_run", "run_id"),
+)
+
+journey_log = Table(
+    "journey_log",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("run_id", Id, nullable=False),
+    Column("journey", String(255), nullable=False),
+    Column("profile_id", Id, nullable=False),
+    Column("node", String(255), nullable=True),
+    Column("action", String(32), nullable=False),
+    Column("detail", JSON, nullable=False, default=dict),
+    Column("at", BigInteger, nullable=False),
+    Index("ix_journey_log_journey", "journey", "node", "action"),
+    Index("ix_journey_log_profile", "profile_id", "action", "at"),
+)
+
+journey_state = Table(
+    "journey_state",
+    metadata,
+    Column("journey", String(255), primary_key=True),
+    Column("paused", Boolean, nullable=False, default=False),
+    Column("broadcast_at", BigInteger, nullable=True, doc="when a broadcast journey enrolled its segment"),
+    Column("updated_at", BigInteger, nullable=False),
+)
+
+JOURNEY_TABLES = (journey_runs, journey_timers, journey_log, journey_state)
+PROFILE_TABLES.extend([(journey_runs, "profile_id"), (journey_timers, "profile_id"), (journey_log, "profile_id")])

@@ -1,0 +1,169 @@
+"""The journey runner on a real database with a manual clock: triggers, timers, goals."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy import Connection
+
+from tailormail.clock import ManualClock, to_ms
+from tailormail.journeys import engine as e
+from tailormail.journeys import model as m
+from tailormail.journeys.parse import parse_journey
+from tailormail.journeys.runner import JourneyRunner
+from tailormail.runtime import Runtime
+from tailormail.segments.yamlsource import load_yaml
+from tailormail.store import journeys as q
+from tailormail.store import profiles as profile_q
+
+EVENTS = {"add_to_cart": "add_to_cart", "purchase": "purchase"}
+
+CART = """
+entry: {event: $add_to_cart}
+goal: $purchase
+steps:
+  - {id: wait_1h, wait: 1 hour}
+  - {id: reminder, send: cart_reminder}
+  - {id: wait_23h, wait: 23 hours}
+  - id: check
+    branch:
+      if: {not: {event: $purchase, window: {last: 1 day}}}
+      then: recommend
+      else: exit
+  - {id: recommend, send: recommendations}
+"""
+
+WATCH = """
+entry: {event: signed_up}
+steps:
+  - {id: watch, wait_for: {event: $purchase, where: {revenue: {gt: 10}}, within: 2 days, then: thanks, else: nudge}}
+  - {id: thanks, send: thanks, next: exit}
+  - {id: nudge, update_profile: {nudged: true}}
+"""
+
+
+@dataclass
+class RecordingEffects:
+    """Stands in for content + outbox (built in their own packages) and records sends."""
+
+    sent: list[tuple[str, int, str]] = field(default_factory=list)
+
+    def send(self, conn: Connection, journey: m.Journey, run: dict[str, Any], action: e.SendEmail, now_ms: int) -> None:
+        self.sent.append((journey.name, run["profile_id"], action.template))
+
+    def webhook(
+        self, conn: Connection, journey: m.Journey, run: dict[str, Any], action: e.CallWebhook, now_ms: int
+    ) -> None:
+        raise AssertionError("no webhooks in these journeys")
+
+
+def load(name: str, text: str) -> m.Journey:
+    return parse_journey(load_yaml(text, f"journeys/{name}.yaml"), name, EVENTS)
+
+
+@pytest.fixture
+def setup(runtime: Runtime) -> tuple[JourneyRunner, RecordingEffects]:
+    effects = RecordingEffects()
+    runner = JourneyRunner({"cart": load("cart", CART), "watch": load("watch", WATCH)}, effects)
+    runtime.ingestor.hooks.append(runner.on_events)
+    return runner, effects
+
+
+SEQUENCE = iter(range(10**9))
+
+
+def track(runtime: Runtime, user: str, event: str, **props: Any) -> None:
+    now = runtime.clock.now().isoformat()
+    mid = f"{user}-{event}-{next(SEQUENCE)}"
+    runtime.ingestor.ingest_raw(
+        [{"type": "track", "userId": user, "event": event, "timestamp": now, "messageId": mid, "properties": props}]
+    )
+
+
+def tick(runtime: Runtime, runner: JourneyRunner) -> int:
+    with runtime.store.begin() as conn:
+        return runner.fire_due_timers(conn, to_ms(runtime.clock.now()))
+
+
+def advance(runtime: Runtime, clock: ManualClock, runner: JourneyRunner, **delta: float) -> None:
+    clock.advance(timedelta(**delta))
+    tick(runtime, runner)
+
+
+def test_cart_abandonment_sends_after_an_hour_and_a_purchase_ends_the_run(
+    runtime: Runtime, clock: ManualClock, setup: tuple[JourneyRunner, RecordingEffects]
+) -> None:
+    runner, effects = setup
+    track(runtime, "ann", "add_to_cart", product_id="p1")
+    track(runtime, "bob", "add_to_cart", product_id="p2")
+    advance(runtime, clock, runner, minutes=30)
+    track(runtime, "bob", "purchase", revenue=20)  # the goal: Bob's run ends
+    advance(runtime, clock, runner, minutes=29)
+    assert effects.sent == []
+    advance(runtime, clock, runner, minutes=1)
+    assert effects.sent == [("cart", pid(runtime, "ann"), "cart_reminder")]
+    advance(runtime, clock, runner, hours=23)
+    assert effects.sent[-1] == ("cart", pid(runtime, "ann"), "recommendations")
+    with runtime.store.read() as conn:
+        counts = q.node_counts(conn, "cart")
+        totals = q.run_totals(conn, "cart")
+    assert counts["reminder"] == (0, 1) and counts["recommend"] == (0, 1)
+    assert totals == {"completed": 1, "goal": 1}
+
+
+def test_a_person_enters_once_when_reentry_is_never(
+    runtime: Runtime, clock: ManualClock, setup: tuple[JourneyRunner, RecordingEffects]
+) -> None:
+    runner, effects = setup
+    track(runtime, "ann", "add_to_cart")
+    advance(runtime, clock, runner, minutes=10)
+    track(runtime, "ann", "add_to_cart")  # still running: no second run
+    advance(runtime, clock, runner, hours=30)
+    track(runtime, "ann", "add_to_cart")  # still running (waiting 23 hours): no second run
+    advance(runtime, clock, runner, hours=40)  # past quiet hours (21:00-08:00 UTC), so the last send goes
+    track(runtime, "ann", "add_to_cart")  # finished, but re-entry is never
+    advance(runtime, clock, runner, hours=30)
+    assert [s[2] for s in effects.sent] == ["cart_reminder", "recommendations"]
+
+
+def test_wait_for_resumes_on_a_matching_event_or_times_out(
+    runtime: Runtime, clock: ManualClock, setup: tuple[JourneyRunner, RecordingEffects]
+) -> None:
+    runner, effects = setup
+    track(runtime, "cat", "signed_up")
+    track(runtime, "dan", "signed_up")
+    advance(runtime, clock, runner, hours=5)
+    track(runtime, "cat", "purchase", revenue=5)  # filtered out: revenue must be > 10
+    track(runtime, "cat", "purchase", revenue=50)
+    assert effects.sent == [("watch", pid(runtime, "cat"), "thanks")]
+    advance(runtime, clock, runner, hours=43)
+    with runtime.store.read() as conn:
+        dan = profile_q.traits_of(conn, [pid(runtime, "dan")])[pid(runtime, "dan")]
+        cat = profile_q.traits_of(conn, [pid(runtime, "cat")])[pid(runtime, "cat")]
+    assert dan == {"nudged": True} and cat == {}
+    assert len(effects.sent) == 1
+
+
+def test_a_paused_journey_holds_its_timers_until_resumed(
+    runtime: Runtime, clock: ManualClock, setup: tuple[JourneyRunner, RecordingEffects]
+) -> None:
+    runner, effects = setup
+    track(runtime, "eve", "add_to_cart")
+    with runtime.store.begin() as conn:
+        q.set_paused(conn, "cart", True, to_ms(clock.now()))
+    advance(runtime, clock, runner, hours=2)
+    assert effects.sent == []
+    with runtime.store.begin() as conn:
+        q.set_paused(conn, "cart", False, to_ms(clock.now()))
+    tick(runtime, runner)
+    assert effects.sent == [("cart", pid(runtime, "eve"), "cart_reminder")]
+
+
+def pid(runtime: Runtime, user: str) -> int:
+    with runtime.store.read() as conn:
+        profile = profile_q.get_profile(conn, user_id=user)
+    assert profile is not None
+    return int(profile["id"])
