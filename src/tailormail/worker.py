@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from tailormail.deliver.service import deliver_task
 from tailormail.runtime import Runtime
 
 log = logging.getLogger("tailormail.worker")
@@ -31,7 +32,9 @@ class Task:
 def worker_tasks(runtime: Runtime) -> list[Task]:
     """Every domain's periodic tasks, in the order they run in a round."""
     # Each domain adds its tasks here (segment rechecks, journeys, delivery, sync).
-    return []
+    return [
+        Task("deliver", timedelta(0), deliver_task),  # every round: an idle round costs one query
+    ]
 
 
 @dataclass

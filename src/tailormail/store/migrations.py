@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import Connection, Table, select, text
 
-from tailormail.store import schema
+from tailormail.store import schema, schema_deliver
 
 
 @dataclass(frozen=True)
@@ -45,6 +45,11 @@ MIGRATIONS: list[Migration] = [
             schema.products,
             schema.api_keys,
         ),
+    ),
+    Migration(
+        6,
+        "deliver",
+        create_tables(schema_deliver.outbox, schema_deliver.delivery_attempts, schema_deliver.suppressions),
     ),
 ]
 
