@@ -12,7 +12,7 @@ from tailormail.deliver import admin
 
 app = typer.Typer(help="Look into the outbox, retry messages, suppress addresses.", no_args_is_help=True)
 
-LIST_COLUMNS = ["id", "status", "recipient", "kind", "source", "attempts", "next_attempt", "last_error"]
+LIST_COLUMNS = ["id", "status", "recipient", "source", "tries", "next try", "last error"]
 
 
 def _when(ms: int | None) -> str:
@@ -45,11 +45,10 @@ def list_messages(
             r["id"],
             r["status"],
             r["recipient"],
-            r["kind"],
             _source(r),
             r["attempts"],
             _when(r["next_attempt_at"]) if r["status"] == "queued" else "",
-            (r["last_error"] or "")[:60],
+            (r["last_error"] or "")[:40],
         ]
         for r in rows
     ]
