@@ -37,6 +37,7 @@ DECIDE_CASES = [
     ("timeout is temporary too", 1, 0, "queued", False, (60_000, 120_000)),
     ("temporary failures run out", 2, 451, "failed", False, None),
     ("permanent failure bounces at once", 0, 550, "bounced", False, None),
+    ("content refused at DATA fails, no bounce", 0, -554, "failed", False, None),
 ]
 
 
@@ -44,7 +45,8 @@ DECIDE_CASES = [
 def test_decide(
     description: str, before: int, code: int, status: str, sent: bool, window: tuple[int, int] | None
 ) -> None:
-    state = decide({**ROW, "attempts": before}, SendResult(code, "reply"), 1_000_000, SETTINGS)
+    result = SendResult(abs(code), "reply", about_recipient=code >= 0)
+    state = decide({**ROW, "attempts": before}, result, 1_000_000, SETTINGS)
     assert state["status"] == status and state["attempts"] == before + 1
     assert (state["sent_at"] == 1_000_000) is sent
     assert (state["last_error"] is None) is (status == "sent")

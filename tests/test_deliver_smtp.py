@@ -48,6 +48,8 @@ class Inbox:
 
     async def handle_DATA(self, server: Any, session: Session, envelope: Envelope) -> str:
         self.peers.add(session.peer)
+        if any(rcpt.startswith("spamtrap") for rcpt in envelope.rcpt_tos):
+            return "554 5.7.1 message content rejected"
         self.messages += [(rcpt, envelope.original_content or b"") for rcpt in envelope.rcpt_tos]
         return "250 OK"
 
@@ -83,9 +85,10 @@ def test_smtp_pool_sends_reuses_connections_and_maps_replies(runtime: Runtime, i
     handler, port = inbox
     good = [f"p{i}@example.org" for i in range(40)]
     with runtime.store.begin() as conn:
-        ids = enqueue_many(conn, emails(*good, "bounce1@example.org", "later1@example.org"), now_ms=0)
+        odd = ("bounce1@example.org", "later1@example.org", "spamtrap@example.org")
+        ids = enqueue_many(conn, emails(*good, *odd), now_ms=0)
     sender = sender_with(runtime, SmtpTransport("127.0.0.1", port, security="none", connections=4))
-    assert sender.run_round() == 42
+    assert sender.run_round() == 43
     sender.close()
     assert sorted(rcpt for rcpt, _ in handler.messages) == sorted(good)
     assert 1 <= len(handler.peers) <= 4, "at most the pool's connections, reused"
@@ -93,7 +96,10 @@ def test_smtp_pool_sends_reuses_connections_and_maps_replies(runtime: Runtime, i
         assert counts(conn)["sent"] == 40
         bounced = queries.get_outbox(conn, ids["k/bounce1@example.org"])
         later = queries.get_outbox(conn, ids["k/later1@example.org"])
-        assert queries.suppressed_among(conn, ["bounce1@example.org"]) == {"bounce1@example.org": "bounce"}
+        refused = queries.get_outbox(conn, ids["k/spamtrap@example.org"])
+        suppressed = queries.suppressed_among(conn, odd)
+    assert suppressed == {"bounce1@example.org": "bounce"}, "refused content does not suppress the address"
+    assert refused and refused["status"] == "failed" and refused["last_error"].startswith("554")
     assert bounced and bounced["status"] == "bounced" and bounced["last_error"].startswith("550")
     assert later and later["status"] == "queued" and later["last_error"].startswith("451")
 

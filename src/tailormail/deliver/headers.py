@@ -62,6 +62,8 @@ def unsubscribe_headers(base_url: str, domain: str, token: str) -> list[tuple[st
 
 def with_crlf(mime: bytes) -> bytes:
     """The message with every line ending as CRLF (what SMTP sends and DKIM signs)."""
+    if mime.count(b"\n") == mime.count(b"\r\n"):  # already CRLF: skip the copy
+        return mime
     return _LINE_END.sub(b"\r\n", mime)
 
 

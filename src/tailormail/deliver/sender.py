@@ -60,7 +60,8 @@ def decide(row: dict[str, Any], result: SendResult, now_ms: int, settings: Deliv
         return state
     state["last_error"] = f"{result.code} {result.response}".strip()
     if outcome == "bounced":
-        state["status"] = "bounced"
+        # A refused address bounces (and is suppressed); refused content fails this message only.
+        state["status"] = "bounced" if result.about_recipient else "failed"
     elif attempt >= settings.max_attempts:
         state["status"] = "failed"
     else:
@@ -123,31 +124,50 @@ class Sender:
 
     def run_round(self) -> int:
         """Send batches until nothing is due or the round's budget is spent; return rows handled."""
-        total = 0
+        return self.loop.run_until_complete(self._round())
+
+    async def _round(self) -> int:
+        """Keep two batches in flight, so the connections never idle while the database works.
+
+        Claims run one at a time (the rate limiter and SQLite's single writer
+        want that); each batch is sent and then recorded in its own task, and
+        database work runs in a thread so it overlaps the other batch's sending.
+        """
+        total, in_flight = 0, set[asyncio.Task[None]]()
         for _ in range(self.settings.max_batches_per_round):
-            handled = self.send_batch()
-            total += handled
-            if handled == 0:
+            claimed = await asyncio.to_thread(self.claim_batch)
+            if claimed is None:
                 break
+            total += claimed[0]
+            in_flight.add(asyncio.ensure_future(self._send_and_record(*claimed[1:])))
+            if len(in_flight) >= 2:
+                done, in_flight = await asyncio.wait(in_flight, return_when=asyncio.FIRST_COMPLETED)
+                for task in done:
+                    task.result()
+        await asyncio.gather(*in_flight)
         return total
 
-    def send_batch(self) -> int:
-        """Claim, screen, send and record one batch; return how many rows it handled."""
+    def claim_batch(self) -> tuple[int, list[dict[str, Any]], list[Envelope], list[dict[str, Any]]] | None:
+        """Claim and screen one batch: (rows claimed, rows to send, their envelopes, rows that failed to build)."""
         now_ms = to_ms(self.clock.now())
         limit = min(self.settings.batch_size, self.limiter.overall.available(now_ms))
         if limit <= 0:
-            return 0
+            return None
         with self.store.begin() as conn:
             rows = queries.claim_due(conn, self.worker_id, now_ms, int(self.settings.lease_seconds * 1000), limit)
             if not rows:
-                return 0
+                return None
             batch = self._screen(conn, rows, now_ms)
             queries.finish_claimed(conn, self.worker_id, batch.settled)
             queries.log_attempts(conn, batch.logged)
         ready, broken = self._prepare_all(batch.ready)
-        results = self.loop.run_until_complete(self._send_all([e for _, e in ready])) if ready else []
-        self._record([row for row, _ in ready], results, broken)
-        return len(rows)
+        return len(rows), [row for row, _ in ready], [envelope for _, envelope in ready], broken
+
+    async def _send_and_record(
+        self, rows: list[dict[str, Any]], envelopes: list[Envelope], broken: list[dict[str, Any]]
+    ) -> None:
+        results = await self._send_all(envelopes) if envelopes else []
+        await asyncio.to_thread(self._record, rows, results, broken)
 
     def _screen(self, conn: Any, rows: list[dict[str, Any]], now_ms: int) -> Batch:
         """Settle suppressed rows and pace the rest; checked right before sending, every time."""
@@ -244,6 +264,7 @@ class Sender:
         closer = getattr(self.transport, "close", None)
         if closer is not None:
             self.loop.run_until_complete(closer())
+        self.loop.run_until_complete(self.loop.shutdown_default_executor())
         self.loop.close()
 
 

@@ -81,6 +81,8 @@ class SmtpTransport:
         except _SESSION_ERRORS as error:
             code = getattr(error, "code", 0)
             return SendResult(min(code, 499) if code >= 500 else code, f"{type(error).__name__}: {error}"), False
+        except aiosmtplib.SMTPDataError as error:  # the content was refused, not the address
+            return SendResult(error.code, error.message, about_recipient=False), client.is_connected
         except aiosmtplib.SMTPResponseException as error:
             return SendResult(error.code, error.message), client.is_connected
         except (aiosmtplib.SMTPException, OSError, TimeoutError) as error:

@@ -35,6 +35,8 @@ class SendResult:
 
     code: int
     response: str
+    about_recipient: bool = True
+    """False when the server refused the message itself (at DATA), not the address."""
 
 
 class Transport(Protocol):
