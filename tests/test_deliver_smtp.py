@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import base64
+import datetime
+import ipaddress
 import mailbox
 import socket
+import ssl
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -13,8 +16,10 @@ import dkim
 import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, Envelope, LoginPassword, Session
-from cryptography.hazmat.primitives import serialization
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.x509.oid import NameOID
 
 from tailormail.clock import to_ms
 from tailormail.deliver import Email, enqueue_many
@@ -215,3 +220,51 @@ def test_bad_deliver_settings_name_the_key(runtime: Runtime, table: dict[str, An
     settings = replace(runtime.settings, raw={"deliver": table})
     with pytest.raises(ConfigError, match=message.replace("[", r"\[").replace("]", r"\]")):
         deliver_settings(settings)
+
+
+def _tls_contexts(tmp_path: Path) -> tuple[ssl.SSLContext, ssl.SSLContext]:
+    """A self-signed certificate for 127.0.0.1: (server context, client context trusting it)."""
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(days=1))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False)
+        .sign(key, hashes.SHA256())
+    )
+    cert_file, key_file = tmp_path / "cert.pem", tmp_path / "key.pem"
+    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    server = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server.load_cert_chain(cert_file, key_file)
+    client = ssl.create_default_context(cafile=str(cert_file))
+    return server, client
+
+
+@pytest.mark.parametrize("security", ["starttls", "tls"])
+def test_starttls_and_implicit_tls(tmp_path: Path, security: str) -> None:
+    import asyncio
+
+    server_ctx, client_ctx = _tls_contexts(tmp_path)
+    handler = Inbox()
+    options: dict[str, Any] = (
+        {"tls_context": server_ctx, "require_starttls": True} if security == "starttls" else {"ssl_context": server_ctx}
+    )
+    controller = Controller(handler, hostname="127.0.0.1", port=free_port(), server_hostname="inbox.local", **options)
+    controller.start()
+    try:
+        transport = SmtpTransport("127.0.0.1", controller.port, security=security, tls_context=client_ctx)
+        assert asyncio.run(_send(transport)).code == 250
+        plain = SmtpTransport("127.0.0.1", controller.port, security="none", timeout=1)
+        assert asyncio.run(_send(plain)).code != 250, "the server insists on TLS"
+    finally:
+        controller.stop()
+    assert [rcpt for rcpt, _ in handler.messages] == ["b@example.org"]
