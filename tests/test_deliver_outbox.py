@@ -18,7 +18,7 @@ from tailormail.deliver.transport import SendResult
 from tailormail.errors import ValidationError
 from tailormail.runtime import Runtime
 from tailormail.store import deliver as queries
-from tailormail.store.profiles import PROFILE_TABLES
+from tailormail.store.profiles import PROFILE_TABLES, erase_profile
 from tailormail.store.schema_deliver import outbox
 from tailormail.track.signing import verify
 
@@ -209,5 +209,14 @@ def test_retry_requeues_failed_mail_but_never_sent_mail(runtime: Runtime) -> Non
     assert status_of(runtime, ids["campaign:c/profile:1"])["status"] == "suppressed", "the bounce suppression holds"
 
 
-def test_outbox_rows_are_erased_with_the_person() -> None:
+def test_erasing_a_person_erases_their_mail_and_attempts_but_keeps_the_suppression(runtime: Runtime) -> None:
     assert (outbox, "profile_id") in PROFILE_TABLES
+    ids = put(runtime, mail(1), mail(2))
+    make_sender(runtime, MemoryTransport({"p1@example.org": [SendResult(550, "gone")]})).run_round()
+    with runtime.store.begin() as conn:
+        erase_profile(conn, 1)
+    with runtime.store.read() as conn:
+        assert queries.get_outbox(conn, ids["campaign:c/profile:1"]) is None
+        assert queries.attempts_of(conn, ids["campaign:c/profile:1"]) == []
+        assert queries.attempts_of(conn, ids["campaign:c/profile:2"]) != []
+        assert queries.suppressed_among(conn, ["p1@example.org"]) == {"p1@example.org": "bounce"}

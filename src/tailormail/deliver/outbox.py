@@ -93,7 +93,7 @@ def _row(email: Email, index: int, now_ms: int) -> dict[str, object]:
     not_before = email.not_before_ms if email.not_before_ms is not None else now_ms
     return {
         "idempotency_key": email.key,
-        "message_id": head.get("Message-ID") or message_id_for(email.key, domain_of(sender)),
+        "message_id": str(head.get("Message-ID") or "").strip() or message_id_for(email.key, domain_of(sender)),
         "recipient": normalize_address(email.to),
         "sender": sender,
         "profile_id": email.profile_id,

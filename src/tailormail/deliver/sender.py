@@ -134,17 +134,22 @@ class Sender:
         database work runs in a thread so it overlaps the other batch's sending.
         """
         total, in_flight = 0, set[asyncio.Task[None]]()
-        for _ in range(self.settings.max_batches_per_round):
-            claimed = await asyncio.to_thread(self.claim_batch)
-            if claimed is None:
-                break
-            total += claimed[0]
-            in_flight.add(asyncio.ensure_future(self._send_and_record(*claimed[1:])))
-            if len(in_flight) >= 2:
-                done, in_flight = await asyncio.wait(in_flight, return_when=asyncio.FIRST_COMPLETED)
-                for task in done:
-                    task.result()
-        await asyncio.gather(*in_flight)
+        try:
+            for _ in range(self.settings.max_batches_per_round):
+                claimed = await asyncio.to_thread(self.claim_batch)
+                if claimed is None:
+                    break
+                total += claimed[0]
+                in_flight.add(asyncio.ensure_future(self._send_and_record(*claimed[1:])))
+                if len(in_flight) >= 2:
+                    done, in_flight = await asyncio.wait(in_flight, return_when=asyncio.FIRST_COMPLETED)
+                    for task in done:
+                        task.result()
+        finally:  # whatever failed, let the batches already sending finish and be recorded
+            outcomes = await asyncio.gather(*in_flight, return_exceptions=True)
+        for outcome in outcomes:
+            if isinstance(outcome, BaseException):
+                raise outcome
         return total
 
     def claim_batch(self) -> tuple[int, list[dict[str, Any]], list[Envelope], list[dict[str, Any]]] | None:
