@@ -36,6 +36,8 @@ from tailormail.store import deliver as queries
 
 log = logging.getLogger("tailormail.deliver")
 
+INTERRUPTED = SendResult(0, "interrupted: the worker stopped before recording a reply")
+
 
 def new_worker_id() -> str:
     """A name for this sender in leases and the attempts log: host, pid and a random tag."""
@@ -179,16 +181,9 @@ class Sender:
         suppressed = queries.suppressed_among(conn, [r["recipient"] for r in rows])
         batch = Batch([], [], [])
         for row in rows:
-            if row["interrupted"]:
-                gone = SendResult(0, "interrupted: the worker stopped before recording a reply")
-                batch.logged.append(
-                    attempt_entry(
-                        row,
-                        {"status": "interrupted", "attempts": row["attempts"], "updated_at": now_ms},
-                        gone,
-                        self.worker_id,
-                    )
-                )
+            if row["interrupted"]:  # its last worker died mid-send: log that try before this one
+                state = {"status": "interrupted", "attempts": row["attempts"], "updated_at": now_ms}
+                batch.logged.append(attempt_entry(row, state, INTERRUPTED, self.worker_id))
             reason = suppressed.get(row["recipient"])
             if blocks(reason, row["kind"]):
                 state = {**_unchanged(row, now_ms), "status": "suppressed", "last_error": f"suppressed: {reason}"}
