@@ -49,7 +49,12 @@ MIGRATIONS: list[Migration] = [
     Migration(
         6,
         "deliver",
-        create_tables(schema_deliver.outbox, schema_deliver.delivery_attempts, schema_deliver.suppressions),
+        create_tables(
+            schema_deliver.outbox,
+            schema_deliver.outbox_bodies,
+            schema_deliver.delivery_attempts,
+            schema_deliver.suppressions,
+        ),
     ),
 ]
 
