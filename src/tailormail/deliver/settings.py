@@ -42,7 +42,8 @@ class DeliverSettings:
     batch_size: int = 200
     """Rows claimed per transaction; bounds how much a killed worker leaves for its lease to expire."""
     lease_seconds: float = 120.0
-    """A claimed row is taken over by another worker after this; keep it above a batch's send time."""
+    """A claimed row is taken over by another worker after this; keep it well above the time to send
+    two batches (two are in flight), or slow sends get redelivered (same Message-ID, but wasted)."""
     max_batches_per_round: int = 50
     """Batches one worker round sends before yielding to the other worker tasks."""
     max_attempts: int = 8
