@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from tailormail.cli import keys, outbox
+from tailormail.cli import demo, experiment, exports, imports, keys, outbox, simulate
 from tailormail.cli.common import Group, WorkspaceOption, console, runtime_for
 from tailormail.config import workspace_path
 from tailormail.workspace import init_workspace
@@ -23,7 +23,12 @@ app = typer.Typer(
     add_completion=False,
 )
 app.add_typer(keys.app, name="keys")
+app.add_typer(experiment.app, name="experiment")
+app.add_typer(imports.app, name="import")
+app.add_typer(exports.app, name="export")
 app.add_typer(outbox.app, name="outbox")
+app.command("simulate")(simulate.simulate)
+app.command("demo")(demo.demo)
 
 
 @app.command()
