@@ -15,7 +15,6 @@ from tailormail.deliver.transport import SendResult
 from tailormail.runtime import open_runtime
 
 runner = CliRunner()
-README = Path(__file__).resolve().parent.parent / "README.md"
 
 
 def outbox(workspace: Path, *args: str) -> tuple[int, str]:
@@ -66,11 +65,3 @@ def test_suppress_unsuppress_and_retry(workspace: Path) -> None:
     assert code == 0 and "Suppressed x@example.org" in output
     code, output = outbox(workspace, "suppress", "not-an-address")
     assert code == 65 and "not an email address" in output
-
-
-def test_every_outbox_command_has_help_and_a_readme_entry() -> None:
-    readme = README.read_text()
-    for command in ("list", "show", "retry", "suppress", "unsuppress", "suppressions"):
-        result = runner.invoke(app, ["outbox", command, "--help"])
-        assert result.exit_code == 0 and len(result.output) > 100
-        assert f"tailormail outbox {command}" in readme, command

@@ -123,7 +123,6 @@ class Sender:
         )
         # One loop for the life of the sender, so pooled SMTP connections survive between rounds.
         self.loop = asyncio.new_event_loop()
-        self._warm = queries.hold_sqlite_open(store)
 
     def run_round(self) -> int:
         """Send batches until nothing is due or the round's budget is spent; return rows handled."""
@@ -267,8 +266,6 @@ class Sender:
             self.loop.run_until_complete(closer())
         self.loop.run_until_complete(self.loop.shutdown_default_executor())
         self.loop.close()
-        if self._warm is not None:
-            self._warm.close()
 
 
 def _unchanged(row: dict[str, Any], now_ms: int) -> dict[str, Any]:

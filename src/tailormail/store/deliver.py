@@ -8,24 +8,12 @@ from typing import Any
 from sqlalchemy import Connection, and_, bindparam, case, delete, func, select, update
 
 from tailormail.store.dialect import insert_ignoring_conflicts, upsert
-from tailormail.store.engine import Store
 from tailormail.store.schema_deliver import delivery_attempts, outbox, outbox_bodies, suppressions
 
 CLAIM_COLUMNS = [
     *(c for c in outbox.c if c.name not in ("created_at", "updated_at", "sent_at", "last_error")),
     outbox_bodies.c.mime,
 ]
-
-
-def hold_sqlite_open(store: Store) -> Connection | None:
-    """On SQLite, an idle connection kept open for a sender's life; None elsewhere.
-
-    The store opens a fresh connection per transaction, and SQLite checkpoints
-    and deletes the WAL whenever the last connection closes: tens of ms per
-    batch.  One idle connection (no transaction, so it blocks nothing) keeps
-    the WAL in place between a sender's transactions.
-    """
-    return store.engine.connect() if store.dialect == "sqlite" else None
 
 
 def insert_outbox(conn: Connection, rows: list[dict[str, Any]]) -> dict[str, int]:
