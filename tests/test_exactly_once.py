@@ -1,11 +1,12 @@
 """Exactly once, shown: a 10,000-recipient broadcast survives five SIGKILLs of its worker.
 
 A real SMTP server (aiosmtpd, its own process on loopback) records every
-message's Message-ID and recipient.  The sender is `tailormail worker`, run as a
-separate process and killed with SIGKILL at five seeded random moments, each
-chosen as an amount of observable progress (rows sent), then restarted.  In the
-end everyone intended got the email, nobody got two different ones, any
-redelivery carried the same Message-ID, and no suppressed address got anything.
+message's Message-ID and recipient.  The sender is the worker loop of
+`tailormail worker` (tests/worker_process.py) in a separate process, killed
+with SIGKILL at five seeded random moments, each chosen as an amount of
+observable progress (messages received), then restarted.  In the end everyone
+intended got the email, nobody got two different ones, any redelivery carried
+the same Message-ID, and no suppressed address got anything.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from tailormail.deliver.admin import counts, suppress
 from tailormail.runtime import Runtime
 
 SINK = Path(__file__).parent / "smtp_sink.py"
+WORKER = Path(__file__).parent / "worker_process.py"
 RECIPIENTS = 10_000
 KILLS = 5
 SEED = 20260302
@@ -81,11 +83,9 @@ def sink(tmp_path: Path) -> Iterator[tuple[int, Path]]:
 
 
 def start_worker(workspace: Path) -> subprocess.Popen[bytes]:
-    code = "from tailormail.cli import main; main()"
+    """A worker process running the library's worker loop (as `tailormail worker` does)."""
     return subprocess.Popen(
-        [sys.executable, "-c", code, "worker", "--workspace", str(workspace)],
-        stdout=subprocess.DEVNULL,
-        env=dict(os.environ),
+        [sys.executable, str(WORKER), str(workspace)], stdout=subprocess.DEVNULL, env=dict(os.environ)
     )
 
 
@@ -95,7 +95,7 @@ def wait_until(condition: Callable[[], bool], what: str, timeout: float = 300.0)
     while not condition():
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.02)
+        time.sleep(0.05)
 
 
 def run_with_kills(runtime: Runtime, workspace: Path, record: Path, workers: int) -> int:
@@ -111,10 +111,11 @@ def run_with_kills(runtime: Runtime, workspace: Path, record: Path, workers: int
         with runtime.store.read() as conn:
             return counts(conn)
 
+    received_count = ReceivedCounter(record)
     procs = [start_worker(workspace) for _ in range(workers)]
     try:
         for kill, received_at_least in enumerate(moments):
-            wait_until(lambda n=received_at_least: received_count(record) >= n, f"{received_at_least} received")  # type: ignore[misc]
+            wait_until(lambda n=received_at_least: received_count() >= n, f"{received_at_least} received")  # type: ignore[misc]
             victim = kill % workers
             procs[victim].send_signal(signal.SIGKILL)
             procs[victim].wait()
@@ -133,8 +134,20 @@ def run_with_kills(runtime: Runtime, workspace: Path, record: Path, workers: int
     return len(moments)
 
 
-def received_count(record: Path) -> int:
-    return record.read_bytes().count(b"\n") if record.exists() else 0
+class ReceivedCounter:
+    """Counts the sink's record lines, reading only what was appended since the last call."""
+
+    def __init__(self, record: Path) -> None:
+        self.record, self.offset, self.lines = record, 0, 0
+
+    def __call__(self) -> int:
+        if self.record.exists():
+            with self.record.open("rb") as f:
+                f.seek(self.offset)
+                chunk = f.read()
+            self.offset += len(chunk)
+            self.lines += chunk.count(b"\n")
+        return self.lines
 
 
 def suppress_late(runtime: Runtime) -> None:
