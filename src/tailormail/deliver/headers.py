@@ -13,6 +13,7 @@ from typing import Any
 
 import dkim
 
+from tailormail.deliver.outbox import head_length
 from tailormail.track.signing import sign
 
 UNSUBSCRIBE_PURPOSE = "unsubscribe"
@@ -32,7 +33,6 @@ DKIM_HEADERS = (
 
 _LINE_END = re.compile(rb"\r?\n")
 _HAS_MESSAGE_ID = re.compile(rb"(?im)^message-id:")
-_HEAD_END = re.compile(rb"\r\n\r\n")
 
 
 @dataclass(frozen=True)
@@ -69,8 +69,7 @@ def with_crlf(mime: bytes) -> bytes:
 
 def has_message_id(mime: bytes) -> bool:
     """Whether the header block already carries a Message-ID."""
-    match = _HEAD_END.search(mime)
-    return bool(_HAS_MESSAGE_ID.search(mime, 0, match.start() if match else len(mime)))
+    return bool(_HAS_MESSAGE_ID.search(mime, 0, head_length(mime)))
 
 
 def prepend_headers(mime: bytes, headers: list[tuple[str, str]]) -> bytes:

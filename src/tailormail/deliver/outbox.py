@@ -61,10 +61,15 @@ def domain_of(address: str) -> str:
     return address.rpartition("@")[2]
 
 
+def head_length(mime: bytes) -> int:
+    """Where the header block of a MIME message ends (the blank line included)."""
+    match = _HEAD_END.search(mime)
+    return match.end() if match else len(mime)
+
+
 def head_of(mime: bytes) -> Message:
     """The parsed header block of a MIME message (the body is not parsed)."""
-    match = _HEAD_END.search(mime)
-    return BytesHeaderParser().parsebytes(mime[: match.end()] if match else mime)
+    return BytesHeaderParser().parsebytes(mime[: head_length(mime)])
 
 
 def enqueue(conn: Connection, email: Email, *, now_ms: int) -> int:
