@@ -1,8 +1,9 @@
 """Bulk ingestion: tailormail's bulk path beside plain sqlite3 executemany of the same rows.
 
-Both sides write the same simulated-shop events (product_view, add_to_cart,
-purchase with order lines) into the same events table (same indexes, same
-unique messageId, same 64 MiB page cache) on a fresh SQLite file.  The baseline gets its rows
+Both sides write the same events of ``tailormail.simulate`` (identify, then
+product_view, add_to_cart, checkout_started, purchase with order lines, per
+customer) into the same events table (same indexes, same unique messageId,
+same 64 MiB page cache) on a fresh SQLite file.  The baseline gets its rows
 ready-made (JSON already encoded, profile ids known); tailormail starts from
 validated messages and does identity resolution, dedupe, JSON encoding and
 first/last-seen itself.  Target: >= 150,000 events/s and >= 1/3 of the baseline.
@@ -11,63 +12,30 @@ first/last-seen itself.  Target: >= 150,000 events/s and >= 1/3 of the baseline.
 from __future__ import annotations
 
 import json
-import random
 import shutil
 import sqlite3
 import sys
 import tempfile
 import time
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
+from tailormail.clock import to_ms
 from tailormail.ingest.bulk import bulk_ingest
 from tailormail.ingest.messages import Message
+from tailormail.ingest.pipeline import event_values
+from tailormail.simulate import Shop, ShopSpec
 from tailormail.store import Store
 from tailormail.store.dialect import BULK_CACHE_KIB
 
-EVENTS = 400_000
-CUSTOMERS = 20_000
-NOW_MS = 1_772_452_800_000  # 2026-03-02T12:00:00Z
-CATEGORIES = ("shoes", "shirts", "bags", "hats", "socks", "jackets")
+CUSTOMERS = 18_000  # about 22 messages each: some 400,000 events
+END = datetime(2026, 3, 2, tzinfo=UTC)
+NOW_MS = to_ms(END)
 
 
-def shop_events(n: int, customers: int, seed: int = 7) -> list[Message]:
-    """Sessions of views, some carts, fewer purchases, over 90 days."""
-    rng = random.Random(seed)
-    out: list[Message] = []
-    start = NOW_MS - 90 * 86_400_000
-    while len(out) < n:
-        user = f"user-{rng.randrange(customers):07d}"
-        ts = start + rng.randrange(90 * 86_400_000)
-        for step in range(rng.randint(1, 8)):
-            product = rng.randrange(2_000)
-            price = round(5 + (product % 200) * 0.75, 2)
-            props: dict[str, Any] = {
-                "product_id": f"p{product:05d}",
-                "category": CATEGORIES[product % len(CATEGORIES)],
-                "price": price,
-            }
-            out.append(_message(len(out), user, "product_view", ts + step * 40_000, props))
-            if rng.random() < 0.25:
-                out.append(
-                    _message(len(out), user, "add_to_cart", ts + step * 40_000 + 9_000, {**props, "quantity": 1})
-                )
-                if rng.random() < 0.3:
-                    order = {"order_id": f"o{len(out)}", "revenue": price, "currency": "USD", "products": [props]}
-                    out.append(_message(len(out), user, "purchase", ts + step * 40_000 + 60_000, order))
-    return out[:n]
-
-
-def _message(i: int, user: str, event: str, ts: int, props: dict[str, Any]) -> Message:
-    return Message(
-        type="track",
-        message_id=f"m{i:09d}",
-        user_id=user,
-        anonymous_id=None,
-        timestamp=ts,
-        event=event,
-        properties=props,
-    )
+def shop_messages(customers: int = CUSTOMERS) -> list[Message]:
+    """The simulated shop's messages (identify, then views, carts, checkouts, purchases per customer)."""
+    return list(Shop(ShopSpec.ending(END, customers=customers, days=90, seed=7)).messages())
 
 
 def fresh_store(folder: Path, name: str) -> Store:
@@ -93,21 +61,10 @@ def run_baseline(folder: Path, messages: list[Message]) -> tuple[float, float]:
     store.close()
     users = sorted({m.user_id for m in messages if m.user_id})
     profile_of = {u: i + 1 for i, u in enumerate(users)}
-    rows = [
-        (
-            m.message_id,
-            profile_of[m.user_id or ""],
-            None,
-            m.type,
-            m.event,
-            json.dumps(m.properties),
-            None,
-            m.revenue,
-            m.timestamp,
-            NOW_MS,
-        )
-        for m in messages
-    ]
+    rows = []
+    for m in messages:
+        row = event_values(m, profile_of[m.user_id or ""], NOW_MS)
+        rows.append((*row[:5], json.dumps(row[5]), None if row[6] is None else json.dumps(row[6]), *row[7:]))
     db = sqlite3.connect(folder / "baseline.db", isolation_level=None)
     db.execute("PRAGMA journal_mode=WAL")
     db.execute("PRAGMA synchronous=NORMAL")
@@ -125,8 +82,9 @@ def run_baseline(folder: Path, messages: list[Message]) -> tuple[float, float]:
     return elapsed, cpu
 
 
-def main(events: int = EVENTS) -> dict[str, float]:
-    messages = shop_events(events, CUSTOMERS)
+def main(customers: int = CUSTOMERS) -> dict[str, float]:
+    messages = shop_messages(customers)
+    events = len(messages)
     folder = Path(tempfile.mkdtemp(prefix="bench_ingest_"))
     try:
         baseline, baseline_cpu = run_baseline(folder, messages)
@@ -142,7 +100,7 @@ def main(events: int = EVENTS) -> dict[str, float]:
         "tailormail_events_per_cpu_s": events / ours_cpu,
         "cpu_ratio": baseline_cpu / ours_cpu,
     }
-    print(f"events: {events:,} ({CUSTOMERS:,} customers)")
+    print(f"events: {events:,} (simulated shop, {customers:,} customers, 90 days)")
     print("                           wall clock                 per CPU-second of this process")
     for name, key, wall, cpu in (
         ("plain sqlite3 executemany", "baseline", baseline, baseline_cpu),
@@ -158,4 +116,4 @@ def main(events: int = EVENTS) -> dict[str, float]:
 
 
 if __name__ == "__main__":
-    main(int(sys.argv[1]) if len(sys.argv) > 1 else EVENTS)
+    main(int(sys.argv[1]) if len(sys.argv) > 1 else CUSTOMERS)

@@ -288,3 +288,17 @@ def test_gzipped_csv_and_tsv_are_read(runtime: Runtime, tmp_path: Path) -> None:
     reports = [import_file(runtime.store, tmp_path / n, "events", now_ms=now(runtime)) for n in ("a.csv.gz", "b.tsv")]
     assert [(r.format, r.imported) for r in reports] == [("csv", 2), ("csv", 1)]
     assert reports[0].rows == 2
+
+
+@pytest.mark.parametrize("suffix", ["jsonl", "parquet"])
+def test_simulated_shop_files_import_as_they_are(runtime: Runtime, tmp_path: Path, suffix: str) -> None:
+    from tailormail.simulate import simulate_to_file
+
+    made = simulate_to_file(tmp_path / f"shop.{suffix}", customers=20, days=10, seed=3, end=T0)
+    assert made.path is not None and made.catalog_path is not None
+    events_report = import_file(runtime.store, made.path, "events", now_ms=now(runtime))
+    products_report = import_file(runtime.store, made.catalog_path, "products", now_ms=now(runtime))
+    assert (events_report.imported, events_report.errors) == (made.messages, 0)
+    assert (products_report.imported, products_report.errors) == (made.products, 0)
+    assert count(runtime, profiles) == 20 and count(runtime, products) == made.products
+    assert import_file(runtime.store, made.path, "events", now_ms=now(runtime)).imported == 0

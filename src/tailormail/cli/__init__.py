@@ -10,7 +10,20 @@ from typing import Annotated
 
 import typer
 
-from tailormail.cli import demo, experiment, exports, imports, keys, outbox, simulate
+from tailormail.cli import (
+    consume,
+    demo,
+    experiment,
+    exports,
+    imports,
+    keys,
+    lint,
+    outbox,
+    preview,
+    recommend,
+    simulate,
+    sync,
+)
 from tailormail.cli.common import Group, WorkspaceOption, console, runtime_for
 from tailormail.config import workspace_path
 from tailormail.workspace import init_workspace
@@ -29,6 +42,11 @@ app.add_typer(exports.app, name="export")
 app.add_typer(outbox.app, name="outbox")
 app.command("simulate")(simulate.simulate)
 app.command("demo")(demo.demo)
+app.add_typer(sync.app, name="sync")
+app.add_typer(consume.app, name="consume")
+app.command("lint")(lint.lint)
+app.command("preview")(preview.preview)
+app.add_typer(recommend.app, name="recommend")
 
 
 @app.command()

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import Connection, Table, select, text
 
-from tailormail.store import schema, schema_deliver
+from tailormail.store import schema, schema_content, schema_deliver, schema_segments, schema_sync
 
 
 @dataclass(frozen=True)
@@ -46,6 +46,9 @@ MIGRATIONS: list[Migration] = [
             schema.api_keys,
         ),
     ),
+    Migration(2, "segments", create_tables(*schema_segments.SEGMENT_TABLES)),
+    Migration(4, "sync", create_tables(schema_sync.sync_runs, schema_sync.sync_state, schema_sync.sync_outbox)),
+    Migration(5, "content", create_tables(schema_content.template_versions, schema_content.render_failures)),
     Migration(
         6,
         "deliver",

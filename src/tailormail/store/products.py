@@ -1,13 +1,14 @@
-"""Named queries on the product catalog."""
+"""Named queries on the product catalog and on the events that mention products."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from sqlalchemy import Connection, func, select
 
 from tailormail.store.dialect import in_chunks, upsert
-from tailormail.store.schema import products
+from tailormail.store.schema import events, products
 
 CATALOG_COLUMNS = ("name", "category", "price", "url", "image_url", "properties")
 """The columns an import sets (besides the key and ``updated_at``)."""
@@ -45,3 +46,68 @@ def upsert_changed_products(conn: Connection, rows: list[dict[str, Any]], now_ms
 def count_products(conn: Connection) -> int:
     """How many products the catalog holds."""
     return int(conn.execute(select(func.count()).select_from(products)).scalar_one())
+
+
+def product_events(
+    conn: Connection,
+    event_names: Sequence[str],
+    *,
+    since_ms: int | None = None,
+    until_ms: int | None = None,
+    batch: int = 20_000,
+) -> Iterator[tuple[int, str, dict[str, Any], int]]:
+    """(profile_id, event, properties, ts) of the named events in [since, until), in id order."""
+    stmt = select(events.c.id, events.c.profile_id, events.c.event, events.c.properties, events.c.ts).where(
+        events.c.event.in_(list(event_names))
+    )
+    if since_ms is not None:
+        stmt = stmt.where(events.c.ts >= since_ms)
+    if until_ms is not None:
+        stmt = stmt.where(events.c.ts < until_ms)
+    last = 0
+    while True:
+        rows = conn.execute(stmt.where(events.c.id > last).order_by(events.c.id).limit(batch)).all()
+        if not rows:
+            return
+        for _id, profile_id, event, properties, ts in rows:
+            yield int(profile_id), str(event), dict(properties or {}), int(ts)
+        last = rows[-1][0]
+
+
+def event_bounds(conn: Connection, event_names: Sequence[str]) -> tuple[int | None, int | None, int]:
+    """(earliest ts, latest ts, max id) of the named events: a cache key and a split range."""
+    row = conn.execute(
+        select(func.min(events.c.ts), func.max(events.c.ts), func.max(events.c.id)).where(
+            events.c.event.in_(list(event_names))
+        )
+    ).one()
+    return row[0], row[1], int(row[2] or 0)
+
+
+def product_events_of(
+    conn: Connection, profile_ids: Sequence[int], event_names: Sequence[str], *, since_ms: int, until_ms: int
+) -> Iterator[tuple[int, str, dict[str, Any], int]]:
+    """(profile_id, event, properties, ts) of these people's named events in [since, until)."""
+    wanted = sorted(set(profile_ids))
+    for start in range(0, len(wanted), 500):
+        rows = conn.execute(
+            select(events.c.profile_id, events.c.event, events.c.properties, events.c.ts).where(
+                events.c.profile_id.in_(wanted[start : start + 500]),
+                events.c.event.in_(list(event_names)),
+                events.c.ts >= since_ms,
+                events.c.ts < until_ms,
+            )
+        )
+        for profile_id, event, properties, ts in rows:
+            yield int(profile_id), str(event), dict(properties or {}), int(ts)
+
+
+def add_missing_products(conn: Connection, rows: Sequence[dict[str, Any]], now_ms: int) -> None:
+    """Insert catalog rows whose product id is unknown; never overwrite a known product."""
+    from tailormail.store.dialect import insert_ignoring_conflicts
+
+    if rows:
+        conn.execute(
+            insert_ignoring_conflicts(conn, products),
+            [{**r, "properties": dict(r.get("properties") or {}), "updated_at": now_ms} for r in rows],
+        )
