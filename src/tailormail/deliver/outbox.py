@@ -7,7 +7,6 @@ together or not at all.  The idempotency key makes a repeated decision a no-op.
 
 from __future__ import annotations
 
-import hashlib
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -17,6 +16,7 @@ from email.utils import getaddresses
 
 from sqlalchemy import Connection
 
+from tailormail.content.mime import message_id_for
 from tailormail.errors import ValidationError
 from tailormail.store import deliver as queries
 from tailormail.store.schema_deliver import KINDS
@@ -41,11 +41,6 @@ class Email:
     node: str | None = None
     template: str | None = None
     variant: str | None = None
-
-
-def message_id_for(key: str, domain: str) -> str:
-    """The Message-ID of the email with this idempotency key: a resend carries the same one."""
-    return f"<{hashlib.sha256(key.encode('utf-8')).hexdigest()[:32]}@{domain}>"
 
 
 def normalize_address(address: str, *, field: str = "to") -> str:
