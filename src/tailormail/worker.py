@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from tailormail.deliver.service import deliver_task
 from tailormail.runtime import Runtime
 
 log = logging.getLogger("tailormail.worker")
@@ -38,6 +39,7 @@ def worker_tasks(runtime: Runtime) -> list[Task]:
         *segment_tasks(runtime),
         Task("sync_sources", timedelta(seconds=30), sync_tasks.run_due_sources),
         Task("sync_destinations", timedelta(seconds=1), sync_tasks.deliver_outbox),
+        Task("deliver", timedelta(0), deliver_task),  # every round: an idle round costs one query
     ]
 
 

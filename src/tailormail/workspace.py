@@ -50,6 +50,26 @@ overlap_above = 0.9    # flag pairs sharing more than this share of the smaller 
 # [recommend]
 # lookback_days = 365         # events older than this do not train recommendations
 # exclude_purchased_days = 90 # never recommend what the person bought this recently
+
+[deliver]
+transport = "maildir"     # "maildir": files in outbox/ here, to open what was sent; "smtp": a relay
+maildir = "outbox"
+base_url = "http://127.0.0.1:8000"   # public URL of `tailormail serve`, for unsubscribe links
+# domain = "example.com"  # unsubscribe mailto and DKIM d=; default: each message's From domain
+# sender = "bounces@example.com"     # envelope sender; default: each message's From address
+# host = "smtp.example.com"
+# port = 587
+# security = "starttls"   # "starttls", "tls" (implicit, port 465) or "none"
+# username = "apikey"
+# password_env = "TAILORMAIL_SMTP_PASSWORD"   # the password is read from this variable
+# connections = 16
+# dkim_key_file = "dkim.pem"
+# dkim_selector = "mail"
+rate_per_second = 0       # overall messages per second; 0 = no limit
+domain_rate_per_second = 0   # per recipient domain; 0 = no limit
+max_attempts = 8          # temporary failures (4xx, timeouts) retry with backoff this often
+retry_base_seconds = 60
+lease_seconds = 120       # a killed worker's messages are taken over after this
 """
 
 GITIGNORE = f"""\

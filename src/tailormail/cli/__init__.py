@@ -19,6 +19,7 @@ from tailormail.cli import (
     journeys,
     keys,
     lint,
+    outbox,
     preview,
     recommend,
     segments,
@@ -40,6 +41,7 @@ app.add_typer(keys.app, name="keys")
 app.add_typer(experiment.app, name="experiment")
 app.add_typer(imports.app, name="import")
 app.add_typer(exports.app, name="export")
+app.add_typer(outbox.app, name="outbox")
 app.command("simulate")(simulate.simulate)
 app.command("demo")(demo.demo)
 app.add_typer(sync.app, name="sync")

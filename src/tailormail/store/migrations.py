@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import Connection, Table, select, text
 
-from tailormail.store import schema, schema_content, schema_journeys, schema_segments, schema_sync
+from tailormail.store import schema, schema_content, schema_deliver, schema_journeys, schema_segments, schema_sync
 
 
 @dataclass(frozen=True)
@@ -49,6 +49,16 @@ MIGRATIONS: list[Migration] = [
     Migration(2, "segments", create_tables(*schema_segments.SEGMENT_TABLES)),
     Migration(4, "sync", create_tables(schema_sync.sync_runs, schema_sync.sync_state, schema_sync.sync_outbox)),
     Migration(5, "content", create_tables(schema_content.template_versions, schema_content.render_failures)),
+    Migration(
+        6,
+        "deliver",
+        create_tables(
+            schema_deliver.outbox,
+            schema_deliver.outbox_bodies,
+            schema_deliver.delivery_attempts,
+            schema_deliver.suppressions,
+        ),
+    ),
     Migration(7, "journeys", create_tables(*schema_journeys.JOURNEY_TABLES)),
 ]
 

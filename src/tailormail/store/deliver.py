@@ -1,0 +1,190 @@
+"""Named queries on the outbox, the attempts log and the suppression list."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from sqlalchemy import Connection, and_, bindparam, case, delete, func, select, update
+
+from tailormail.store.dialect import insert_ignoring_conflicts, upsert
+from tailormail.store.schema_deliver import delivery_attempts, outbox, outbox_bodies, suppressions
+
+CLAIM_COLUMNS = [
+    *(c for c in outbox.c if c.name not in ("created_at", "updated_at", "sent_at", "last_error")),
+    outbox_bodies.c.mime,
+]
+
+
+def insert_outbox(conn: Connection, rows: list[dict[str, Any]]) -> dict[str, int]:
+    """Insert outbox rows (with their ``mime``), skipping known idempotency keys; return key -> id for all."""
+    if not rows:
+        return {}
+    conn.execute(insert_ignoring_conflicts(conn, outbox), [{k: v for k, v in r.items() if k != "mime"} for r in rows])
+    ids = outbox_ids_by_key(conn, [row["idempotency_key"] for row in rows])
+    bodies = [{"outbox_id": ids[row["idempotency_key"]], "mime": row["mime"]} for row in rows]
+    conn.execute(insert_ignoring_conflicts(conn, outbox_bodies), bodies)
+    return ids
+
+
+def outbox_ids_by_key(conn: Connection, keys: Iterable[str]) -> dict[str, int]:
+    """Map idempotency keys to outbox ids (unknown keys are left out)."""
+    wanted = list(dict.fromkeys(keys))
+    found: dict[str, int] = {}
+    for start in range(0, len(wanted), 500):
+        chunk = wanted[start : start + 500]
+        rows = conn.execute(select(outbox.c.idempotency_key, outbox.c.id).where(outbox.c.idempotency_key.in_(chunk)))
+        found.update({key: row_id for key, row_id in rows})
+    return found
+
+
+def claim_due(conn: Connection, worker: str, now_ms: int, lease_ms: int, limit: int) -> list[dict[str, Any]]:
+    """Claim up to ``limit`` due rows for ``worker`` until ``now_ms + lease_ms``.
+
+    Due: queued rows whose time has come, and rows another worker claimed but
+    whose lease ran out (it died mid-send; that try counts as an attempt).  On
+    PostgreSQL, ``SKIP LOCKED`` lets several workers claim disjoint batches at
+    once; on SQLite the caller's write transaction (BEGIN IMMEDIATE) makes the
+    claim the single writer.  Each returned row carries ``interrupted``.
+    """
+    # Two index range scans (status, next_attempt_at) instead of one OR that would sort every due row:
+    # expired leases first (few: at most the batches in flight), then the queue in due order.
+    expired = and_(outbox.c.status == "sending", outbox.c.lease_until < now_ms)
+    rows = _select_due(conn, expired, limit)
+    if len(rows) < limit:
+        queued = and_(outbox.c.status == "queued", outbox.c.next_attempt_at <= now_ms)
+        rows += _select_due(conn, queued, limit - len(rows))
+    if rows:
+        conn.execute(
+            update(outbox)
+            .where(outbox.c.id.in_([r["id"] for r in rows]))
+            .values(
+                status="sending",
+                attempts=case((outbox.c.status == "sending", outbox.c.attempts + 1), else_=outbox.c.attempts),
+                claimed_by=worker,
+                lease_until=now_ms + lease_ms,
+                updated_at=now_ms,
+            )
+        )
+    for row in rows:
+        row["interrupted"] = row["status"] == "sending"
+        row["attempts"] += int(row["interrupted"])
+        row["status"] = "sending"
+    return rows
+
+
+def _select_due(conn: Connection, condition: Any, limit: int) -> list[dict[str, Any]]:
+    stmt = (
+        select(*CLAIM_COLUMNS)
+        .join(outbox_bodies, outbox_bodies.c.outbox_id == outbox.c.id)
+        .where(condition)
+        .order_by(outbox.c.next_attempt_at, outbox.c.id)
+        .limit(limit)
+    )
+    if conn.dialect.name == "postgresql":
+        stmt = stmt.with_for_update(skip_locked=True, of=outbox)
+    return [dict(r) for r in conn.execute(stmt).mappings()]
+
+
+def finish_claimed(conn: Connection, worker: str, outcomes: list[dict[str, Any]]) -> int:
+    """Record what happened to claimed rows, only where ``worker`` still holds them.
+
+    Each outcome has id, status, attempts, next_attempt_at, last_error, sent_at
+    and updated_at.  A row whose lease was taken over by another worker is left
+    to that worker.  Returns the number of rows updated.
+    """
+    if not outcomes:
+        return 0
+    stmt = (
+        update(outbox)
+        .where(outbox.c.id == bindparam("b_id"), outbox.c.claimed_by == worker, outbox.c.status == "sending")
+        .values(
+            status=bindparam("b_status"),
+            attempts=bindparam("b_attempts"),
+            next_attempt_at=bindparam("b_next_attempt_at"),
+            last_error=bindparam("b_last_error"),
+            sent_at=bindparam("b_sent_at"),
+            updated_at=bindparam("b_updated_at"),
+            claimed_by=None,
+            lease_until=None,
+        )
+    )
+    params = [{f"b_{k}": v for k, v in o.items()} for o in outcomes]
+    return int(conn.execute(stmt, params).rowcount or 0)
+
+
+def log_attempts(conn: Connection, rows: list[dict[str, Any]]) -> None:
+    """Append rows to the attempts log."""
+    if rows:
+        conn.execute(delivery_attempts.insert(), rows)
+
+
+def suppressed_among(conn: Connection, addresses: Iterable[str]) -> dict[str, str]:
+    """Which of these (lower-cased) addresses are suppressed, with the reason."""
+    wanted = list(set(addresses))
+    found: dict[str, str] = {}
+    for start in range(0, len(wanted), 500):
+        chunk = wanted[start : start + 500]
+        rows = conn.execute(
+            select(suppressions.c.address, suppressions.c.reason).where(suppressions.c.address.in_(chunk))
+        )
+        found.update({address: reason for address, reason in rows})
+    return found
+
+
+def add_suppressions(conn: Connection, rows: list[dict[str, Any]], *, replace: bool = False) -> None:
+    """Suppress addresses; an existing entry keeps its reason unless ``replace``."""
+    if not rows:
+        return
+    if replace:
+        conn.execute(upsert(conn, suppressions, ["address"], ["reason", "detail", "created_at"]), rows)
+    else:
+        conn.execute(insert_ignoring_conflicts(conn, suppressions), rows)
+
+
+def remove_suppression(conn: Connection, address: str) -> bool:
+    """Lift a suppression; False when the address was not suppressed."""
+    return bool(conn.execute(delete(suppressions).where(suppressions.c.address == address)).rowcount)
+
+
+def list_suppressions(conn: Connection, limit: int = 1000) -> list[dict[str, Any]]:
+    """Suppressed addresses, newest first."""
+    stmt = select(suppressions).order_by(suppressions.c.created_at.desc(), suppressions.c.address).limit(limit)
+    return [dict(r) for r in conn.execute(stmt).mappings()]
+
+
+def list_outbox(conn: Connection, status: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
+    """Outbox rows without their bytes, newest first, optionally of one status."""
+    stmt = select(outbox).order_by(outbox.c.id.desc()).limit(limit)
+    if status:
+        stmt = stmt.where(outbox.c.status == status)
+    return [dict(r) for r in conn.execute(stmt).mappings()]
+
+
+def get_outbox(conn: Connection, outbox_id: int) -> dict[str, Any] | None:
+    """One outbox row (with its bytes), or None."""
+    stmt = select(outbox, outbox_bodies.c.mime).join(outbox_bodies, outbox_bodies.c.outbox_id == outbox.c.id)
+    row = conn.execute(stmt.where(outbox.c.id == outbox_id)).mappings().first()
+    return dict(row) if row else None
+
+
+def attempts_of(conn: Connection, outbox_id: int) -> list[dict[str, Any]]:
+    """Every logged attempt of one outbox row, oldest first."""
+    stmt = select(delivery_attempts).where(delivery_attempts.c.outbox_id == outbox_id).order_by(delivery_attempts.c.id)
+    return [dict(r) for r in conn.execute(stmt).mappings()]
+
+
+def requeue(conn: Connection, outbox_id: int, now_ms: int) -> bool:
+    """Put a row back in the queue, due now; False when it is unknown or already sent or sending."""
+    done = conn.execute(
+        update(outbox)
+        .where(outbox.c.id == outbox_id, outbox.c.status.not_in(("sent", "sending")))
+        .values(status="queued", next_attempt_at=now_ms, updated_at=now_ms, claimed_by=None, lease_until=None)
+    )
+    return bool(done.rowcount)
+
+
+def status_counts(conn: Connection) -> dict[str, int]:
+    """How many outbox rows are in each status."""
+    rows = conn.execute(select(outbox.c.status, func.count()).group_by(outbox.c.status))
+    return {status: int(n) for status, n in rows}

@@ -1,0 +1,222 @@
+"""The outbox and the send loop on a real database, with the in-memory transport and a manual clock."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import pytest
+
+from tailormail.clock import ManualClock, to_ms
+from tailormail.deliver import Email, enqueue, enqueue_many, message_id_for
+from tailormail.deliver.admin import counts, retry_message, show_message, suppress
+from tailormail.deliver.headers import UNSUBSCRIBE_PURPOSE
+from tailormail.deliver.memory import MemoryTransport
+from tailormail.deliver.sender import Sender
+from tailormail.deliver.settings import DeliverSettings
+from tailormail.deliver.transport import SendResult
+from tailormail.errors import ValidationError
+from tailormail.runtime import Runtime
+from tailormail.store import deliver as queries
+from tailormail.store.profiles import PROFILE_TABLES, erase_profile
+from tailormail.store.schema_deliver import outbox
+from tailormail.track.signing import verify
+
+
+def mail(i: int, *, kind: str = "marketing", to: str | None = None, headers: str = "", **extra: Any) -> Email:
+    to = to or f"p{i}@example.org"
+    mime = f"From: Shop <news@shop.example>\r\nTo: {to}\r\n{headers}Subject: Hi {i}\r\n\r\nBody {i}\r\n".encode()
+    return Email(key=f"campaign:c/profile:{i}", to=to, mime=mime, kind=kind, profile_id=i, campaign="c", **extra)
+
+
+def make_sender(runtime: Runtime, transport: MemoryTransport, **settings: Any) -> Sender:
+    options = {"retry_base_seconds": 60.0, "lease_seconds": 30.0, **settings}
+    return Sender(runtime.store, runtime.clock, DeliverSettings(**options), transport, secret=runtime.settings.secret)
+
+
+def put(runtime: Runtime, *emails: Email) -> dict[str, int]:
+    with runtime.store.begin() as conn:
+        return enqueue_many(conn, list(emails), now_ms=to_ms(runtime.clock.now()))
+
+
+def status_of(runtime: Runtime, outbox_id: int) -> dict[str, Any]:
+    with runtime.store.read() as conn:
+        return show_message(conn, outbox_id)
+
+
+def test_enqueue_is_idempotent_and_part_of_the_callers_transaction(runtime: Runtime) -> None:
+    first = put(runtime, mail(1))
+    again = put(runtime, mail(1), mail(2))
+    assert again["campaign:c/profile:1"] == first["campaign:c/profile:1"]
+    with pytest.raises(RuntimeError), runtime.store.begin() as conn:
+        enqueue(conn, mail(3), now_ms=0)
+        raise RuntimeError("the step that decided the email failed")
+    with runtime.store.read() as conn:
+        assert counts(conn)["queued"] == 2
+
+
+@pytest.mark.parametrize(
+    ("email", "field"),
+    [
+        (Email(key="", to="a@b.co", mime=b"From: x@y.co\r\n\r\n"), "key"),
+        (Email(key="k", to="a@b.co", mime=b"From: x@y.co\r\n\r\n", kind="promo"), "kind"),
+        (Email(key="k", to="a@b.co", mime=b"Subject: no sender\r\n\r\n"), "mime"),
+        (Email(key="k", to="not-an-address", mime=b"From: x@y.co\r\n\r\n"), "to"),
+    ],
+)
+def test_enqueue_refuses_bad_input_naming_the_field(runtime: Runtime, email: Email, field: str) -> None:
+    with pytest.raises(ValidationError) as error, runtime.store.begin() as conn:
+        enqueue(conn, email, now_ms=0)
+    assert error.value.field == field
+
+
+def test_sends_once_with_derived_message_id_and_signed_one_click_unsubscribe(
+    runtime: Runtime, clock: ManualClock
+) -> None:
+    ids = put(runtime, mail(1), mail(2, kind="transactional"), mail(3, headers="Message-ID: <own@shop.example>\r\n"))
+    transport = MemoryTransport()
+    sender = make_sender(runtime, transport)
+    assert sender.run_round() == 3
+    assert sender.run_round() == 0, "nothing is sent twice"
+    by_to = {e.recipient: e for e in transport.sent}
+    marketing = by_to["p1@example.org"]
+    assert marketing.message_id == message_id_for("campaign:c/profile:1", "shop.example")
+    assert f"Message-ID: {marketing.message_id}\r\n".encode() in marketing.data
+    head = marketing.data.split(b"\r\n\r\n")[0].decode()
+    assert "List-Unsubscribe-Post: List-Unsubscribe=One-Click" in head
+    token = head.split("/u/")[1].split(">")[0]
+    assert f"mailto:unsubscribe@shop.example?subject={token}" in head
+    payload = verify(runtime.settings.secret, UNSUBSCRIBE_PURPOSE, token)
+    assert payload == {"email": "p1@example.org", "profile_id": 1, "outbox_id": ids["campaign:c/profile:1"]}
+    assert b"List-Unsubscribe" not in by_to["p2@example.org"].data, "receipts carry no unsubscribe link"
+    own = by_to["p3@example.org"]
+    assert own.message_id == "<own@shop.example>" and own.data.count(b"Message-ID") == 1
+    row = status_of(runtime, ids["campaign:c/profile:1"])
+    assert row["status"] == "sent" and row["sent_at"] == to_ms(clock.now())
+    assert [(a["result"], a["smtp_code"]) for a in row["attempt_log"]] == [("sent", 250)]
+
+
+def test_not_before_holds_mail_until_its_time(runtime: Runtime, clock: ManualClock) -> None:
+    later = to_ms(clock.now() + timedelta(hours=1))
+    put(runtime, mail(1, not_before_ms=later))
+    transport = MemoryTransport()
+    sender = make_sender(runtime, transport)
+    assert sender.run_round() == 0
+    clock.advance(timedelta(hours=1))
+    assert sender.run_round() == 1 and len(transport.sent) == 1
+
+
+def test_temporary_failures_retry_with_backoff_then_fail(runtime: Runtime, clock: ManualClock) -> None:
+    ids = put(runtime, mail(1), mail(2))
+    busy = [SendResult(451, "greylisted")] * 3
+    transport = MemoryTransport(
+        {"p1@example.org": [SendResult(421, "busy"), SendResult(250, "ok")], "p2@example.org": busy}
+    )
+    sender = make_sender(runtime, transport, max_attempts=3)
+    sender.run_round()
+    first = status_of(runtime, ids["campaign:c/profile:1"])
+    assert first["status"] == "queued" and first["last_error"] == "421 busy"
+    second = status_of(runtime, ids["campaign:c/profile:2"])
+    wait = min(first["next_attempt_at"], second["next_attempt_at"]) - to_ms(clock.now())
+    assert 30_000 <= wait <= 60_000
+    clock.advance(timedelta(milliseconds=wait - 1))
+    assert sender.run_round() == 0, "no retry before its time"
+    clock.advance(timedelta(minutes=10))
+    sender.run_round()
+    clock.advance(timedelta(minutes=10))
+    sender.run_round()
+    done = status_of(runtime, ids["campaign:c/profile:1"])
+    assert done["status"] == "sent" and [a["result"] for a in done["attempt_log"]] == ["deferred", "sent"]
+    failed = status_of(runtime, ids["campaign:c/profile:2"])
+    assert failed["status"] == "failed" and failed["attempts"] == 3
+    assert [a["result"] for a in failed["attempt_log"]] == ["deferred", "deferred", "failed"]
+
+
+def test_a_bounce_suppresses_the_address_for_every_later_mail(runtime: Runtime) -> None:
+    ids = put(runtime, mail(1))
+    transport = MemoryTransport({"p1@example.org": [SendResult(550, "no such user")]})
+    sender = make_sender(runtime, transport)
+    sender.run_round()
+    assert status_of(runtime, ids["campaign:c/profile:1"])["status"] == "bounced"
+    later = put(runtime, Email(key="receipt:9", to="P1@example.org", mime=mail(1).mime, kind="transactional"))
+    sender.run_round()
+    row = status_of(runtime, later["receipt:9"])
+    assert row["status"] == "suppressed" and row["last_error"] == "suppressed: bounce"
+    assert len(transport.sent) == 1
+    with runtime.store.read() as conn:
+        assert queries.suppressed_among(conn, ["p1@example.org"]) == {"p1@example.org": "bounce"}
+
+
+def test_suppression_is_checked_at_send_time_and_unsubscribes_spare_receipts(runtime: Runtime) -> None:
+    ids = put(runtime, mail(1), mail(2, kind="transactional", to="p1@example.org"), mail(3))
+    with runtime.store.begin() as conn:
+        suppress(conn, "p1@example.org", "unsubscribe", 0)
+        suppress(conn, "P3@Example.org", "complaint", 0)
+    transport = MemoryTransport()
+    make_sender(runtime, transport).run_round()
+    assert [e.recipient for e in transport.sent] == ["p1@example.org"]
+    assert "List-Unsubscribe" not in transport.sent[0].data.decode()
+    assert status_of(runtime, ids["campaign:c/profile:1"])["status"] == "suppressed"
+    assert status_of(runtime, ids["campaign:c/profile:3"])["attempt_log"][0]["result"] == "suppressed"
+
+
+def test_an_expired_lease_is_taken_over_and_the_old_worker_cannot_record(runtime: Runtime, clock: ManualClock) -> None:
+    ids = put(runtime, mail(1))
+    now = to_ms(clock.now())
+    with runtime.store.begin() as conn:
+        [claimed] = queries.claim_due(conn, "dead-worker", now, 30_000, 10)
+    transport = MemoryTransport()
+    sender = make_sender(runtime, transport)
+    assert sender.run_round() == 0, "a live lease is respected"
+    clock.advance(timedelta(seconds=31))
+    assert sender.run_round() == 1
+    with runtime.store.begin() as conn:
+        late = {**claimed, "status": "failed", "last_error": "x", "sent_at": None, "updated_at": now}
+        keys = ("id", "status", "attempts", "next_attempt_at", "last_error", "sent_at", "updated_at")
+        assert queries.finish_claimed(conn, "dead-worker", [{k: late[k] for k in keys}]) == 0
+    row = status_of(runtime, ids["campaign:c/profile:1"])
+    assert row["status"] == "sent" and row["attempts"] == 2
+    assert [a["result"] for a in row["attempt_log"]] == ["interrupted", "sent"]
+    assert transport.sent[0].message_id == row["message_id"]
+
+
+def test_per_domain_rate_limit_spreads_sends_over_time(runtime: Runtime, clock: ManualClock) -> None:
+    put(runtime, *(mail(i, to=f"p{i}@gmail.com") for i in range(3)), mail(9, to="p9@yahoo.com"))
+    transport = MemoryTransport()
+    sender = make_sender(runtime, transport, domain_rate_per_second=1.0, domain_burst=1)
+    sender.run_round()
+    assert sorted(e.recipient for e in transport.sent) == ["p0@gmail.com", "p9@yahoo.com"]
+    clock.advance(timedelta(seconds=1))
+    sender.run_round()
+    assert len(transport.sent) == 3
+    clock.advance(timedelta(seconds=1))
+    sender.run_round()
+    assert len(transport.sent) == 4
+    with runtime.store.read() as conn:
+        assert counts(conn)["sent"] == 4
+
+
+def test_retry_requeues_failed_mail_but_never_sent_mail(runtime: Runtime) -> None:
+    ids = put(runtime, mail(1), mail(2))
+    transport = MemoryTransport({"p1@example.org": [SendResult(550, "no such user")]})
+    sender = make_sender(runtime, transport)
+    sender.run_round()
+    with runtime.store.begin() as conn:
+        retry_message(conn, ids["campaign:c/profile:1"], 0)
+        with pytest.raises(ValidationError, match="is sent"):
+            retry_message(conn, ids["campaign:c/profile:2"], 0)
+    sender.run_round()
+    assert status_of(runtime, ids["campaign:c/profile:1"])["status"] == "suppressed", "the bounce suppression holds"
+
+
+def test_erasing_a_person_erases_their_mail_and_attempts_but_keeps_the_suppression(runtime: Runtime) -> None:
+    assert (outbox, "profile_id") in PROFILE_TABLES
+    ids = put(runtime, mail(1), mail(2))
+    make_sender(runtime, MemoryTransport({"p1@example.org": [SendResult(550, "gone")]})).run_round()
+    with runtime.store.begin() as conn:
+        erase_profile(conn, 1)
+    with runtime.store.read() as conn:
+        assert queries.get_outbox(conn, ids["campaign:c/profile:1"]) is None
+        assert queries.attempts_of(conn, ids["campaign:c/profile:1"]) == []
+        assert queries.attempts_of(conn, ids["campaign:c/profile:2"]) != []
+        assert queries.suppressed_among(conn, ["p1@example.org"]) == {"p1@example.org": "bounce"}
