@@ -31,7 +31,9 @@ class Task:
 def worker_tasks(runtime: Runtime) -> list[Task]:
     """Every domain's periodic tasks, in the order they run in a round."""
     # Each domain adds its tasks here (segment rechecks, journeys, delivery, sync).
-    return []
+    from tailormail.predict.tasks import retrain_task
+
+    return [retrain_task(runtime)]
 
 
 @dataclass

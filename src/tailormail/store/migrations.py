@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import Connection, Table, select, text
 
-from tailormail.store import schema
+from tailormail.store import schema, schema_predict
 
 
 @dataclass(frozen=True)
@@ -46,6 +46,7 @@ MIGRATIONS: list[Migration] = [
             schema.api_keys,
         ),
     ),
+    Migration(3, "predict", create_tables(schema_predict.predict_models)),
 ]
 
 
