@@ -140,7 +140,7 @@ def test_train_all_three_models_stores_versions_with_a_full_report(shop: Runtime
     words = {c["feature"]: c["sentence"] for c in report["coefficients"]}
     assert set(words) == set(features.FEATURES)
     assert words["purchases_90d"].startswith("each extra purchase in the last 90 days ")
-    assert " the odds by " in words["purchases_90d"] and "%" in words["purchases_90d"]
+    assert " the odds of buying in the next 30 days by " in words["purchases_90d"] and "%" in words["purchases_90d"]
 
 
 def test_score_writes_predicted_traits_and_keeps_the_others(shop: Runtime) -> None:

@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from tailormail.cli.common import JsonOption, WorkspaceOption, console, print_json, print_table, runtime_for
+from tailormail.clock import parse_time
 from tailormail.predict import benchmark, report, service
+from tailormail.runtime import Runtime
+
+AsOfOption = Annotated[
+    str | None,
+    typer.Option("--as-of", help="Pretend it is this ISO date/time (a backtest); default: now.", show_default=False),
+]
 
 app = typer.Typer(help="Predictive scores: purchase likelihood, churn risk, high value.", no_args_is_help=True)
 
@@ -18,12 +26,13 @@ def train(
     model: Annotated[
         str | None, typer.Argument(help="purchase_30d, churn_90d or high_value_90d (default: all).")
     ] = None,
+    as_of: AsOfOption = None,
     workspace: WorkspaceOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Train models on a time split, store new versions, promote those whose AUC did not fall."""
     with runtime_for(workspace) as rt, console.status("training"):
-        results = service.train(rt.store, rt.settings, rt.clock.now(), model)
+        results = service.train(rt.store, rt.settings, _moment(rt, as_of), model)
     if as_json:
         print_json([r.as_dict() for r in results])
         return
@@ -32,10 +41,10 @@ def train(
 
 
 @app.command()
-def score(workspace: WorkspaceOption = None, as_json: JsonOption = False) -> None:
+def score(as_of: AsOfOption = None, workspace: WorkspaceOption = None, as_json: JsonOption = False) -> None:
     """Score every profile with the latest promoted models; write traits.predicted.*."""
     with runtime_for(workspace) as rt, console.status("scoring"):
-        counts = service.score(rt.store, rt.settings, rt.clock.now())
+        counts = service.score(rt.store, rt.settings, _moment(rt, as_of))
     if as_json:
         print_json(counts)
         return
@@ -113,3 +122,7 @@ def benchmark_cdnow(
         console.print(
             f"{r.dataset}: BG/NBD r={f.r:.3f} alpha={f.alpha:.3f} a={f.a:.3f} b={f.b:.3f} LL={f.log_likelihood:.1f}"
         )
+
+
+def _moment(rt: Runtime, as_of: str | None) -> datetime:
+    return parse_time(as_of) if as_of else rt.clock.now()

@@ -53,7 +53,9 @@ def lift(y: np.ndarray, p: np.ndarray) -> list[dict[str, float]]:
     return rows
 
 
-def coefficient_words(features: list[str], coef: list[float], scale: list[float]) -> list[dict[str, Any]]:
+def coefficient_words(
+    features: list[str], coef: list[float], scale: list[float], outcome: str = ""
+) -> list[dict[str, Any]]:
     """Each standardized coefficient with its effect in plain words, strongest first."""
     rows = []
     for name, weight, spread in zip(features, coef, scale, strict=True):
@@ -64,18 +66,18 @@ def coefficient_words(features: list[str], coef: list[float], scale: list[float]
                 "standardized": float(weight),
                 "odds_per_unit": per_unit,
                 "odds_per_std": float(np.exp(weight)),
-                "sentence": sentence(name, per_unit, float(np.exp(weight)), float(spread)),
+                "sentence": sentence(name, per_unit, float(np.exp(weight)), float(spread), outcome),
             }
         )
     return sorted(rows, key=lambda r: -abs(r["standardized"]))
 
 
-def sentence(name: str, per_unit: float, per_std: float, spread: float) -> str:
+def sentence(name: str, per_unit: float, per_std: float, spread: float, outcome: str = "") -> str:
     """'each extra purchase in the last 90 days raises the odds by 34 %' (and per standard deviation)."""
     unit = UNITS.get(name, f"unit of {name}")
     change = (per_unit - 1.0) * 100
     verb = "raises" if change >= 0 else "lowers"
     return (
-        f"each extra {unit} {verb} the odds by {abs(change):.1f} % "
+        f"each extra {unit} {verb} the odds{' ' + outcome if outcome else ''} by {abs(change):.1f} % "
         f"(one standard deviation, {spread:,.3g}: odds x{per_std:.2f})"
     )

@@ -43,6 +43,15 @@ class ModelSpec:
     top_share: float = 0.2
     """high_value only: the share of spenders that counts as high value."""
 
+    @property
+    def outcome(self) -> str:
+        """The predicted outcome in words, for the coefficient sentences."""
+        if self.target == "purchase":
+            return f"of buying in the next {self.horizon_days} days"
+        if self.target == "churn":
+            return f"of not buying in the next {self.horizon_days} days"
+        return f"of being a top {self.top_share:.0%} spender in the next {self.horizon_days} days"
+
     def population(self, features: FeatureMatrix) -> np.ndarray:
         """Which profiles the model is about (churn: past buyers only)."""
         if self.target == "churn":

@@ -159,7 +159,9 @@ class Trainer:
                     "features": params["features"],
                     "params": params,
                     "metrics": report,
-                    "coefficients": evaluate.coefficient_words(params["features"], params["coef"], params["scale"]),
+                    "coefficients": evaluate.coefficient_words(
+                        params["features"], params["coef"], params["scale"], spec.outcome
+                    ),
                 },
             )
         return TrainResult(spec.name, version, status, report["roc_auc"], before, reason)
