@@ -92,7 +92,7 @@ FEATURE_CASES = [  # (feature, expected for user a, expected for user b)
     ("days_since_cart", 20, 40),
     ("emails_opened_90d", 1, 0),
     ("emails_clicked_90d", 1, 0),
-    ("category_breadth", 3, 1),
+    ("category_breadth_90d", 2, 1),  # the shoes bought 100 days ago are outside the window
 ]
 
 

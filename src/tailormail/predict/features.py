@@ -1,8 +1,9 @@
 """Features of each profile as of a cut-off, from its events strictly before it.
 
-The database does the heavy part in one grouped query
-(``store.predict.feature_aggregates``); this module turns those aggregates into
-the feature matrix with vectorised numpy.  Every feature:
+The database does the heavy part in three grouped queries (activity from the
+covering index, revenue of purchases, categories of the last 90 days; see
+``store.predict``); this module joins them by profile id and derives the
+feature matrix with vectorised numpy.  Every feature:
 
 | feature | meaning |
 |---|---|
@@ -18,7 +19,7 @@ the feature matrix with vectorised numpy.  Every feature:
 | days_since_cart | days since the last add-to-cart (tenure when never) |
 | emails_opened_90d | email_opened events in the last 90 days |
 | emails_clicked_90d | email_clicked events in the last 90 days |
-| category_breadth | distinct product categories viewed, carted or bought |
+| category_breadth_90d | distinct product categories viewed, carted or bought in the last 90 days |
 """
 
 from __future__ import annotations
@@ -48,7 +49,7 @@ FEATURES: tuple[str, ...] = (
     "days_since_cart",
     "emails_opened_90d",
     "emails_clicked_90d",
-    "category_breadth",
+    "category_breadth_90d",
 )
 """Feature names in matrix column order (documented in this module's docstring)."""
 
@@ -62,7 +63,7 @@ UNITS = {
     "days_since_cart": "day since the last add-to-cart",
     "emails_opened_90d": "email opened in the last 90 days",
     "emails_clicked_90d": "email clicked in the last 90 days",
-    "category_breadth": "distinct category browsed or bought",
+    "category_breadth_90d": "distinct category browsed or bought in the last 90 days",
     **{
         f"{kind}_{days}d": f"{noun} in the last {days} days"
         for kind, noun in (("views", "product view"), ("carts", "add-to-cart"), ("purchases", "purchase"))
@@ -87,19 +88,29 @@ class FeatureMatrix:
 
 def compute(conn: Connection, cutoff_ms: int, names: EventNames) -> FeatureMatrix:
     """Every profile with events before ``cutoff_ms`` and its features."""
-    columns, rows = predict_q.feature_aggregates(
-        conn,
-        cutoff_ms,
-        view=names.product_view,
-        cart=names.add_to_cart,
-        purchase=names.purchase,
-        windows=WINDOWS,
-        email_window=EMAIL_WINDOW,
-    )
+    kinds = {"view": names.product_view, "cart": names.add_to_cart, "purchase": names.purchase}
+    columns, rows = predict_q.activity_aggregates(conn, cutoff_ms, **kinds, windows=WINDOWS, email_window=EMAIL_WINDOW)
     if not rows:
         return FeatureMatrix(cutoff_ms, np.zeros(0, dtype=np.int64), np.zeros((0, len(FEATURES))))
     raw = np.array(rows, dtype=float)  # NULL (never happened) becomes NaN
-    return FeatureMatrix(cutoff_ms, raw[:, 0].astype(np.int64), from_aggregates(columns, raw, cutoff_ms))
+    ids = raw[:, 0].astype(np.int64)
+    revenue = predict_q.revenue_before(conn, cutoff_ms, names.purchase)
+    breadth = predict_q.category_breadth(conn, cutoff_ms - EMAIL_WINDOW * DAY_MS, cutoff_ms, list(kinds.values()))
+    extra = np.stack([align(ids, revenue), align(ids, breadth)], axis=1)
+    table = np.concatenate([raw, extra], axis=1)
+    return FeatureMatrix(cutoff_ms, ids, from_aggregates([*columns, "revenue", "categories"], table, cutoff_ms))
+
+
+def align(ids: np.ndarray, pairs: list[tuple[int, float]] | list[tuple[int, int]]) -> np.ndarray:
+    """Values of (profile id, value) pairs placed in the order of ``ids`` (0 where absent)."""
+    out = np.zeros(len(ids))
+    if not pairs or not len(ids):
+        return out
+    found = np.array(pairs, dtype=float)
+    at = np.searchsorted(ids, found[:, 0].astype(np.int64))
+    hit = (at < len(ids)) & (ids[np.minimum(at, len(ids) - 1)] == found[:, 0])
+    out[at[hit]] = found[hit, 1]
+    return out
 
 
 def from_aggregates(columns: list[str], raw: np.ndarray, cutoff_ms: int) -> np.ndarray:
@@ -121,7 +132,7 @@ def from_aggregates(columns: list[str], raw: np.ndarray, cutoff_ms: int) -> np.n
         "days_since_cart": days_since(col["last_cart"]),
         "emails_opened_90d": col["opened"],
         "emails_clicked_90d": col["clicked"],
-        "category_breadth": col["categories"],
+        "category_breadth_90d": col["categories"],
     }
     derived.update({name: col[name] for name in FEATURES if name not in derived})
     return np.nan_to_num(np.stack([derived[name] for name in FEATURES], axis=1))

@@ -95,13 +95,9 @@ class Trainer:
                 rows = predict_q.purchase_totals(
                     conn, matrix.cutoff_ms, matrix.cutoff_ms + days * DAY_MS, self.names.purchase
                 )
-            found = np.array(rows, dtype=float).reshape(-1, 3)
-            purchases, revenue = np.zeros(len(matrix.profile_ids)), np.zeros(len(matrix.profile_ids))
-            at = np.searchsorted(matrix.profile_ids, found[:, 0].astype(np.int64))
-            known = (at < len(matrix.profile_ids)) & (
-                matrix.profile_ids[np.minimum(at, len(matrix.profile_ids) - 1)] == found[:, 0]
-            )
-            purchases[at[known]], revenue[at[known]] = found[known, 1], found[known, 2]
+            ids = matrix.profile_ids
+            purchases = features.align(ids, [(p, n) for p, n, _ in rows])
+            revenue = features.align(ids, [(p, r) for p, _, r in rows])
             self._labels[key] = (purchases, revenue)
         return self._labels[key]
 

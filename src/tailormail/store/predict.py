@@ -32,10 +32,11 @@ DAY_MS = 86_400_000
 
 
 def _count_if(condition: ColumnElement[bool]) -> ColumnElement[Any]:
-    return func.sum(case((condition, 1), else_=0))
+    # COUNT(*) FILTER (WHERE ...): SQLite >= 3.30 and PostgreSQL; a little faster than SUM(CASE ...).
+    return func.count().filter(condition)
 
 
-def feature_aggregates(
+def activity_aggregates(
     conn: Connection,
     cutoff_ms: int,
     *,
@@ -47,36 +48,60 @@ def feature_aggregates(
     opened: str = "email_opened",
     clicked: str = "email_clicked",
 ) -> tuple[list[str], list[tuple[Any, ...]]]:
-    """One grouped pass over events strictly before ``cutoff_ms``: raw aggregates per profile.
+    """Counts and last times per profile from events strictly before ``cutoff_ms``.
 
-    Returns the column names and one row per profile that has any event
-    before the cut-off, ordered by profile id.  Window counts cover
-    [cutoff - days, cutoff).
+    One grouped query that reads only (profile_id, event, ts), so it runs as a
+    scan of the covering index ``ix_events_profile_event_ts`` in profile order
+    with no sort.  Window counts cover [cutoff - days, cutoff).  Returns the
+    column names and one row per profile with any event, by profile id.
     """
     ev, ts = events.c.event, events.c.ts
-    category = events.c.properties["category"].as_string()
     columns: list[ColumnElement[Any]] = [
         events.c.profile_id.label("profile_id"),
         func.min(ts).label("first_ts"),
         _count_if(ev == purchase).label("purchases"),
-        func.sum(case((ev == purchase, func.coalesce(events.c.revenue, 0.0)), else_=0.0)).label("revenue"),
         func.max(case((ev == purchase, ts))).label("last_purchase"),
         func.max(case((ev == view, ts))).label("last_view"),
         func.max(case((ev == cart, ts))).label("last_cart"),
     ]
     for name, kind in (("views", view), ("carts", cart), ("purchases", purchase)):
         for days in windows:
-            since = cutoff_ms - days * DAY_MS
-            columns.append(_count_if(and_(ev == kind, ts >= since)).label(f"{name}_{days}d"))
+            columns.append(_count_if(and_(ev == kind, ts >= cutoff_ms - days * DAY_MS)).label(f"{name}_{days}d"))
     email_since = cutoff_ms - email_window * DAY_MS
     columns += [
         _count_if(and_(ev == opened, ts >= email_since)).label("opened"),
         _count_if(and_(ev == clicked, ts >= email_since)).label("clicked"),
-        func.count(distinct(case((ev.in_([view, cart, purchase]), category)))).label("categories"),
     ]
     stmt = select(*columns).where(ts < cutoff_ms).group_by(events.c.profile_id).order_by(events.c.profile_id)
     result = conn.execute(stmt)
     return list(result.keys()), [tuple(row) for row in result]
+
+
+def revenue_before(conn: Connection, cutoff_ms: int, purchase: str) -> list[tuple[int, float]]:
+    """(profile id, revenue of all purchases before the cut-off), by profile id."""
+    stmt = (
+        select(events.c.profile_id, func.coalesce(func.sum(events.c.revenue), 0.0))
+        .where(events.c.event == purchase, events.c.ts < cutoff_ms)
+        .group_by(events.c.profile_id)
+        .order_by(events.c.profile_id)
+    )
+    return [(int(p), float(r)) for p, r in conn.execute(stmt)]
+
+
+def category_breadth(conn: Connection, start_ms: int, cutoff_ms: int, kinds: Sequence[str]) -> list[tuple[int, int]]:
+    """(profile id, distinct ``properties.category`` of events of ``kinds`` in [start, cutoff)).
+
+    Bounded to a window so the JSON is read only for recent events (found
+    through ``ix_events_event_ts``), not for the whole history.
+    """
+    category = events.c.properties["category"].as_string()
+    stmt = (
+        select(events.c.profile_id, func.count(distinct(category)))
+        .where(events.c.event.in_(list(kinds)), events.c.ts >= start_ms, events.c.ts < cutoff_ms)
+        .group_by(events.c.profile_id)
+        .order_by(events.c.profile_id)
+    )
+    return [(int(p), int(n)) for p, n in conn.execute(stmt)]
 
 
 def purchase_totals(conn: Connection, start_ms: int, end_ms: int, purchase: str) -> list[tuple[int, int, float]]:
