@@ -19,7 +19,7 @@ from tailormail.runtime import Runtime
 from tailormail.store import predict as predict_q
 from tailormail.store import profiles as profile_q
 from tailormail.store.schema_predict import predict_models
-from tailormail.worker import make_worker
+from tailormail.worker import Worker, make_worker
 
 DAY = 86_400_000
 CATEGORIES = ["shoes", "shirts", "bags", "hats", "socks"]
@@ -180,13 +180,14 @@ def test_retraining_refuses_a_model_whose_auc_fell(shop: Runtime) -> None:
 
 
 def test_worker_retrains_weekly_on_the_injected_clock(shop: Runtime) -> None:
-    worker = make_worker(shop)
-    assert [t.name for t in worker.tasks] == ["predict-retrain"]
-    assert worker.run_once() == {"predict-retrain": 3}
+    (task,) = [t for t in make_worker(shop).tasks if t.name == "predict.retrain"]
+    assert task.every == timedelta(days=7)
+    worker = Worker(shop, [task])
+    assert worker.run_once() == {"predict.retrain": 3}
     shop.clock.advance(timedelta(days=3))  # type: ignore[attr-defined]
     assert worker.run_once() == {}
     shop.clock.advance(timedelta(days=4))  # type: ignore[attr-defined]
-    assert "predict-retrain" in worker.run_once()
+    assert "predict.retrain" in worker.run_once()
     with shop.store.read() as conn:
         versions = predict_q.model_versions(conn, "churn_90d")
     assert [v["version"] for v in versions] == [2, 1]

@@ -33,7 +33,9 @@ class Runtime:
 
 def ingest_hooks(settings: Settings, store: Store, clock: Clock) -> list[IngestHook]:
     """The hooks every ingested batch runs through (real-time segments, journeys)."""
-    return []
+    from tailormail.segments.realtime import make_hook as segments_hook
+
+    return [segments_hook(settings)]
 
 
 def open_runtime(

@@ -32,8 +32,9 @@ def worker_tasks(runtime: Runtime) -> list[Task]:
     """Every domain's periodic tasks, in the order they run in a round."""
     # Each domain adds its tasks here (segment rechecks, journeys, delivery, sync).
     from tailormail.predict.tasks import retrain_task
+    from tailormail.segments.realtime import worker_tasks as segment_tasks
 
-    return [retrain_task(runtime)]
+    return [*segment_tasks(runtime), retrain_task(runtime)]
 
 
 @dataclass

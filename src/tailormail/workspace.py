@@ -46,6 +46,9 @@ previews/
 def write_presets(root: Path) -> None:
     """Write each domain's preset files (segments, templates, journeys) into ``root``."""
     # Each domain adds one call here as it ships presets.
+    from tailormail.segments.presets import write_segment_presets
+
+    write_segment_presets(root)
 
 
 def init_workspace(root: Path, *, force: bool = False) -> list[Path]:

@@ -41,4 +41,4 @@ def retrain_task(runtime: Runtime) -> Task:
     from tailormail.worker import Task
 
     every = service.PredictSettings.from_settings(runtime.settings).retrain_every_days
-    return Task("predict-retrain", timedelta(days=every), retrain)
+    return Task("predict.retrain", timedelta(days=every), retrain)

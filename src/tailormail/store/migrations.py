@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import Connection, Table, select, text
 
-from tailormail.store import schema, schema_predict
+from tailormail.store import schema, schema_predict, schema_segments
 
 
 @dataclass(frozen=True)
@@ -46,6 +46,7 @@ MIGRATIONS: list[Migration] = [
             schema.api_keys,
         ),
     ),
+    Migration(2, "segments", create_tables(*schema_segments.SEGMENT_TABLES)),
     Migration(3, "predict", create_tables(schema_predict.predict_models)),
 ]
 

@@ -1,0 +1,93 @@
+"""Memberships: who is in which segment, kept by refreshes, real time and rechecks.
+
+Every path runs the same compiled query (restricted to some ids or not), so
+a refresh and real time cannot disagree; each writes only the difference.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+from sqlalchemy import Connection
+
+from tailormail.config import Settings
+from tailormail.segments.definitions import Segment
+from tailormail.segments.evaluate import matching_profiles
+from tailormail.segments.schedule import schedule
+from tailormail.store import segments as q
+
+
+@dataclass(frozen=True)
+class Diff:
+    """What one evaluation changed in a segment."""
+
+    segment: str
+    entered: frozenset[int]
+    exited: frozenset[int]
+    size: int | None = None
+
+
+def members(conn: Connection, name: str) -> set[int]:
+    """Profile ids currently in segment ``name``."""
+    return q.current_members(conn, name)
+
+
+def memberships_of(conn: Connection, profile_id: int) -> list[str]:
+    """Names of the segments a person is in, sorted."""
+    return q.segments_of(conn, profile_id)
+
+
+def reevaluate(
+    conn: Connection,
+    segment: Segment,
+    ids: Iterable[int],
+    now_ms: int,
+    *,
+    source: str,
+    settings: Settings | None = None,
+) -> Diff:
+    """Evaluate ``segment`` for ``ids`` at ``now_ms``; write changes and the next rechecks."""
+    wanted = sorted(set(ids))
+    if not wanted:
+        return Diff(segment.name, frozenset(), frozenset())
+    matching = matching_profiles(conn, segment.rule, now_ms=now_ms, profile_ids=wanted, settings=settings)
+    current = q.current_members(conn, segment.name, wanted)
+    diff = Diff(segment.name, frozenset(matching - current), frozenset(current - matching))
+    q.apply_changes(conn, segment.name, set(diff.entered), set(diff.exited), now_ms, source)
+    schedule(conn, segment.name, segment.rule, now_ms, wanted, _tz(settings))
+    return diff
+
+
+def refresh(conn: Connection, segment: Segment, now_ms: int, *, settings: Settings | None = None) -> Diff:
+    """Recompute a whole segment with one query; write the difference and reschedule everyone."""
+    matching = matching_profiles(conn, segment.rule, now_ms=now_ms, settings=settings)
+    current = q.current_members(conn, segment.name)
+    diff = Diff(segment.name, frozenset(matching - current), frozenset(current - matching), len(matching))
+    q.save_state(conn, segment.name, segment.rule_hash, now_ms, len(matching))
+    q.apply_changes(conn, segment.name, set(diff.entered), set(diff.exited), now_ms, "refresh")
+    schedule(conn, segment.name, segment.rule, now_ms, None, _tz(settings))
+    return diff
+
+
+def refresh_all(
+    begin: Callable[[], object],
+    segments: Iterable[Segment],
+    now_ms: int,
+    *,
+    settings: Settings | None = None,
+    on_done: Callable[[Diff], None] | None = None,
+) -> list[Diff]:
+    """Refresh several segments, each in its own transaction."""
+    out = []
+    for segment in segments:
+        with begin() as conn:  # type: ignore[attr-defined]
+            diff = refresh(conn, segment, now_ms, settings=settings)
+        out.append(diff)
+        if on_done:
+            on_done(diff)
+    return out
+
+
+def _tz(settings: Settings | None) -> str:
+    return settings.timezone if settings is not None else "UTC"

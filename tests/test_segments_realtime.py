@@ -1,0 +1,117 @@
+"""Real time: the ingest hook, history and events, scheduled rechecks, the worker, RFM."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import select
+
+from tailormail.clock import ManualClock, to_ms
+from tailormail.runtime import Runtime
+from tailormail.segments import membership
+from tailormail.segments.realtime import Catalog, apply_due_rechecks, sync_definitions
+from tailormail.store import profiles as profile_q
+from tailormail.store import segments as q
+from tailormail.store.schema import events
+from tailormail.worker import make_worker
+
+HOUR = timedelta(hours=1)
+DAY = timedelta(days=1)
+
+
+def send(rt: Runtime, clock: ManualClock, user: str, event: str, **props: Any) -> None:
+    mid = f"{user}-{event}-{to_ms(clock.now())}-{sorted(props.items())}"
+    rt.ingestor.ingest_raw(
+        [
+            {
+                "type": "track",
+                "userId": user,
+                "event": event,
+                "messageId": mid,
+                "timestamp": clock.now().isoformat(),
+                "properties": props,
+            }
+        ]
+    )
+
+
+def members(rt: Runtime, name: str) -> set[str]:
+    with rt.store.read() as conn:
+        ids = membership.members(conn, name)
+        users = profile_q.profile_ids_by_user(conn, ["u1", "u2", "u3"])
+    return {u for u, p in users.items() if p in ids}
+
+
+def test_cart_abandonment_enters_after_24h_and_a_purchase_removes_at_once(runtime: Runtime, clock: ManualClock) -> None:
+    catalog = Catalog(runtime.settings)
+    sync_definitions(runtime.store, catalog, to_ms(clock.now()))
+    send(runtime, clock, "u1", "add_to_cart")
+    send(runtime, clock, "u2", "add_to_cart")
+    assert members(runtime, "cart_abandoners") == set()
+    clock.advance(24 * HOUR - timedelta(seconds=1))
+    assert apply_due_rechecks(runtime.store, catalog, to_ms(clock.now())) == 0
+    clock.advance(timedelta(seconds=1))
+    worker = make_worker(runtime)
+    worker.run_once()
+    assert members(runtime, "cart_abandoners") == {"u1", "u2"}
+    send(runtime, clock, "u2", "purchase", revenue=20)
+    assert members(runtime, "cart_abandoners") == {"u1"}
+    assert members(runtime, "active_buyers") == {"u2"}
+    clock.advance(6 * DAY)  # the cart is now 7 days old: u1 leaves
+    worker.run_once()
+    assert members(runtime, "cart_abandoners") == set()
+    assert members(runtime, "active_buyers") == {"u2"}
+    clock.advance(DAY)  # u2's purchase is now 7 days old
+    worker.run_once()
+    assert members(runtime, "active_buyers") == set()
+    with runtime.store.read() as conn:
+        u1 = profile_q.profile_ids_by_user(conn, ["u1"])["u1"]
+        changes = [(c["segment"], c["change"], c["source"]) for c in q.history(conn, profile_id=u1)]
+        emitted = conn.execute(
+            select(events.c.event, events.c.properties, events.c.ts).where(
+                events.c.profile_id == u1, events.c.event.like("segment_%")
+            )
+        ).all()
+    assert changes == [("cart_abandoners", "entered", "recheck"), ("cart_abandoners", "exited", "recheck")]
+    assert [(e, p["segment"]) for e, p, _ in emitted] == [
+        ("segment_entered", "cart_abandoners"),
+        ("segment_exited", "cart_abandoners"),
+    ]
+    assert emitted[1][2] == to_ms(clock.now() - DAY)
+
+
+def test_only_refreshed_definitions_run_in_real_time_and_edits_resync(runtime: Runtime, clock: ManualClock) -> None:
+    catalog = Catalog(runtime.settings)
+    send(runtime, clock, "u1", "purchase", revenue=5)
+    assert members(runtime, "active_buyers") == set()  # not refreshed yet: no partial baseline
+    diffs = {d.segment: d for d in sync_definitions(runtime.store, catalog, to_ms(clock.now()))}
+    assert len(diffs["active_buyers"].entered) == 1
+    (runtime.settings.workspace / "segments" / "big_spenders.yaml").write_text(
+        "rule:\n  event: purchase\n  aggregate: {sum: revenue, gte: 100}\n"
+    )
+    assert [d.segment for d in sync_definitions(runtime.store, catalog, to_ms(clock.now()))] == ["big_spenders"]
+    send(runtime, clock, "u1", "purchase", revenue=95)
+    assert members(runtime, "big_spenders") == {"u1"}
+    (runtime.settings.workspace / "segments" / "big_spenders.yaml").unlink()
+    sync_definitions(runtime.store, catalog, to_ms(clock.now()))
+    with runtime.store.read() as conn:
+        assert "big_spenders" not in q.states(conn)
+
+
+def test_rfm_scores_are_traits_usable_in_rules(runtime: Runtime, clock: ManualClock) -> None:
+    for i, user in enumerate(["u1", "u2", "u3"]):
+        for n in range(i + 1):
+            send(runtime, clock, user, "purchase", revenue=10 * (i + 1), n=n)
+        clock.advance(DAY)
+    (runtime.settings.workspace / "segments" / "champions.yaml").write_text("rule:\n  trait: rfm.score\n  gte: 13\n")
+    sync_definitions(runtime.store, Catalog(runtime.settings), to_ms(clock.now()))
+    with runtime.store.read() as conn:
+        traits = profile_q.traits_of(conn, profile_q.profile_ids_by_user(conn, ["u3"]).values())
+    (rfm,) = [t["rfm"] for t in traits.values()]
+    assert (rfm["r"], rfm["f"], rfm["m"], rfm["frequency"]) == (5, 5, 5, 3)
+    assert rfm["code"] == "555" and rfm["score"] == 15
+    with runtime.store.read() as conn:
+        u2 = profile_q.traits_of(conn, profile_q.profile_ids_by_user(conn, ["u2"]).values())
+    assert [t["rfm"]["code"] for t in u2.values()] == ["444"]  # ceil(5 * 2/3)
+    assert members(runtime, "champions") == {"u3"}
