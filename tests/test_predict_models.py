@@ -213,3 +213,25 @@ def test_unknown_model_and_config_keys_are_named(runtime: Runtime, workspace: Pa
     bad = replace(runtime.settings, raw={"predict": {"purchase_dayz": 14}})
     with pytest.raises(Exception, match=r"\[predict\].purchase_dayz"):
         service.PredictSettings.from_settings(bad)
+
+
+def test_presets_select_high_value_and_at_risk_from_the_scores(shop: Runtime, workspace: Path) -> None:
+    from tailormail.segments.definitions import load_segments
+    from tailormail.segments.evaluate import matching_profiles
+
+    segments = load_segments(shop.settings)
+    now_ms = to_ms(shop.clock.now())
+    with shop.store.read() as conn:
+        assert matching_profiles(conn, segments["at_risk"].rule, now_ms=now_ms) == set()  # nothing scored yet
+    service.train(shop.store, shop.settings, shop.clock.now())
+    service.score(shop.store, shop.settings, shop.clock.now())
+    with shop.store.read() as conn:
+        high = matching_profiles(conn, segments["high_value"].rule, now_ms=now_ms)
+        risk = matching_profiles(conn, segments["at_risk"].rule, now_ms=now_ms)
+        traits = profile_q.traits_of(
+            conn, [int(p) for p in features.compute(conn, now_ms, shop.settings.events).profile_ids]
+        )
+    scored = [t["predicted"] for t in traits.values()]
+    assert len(high) == sum(p["high_value_90d_percentile"] >= 90 for p in scored) > 0
+    assert len(high) == pytest.approx(0.1 * len(scored), abs=3)
+    assert risk == {pid for pid, t in traits.items() if t["predicted"].get("churn_90d", 0) > 0.7} != set()

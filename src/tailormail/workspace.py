@@ -31,6 +31,14 @@ purchase = "purchase"
 [ingest]
 max_message_bytes = 32768   # Segment's per-message limit
 max_batch_bytes = 512000    # Segment's per-batch limit
+
+[predict]
+purchase_days = 30          # horizon of purchase_30d
+churn_days = 90             # horizon of churn_90d
+high_value_days = 90        # horizon of high_value_90d
+high_value_share = 0.2      # high value = the top 20 % of spenders in the horizon
+retrain_every_days = 7      # the worker retrains this often
+max_auc_drop = 0.02         # a retrained model this much worse (ROC AUC) is not promoted
 """
 
 GITIGNORE = f"""\
@@ -46,9 +54,11 @@ previews/
 def write_presets(root: Path) -> None:
     """Write each domain's preset files (segments, templates, journeys) into ``root``."""
     # Each domain adds one call here as it ships presets.
+    from tailormail.predict.presets import write_predict_presets
     from tailormail.segments.presets import write_segment_presets
 
     write_segment_presets(root)
+    write_predict_presets(root)
 
 
 def init_workspace(root: Path, *, force: bool = False) -> list[Path]:
