@@ -36,7 +36,7 @@ def train(
     if as_json:
         print_json([r.as_dict() for r in results])
         return
-    rows = [[r.model, r.version, r.status, round(r.roc_auc, 3), r.previous_auc, r.reason] for r in results]
+    rows = [[r.model, r.version, r.status, f"{r.roc_auc:.3f}", _auc_text(r.previous_auc), r.reason] for r in results]
     print_table("Trained models", ["model", "version", "status", "ROC AUC", "previous AUC", "reason"], rows)
 
 
@@ -75,10 +75,10 @@ def show_report(
             ["ROC AUC", "PR AUC", "Brier", "positive rate", "profiles"],
             [
                 [
-                    round(m["roc_auc"], 3),
-                    round(m["pr_auc"], 3),
-                    round(m["brier"], 4),
-                    round(m["positive_rate"], 3),
+                    f"{m['roc_auc']:.3f}",
+                    f"{m['pr_auc']:.3f}",
+                    f"{m['brier']:.4f}",
+                    f"{m['positive_rate']:.1%}",
                     m["n"],
                 ]
             ],
@@ -87,7 +87,7 @@ def show_report(
             None,
             ["decile", "predicted", "observed", "lift"],
             [
-                [c["decile"], round(c["predicted"], 3), round(c["observed"], 3), round(lf["lift"], 2)]
+                [c["decile"], f"{c['predicted']:.3f}", f"{c['observed']:.3f}", f"{lf['lift']:.2f}"]
                 for c, lf in zip(m["calibration"], m["lift"], strict=True)
             ],
         )
@@ -108,7 +108,7 @@ def benchmark_cdnow(
         print_json([r.as_dict() for r in results])
         return
     rows = [
-        [r.dataset, r.customers, m.model, round(m.auc, 4), round(m.predicted_purchases, 1), m.actual_purchases]
+        [r.dataset, r.customers, m.model, f"{m.auc:.3f}", round(m.predicted_purchases), round(m.actual_purchases)]
         for r in results
         for m in r.results
     ]
@@ -126,3 +126,7 @@ def benchmark_cdnow(
 
 def _moment(rt: Runtime, as_of: str | None) -> datetime:
     return parse_time(as_of) if as_of else rt.clock.now()
+
+
+def _auc_text(value: float | None) -> str:
+    return "" if value is None else f"{value:.3f}"
