@@ -161,36 +161,43 @@ def test_score_writes_predicted_traits_and_keeps_the_others(shop: Runtime) -> No
     assert 0 <= predicted["purchase_30d"] <= 1 and 0 <= predicted["purchase_30d_percentile"] <= 100
 
 
-def test_retraining_refuses_a_model_whose_auc_fell(shop: Runtime) -> None:
-    (first,) = service.train(shop.store, shop.settings, shop.clock.now(), "purchase_30d")
-    with shop.store.begin() as conn:  # pretend the promoted version had been far better
-        row = predict_q.latest_version(conn, "purchase_30d")
+def plant_better_auc(rt: Runtime, model: str, margin: float) -> float:
+    """Pretend the promoted version had been ``margin`` better; return that AUC."""
+    with rt.store.begin() as conn:
+        row = predict_q.latest_version(conn, model)
         assert row is not None
-        better = {**row["metrics"], "roc_auc": first.roc_auc + 0.05}
+        better = {**row["metrics"], "roc_auc": row["metrics"]["roc_auc"] + margin}
         conn.execute(update(predict_models).where(predict_models.c.id == row["id"]).values(metrics=better))
-    (second,) = service.train(shop.store, shop.settings, shop.clock.now(), "purchase_30d")
-    assert (second.version, second.status) == (2, "rejected")
-    assert "fell more than 0.02" in (second.reason or "")
-    with shop.store.read() as conn:
-        in_use = predict_q.latest_version(conn, "purchase_30d")
-    assert in_use is not None and in_use["version"] == 1
-    # Within the allowed drop it is promoted.
-    (third,) = service.train(shop.store, shop.settings, shop.clock.now() + timedelta(days=1), "purchase_30d")
-    assert third.status in ("promoted", "rejected") and third.previous_auc == pytest.approx(first.roc_auc + 0.05)
+    return float(better["roc_auc"])
 
 
-def test_worker_retrains_weekly_on_the_injected_clock(shop: Runtime) -> None:
+def test_worker_retrains_weekly_and_refuses_a_model_whose_auc_fell(shop: Runtime) -> None:
     (task,) = [t for t in make_worker(shop).tasks if t.name == "predict.retrain"]
     assert task.every == timedelta(days=7)
     worker = Worker(shop, [task])
     assert worker.run_once() == {"predict.retrain": 3}
+    planted = plant_better_auc(shop, "purchase_30d", 0.05)
     shop.clock.advance(timedelta(days=3))  # type: ignore[attr-defined]
-    assert worker.run_once() == {}
+    assert worker.run_once() == {}  # not due yet
     shop.clock.advance(timedelta(days=4))  # type: ignore[attr-defined]
-    assert "predict.retrain" in worker.run_once()
+    assert worker.run_once()["predict.retrain"] <= 2
     with shop.store.read() as conn:
-        versions = predict_q.model_versions(conn, "churn_90d")
-    assert [v["version"] for v in versions] == [2, 1]
+        purchase = predict_q.model_versions(conn, "purchase_30d")
+        churn = predict_q.model_versions(conn, "churn_90d")
+        in_use = predict_q.latest_version(conn, "purchase_30d")
+    assert [(v["version"], v["status"]) for v in purchase] == [(2, "rejected"), (1, "promoted")]
+    assert f"below {planted:.3f}" in purchase[0]["reason"] and "fell more than 0.02" in purchase[0]["reason"]
+    assert in_use is not None and in_use["version"] == 1  # scoring keeps the good version
+    assert [v["version"] for v in churn] == [2, 1]
+    assert purchase[0]["trained_at"] == to_ms(shop.clock.now())
+
+
+def test_a_drop_within_the_allowance_is_promoted(shop: Runtime) -> None:
+    (first,) = service.train(shop.store, shop.settings, shop.clock.now(), "purchase_30d")
+    planted = plant_better_auc(shop, "purchase_30d", 0.015)
+    (second,) = service.train(shop.store, shop.settings, shop.clock.now(), "purchase_30d")
+    assert second.roc_auc == pytest.approx(first.roc_auc)  # same data, same model
+    assert (second.version, second.status, second.previous_auc) == (2, "promoted", pytest.approx(planted))
 
 
 def test_worker_task_skips_models_without_history(runtime: Runtime) -> None:
