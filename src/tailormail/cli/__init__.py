@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from tailormail.cli import keys, predict
+from tailormail.cli import experiment, keys, predict
 from tailormail.cli.common import Group, WorkspaceOption, console, runtime_for
 from tailormail.config import workspace_path
 from tailormail.workspace import init_workspace
@@ -24,6 +24,7 @@ app = typer.Typer(
 )
 app.add_typer(keys.app, name="keys")
 app.add_typer(predict.app, name="predict")
+app.add_typer(experiment.app, name="experiment")
 
 
 @app.command()
