@@ -14,7 +14,7 @@ from tailormail.clock import from_ms, to_ms
 from tailormail.errors import NotFound, ValidationError
 from tailormail.ingest.bulk import bulk_ingest
 from tailormail.ingest.messages import parse_message
-from tailormail.predict import features, service, tasks
+from tailormail.predict import evaluate, features, service, tasks
 from tailormail.runtime import Runtime
 from tailormail.store import predict as predict_q
 from tailormail.store import profiles as profile_q
@@ -138,6 +138,7 @@ def test_train_all_three_models_stores_versions_with_a_full_report(shop: Runtime
     mean_predicted = np.mean([c["predicted"] for c in m["calibration"]])
     assert mean_predicted == pytest.approx(m["positive_rate"], abs=0.1)
     words = {c["feature"]: c["sentence"] for c in report["coefficients"]}
+    assert "no effect" in words["emails_clicked_90d"]  # the shop sends no clicks: constant, said plainly
     assert set(words) == set(features.FEATURES)
     assert words["purchases_90d"].startswith("each extra purchase in the last 90 days ")
     assert " the odds of buying in the next 30 days by " in words["purchases_90d"] and "%" in words["purchases_90d"]
@@ -242,3 +243,24 @@ def test_presets_select_high_value_and_at_risk_from_the_scores(shop: Runtime, wo
     assert len(high) == sum(p["high_value_90d_percentile"] >= 90 for p in scored) > 0
     assert len(high) == pytest.approx(0.1 * len(scored), abs=3)
     assert risk == {pid for pid, t in traits.items() if t["predicted"].get("churn_90d", 0) > 0.7} != set()
+
+
+SENTENCES = [  # (feature, odds per unit, odds per std, std, expected start)
+    ("purchases_90d", 1.34, 1.8, 2.0, "each extra purchase in the last 90 days raises the odds of X by 34.0 %"),
+    ("recency_days", 0.97, 0.2, 60.0, "each extra day since the last purchase lowers the odds of X by 3.0 %"),
+    ("emails_clicked_90d", 1.0, 1.0, 0.0, "email clicked in the last 90 days: the same for everyone"),
+]
+
+
+@pytest.mark.parametrize(("name", "per_unit", "per_std", "std", "expected"), SENTENCES)
+def test_coefficient_sentences(name: str, per_unit: float, per_std: float, std: float, expected: str) -> None:
+    assert evaluate.sentence(name, per_unit, per_std, std, "of X").startswith(expected)
+
+
+def test_calibration_and_lift_by_decile_on_known_scores() -> None:
+    y = np.array([1] * 10 + [0] * 90)
+    p = np.linspace(1, 0, 100)  # the ten positives have the ten highest scores
+    cal, lift = evaluate.calibration(y, p), evaluate.lift(y, p)
+    assert [c["observed"] for c in cal] == [1.0] + [0.0] * 9
+    assert lift[0]["lift"] == pytest.approx(10.0) and lift[0]["cumulative_capture"] == 1.0
+    assert evaluate.metrics(y, p)["roc_auc"] == 1.0

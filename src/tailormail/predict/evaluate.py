@@ -56,7 +56,10 @@ def lift(y: np.ndarray, p: np.ndarray) -> list[dict[str, float]]:
 def coefficient_words(
     features: list[str], coef: list[float], scale: list[float], outcome: str = ""
 ) -> list[dict[str, Any]]:
-    """Each standardized coefficient with its effect in plain words, strongest first."""
+    """Each standardized coefficient with its effect in plain words, strongest first.
+
+    ``scale`` is each feature's standard deviation in training (0: constant).
+    """
     rows = []
     for name, weight, spread in zip(features, coef, scale, strict=True):
         per_unit = float(np.exp(weight / spread)) if spread > 0 else 1.0
@@ -75,6 +78,8 @@ def coefficient_words(
 def sentence(name: str, per_unit: float, per_std: float, spread: float, outcome: str = "") -> str:
     """'each extra purchase in the last 90 days raises the odds by 34 %' (and per standard deviation)."""
     unit = UNITS.get(name, f"unit of {name}")
+    if spread == 0:
+        return f"{unit}: the same for everyone in training, so it has no effect"
     change = (per_unit - 1.0) * 100
     verb = "raises" if change >= 0 else "lowers"
     return (

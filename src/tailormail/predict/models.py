@@ -97,7 +97,8 @@ def fit(x: np.ndarray, y: np.ndarray, model: str) -> dict[str, Any]:
     return {
         "features": list(FEATURES),
         "mean": scaler.mean_.tolist(),
-        "scale": scaler.scale_.tolist(),
+        "scale": scaler.scale_.tolist(),  # 1 where a feature was constant (sklearn's convention)
+        "std": np.sqrt(scaler.var_).tolist(),
         "coef": logit.coef_[0].tolist(),
         # Balanced weights act as a 50/50 prior; shift the intercept back to the real one.
         "intercept": float(logit.intercept_[0] + np.log(prior / (1.0 - prior))),

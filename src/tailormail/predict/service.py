@@ -156,7 +156,7 @@ class Trainer:
                     "params": params,
                     "metrics": report,
                     "coefficients": evaluate.coefficient_words(
-                        params["features"], params["coef"], params["scale"], spec.outcome
+                        params["features"], params["coef"], params["std"], spec.outcome
                     ),
                 },
             )
