@@ -33,9 +33,15 @@ class Runtime:
 
 def ingest_hooks(settings: Settings, store: Store, clock: Clock) -> list[IngestHook]:
     """The hooks every ingested batch runs through (real-time segments, journeys)."""
+    from tailormail.content.recommend.catalog import catalog_hook
     from tailormail.segments.realtime import make_hook as segments_hook
+    from tailormail.sync.tasks import ingest_hooks as sync_hooks  # local: sync imports the ingest path
 
-    return [segments_hook(settings)]
+    return [
+        catalog_hook,  # products described by events join the catalog
+        *sync_hooks(settings),  # outbound sync destinations: the outbox, in the same transaction
+        segments_hook(settings),
+    ]
 
 
 def open_runtime(

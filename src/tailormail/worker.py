@@ -33,8 +33,14 @@ def worker_tasks(runtime: Runtime) -> list[Task]:
     # Each domain adds its tasks here (segment rechecks, journeys, delivery, sync).
     from tailormail.predict.tasks import retrain_task
     from tailormail.segments.realtime import worker_tasks as segment_tasks
+    from tailormail.sync import tasks as sync_tasks
 
-    return [*segment_tasks(runtime), retrain_task(runtime)]
+    return [
+        *segment_tasks(runtime),
+        Task("sync_sources", timedelta(seconds=30), sync_tasks.run_due_sources),
+        Task("sync_destinations", timedelta(seconds=1), sync_tasks.deliver_outbox),
+        retrain_task(runtime),
+    ]
 
 
 @dataclass

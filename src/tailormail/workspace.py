@@ -32,6 +32,18 @@ purchase = "purchase"
 max_message_bytes = 32768   # Segment's per-message limit
 max_batch_bytes = 512000    # Segment's per-batch limit
 
+# [sync]                     # scheduled pulls and outbound sync (see README, "Sync")
+# allow_private = false      # outbound HTTP refuses private/loopback addresses unless true
+# alert_after_failures = 3   # a source failing this often in a row raises an alert
+# alert_webhook = "https://hooks.example.com/tailormail"
+# Sources and destinations: [[sync.sources]] / [[sync.destinations]] here, or sync/*.yaml.
+# [lint]
+# traits = ["loyaltyTier"]    # profile traits templates may use besides Segment's and those seen
+
+# [recommend]
+# lookback_days = 365         # events older than this do not train recommendations
+# exclude_purchased_days = 90 # never recommend what the person bought this recently
+
 [predict]
 purchase_days = 30          # horizon of purchase_30d
 churn_days = 90             # horizon of churn_90d
@@ -54,10 +66,12 @@ previews/
 def write_presets(root: Path) -> None:
     """Write each domain's preset files (segments, templates, journeys) into ``root``."""
     # Each domain adds one call here as it ships presets.
+    from tailormail.content.presets import write_content_presets
     from tailormail.predict.presets import write_predict_presets
     from tailormail.segments.presets import write_segment_presets
 
     write_segment_presets(root)
+    write_content_presets(root)
     write_predict_presets(root)
 
 

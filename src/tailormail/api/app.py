@@ -4,15 +4,17 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from tailormail.api import errors, ingest, predict, profiles
+from tailormail.api import errors, ingest, predict, profiles, sync
 from tailormail.runtime import Runtime
 
 # Route modules and the scope their routes require:
 #   ingest   /v1/batch, /v1/identify, /v1/track, /v1/page, /v1/screen,
 #            /v1/group, /v1/alias                              write or admin
 #   profiles /v1/profiles/{user_id}[/export]  GET PATCH DELETE  admin
+#   sync     /v1/sync/status, /v1/sync/{name}/runs, /v1/sync/{name}/dead  GET,
+#            /v1/sync/{name}/run  POST                         admin
 #   predict  /v1/predict/profiles/{user_id}, /v1/predict/reports[/{model}]  GET  admin
-ROUTERS = [ingest.router, profiles.router, predict.router]
+ROUTERS = [ingest.router, profiles.router, sync.router, predict.router]
 
 
 def create_app(runtime: Runtime) -> FastAPI:

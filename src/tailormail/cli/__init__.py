@@ -10,7 +10,20 @@ from typing import Annotated
 
 import typer
 
-from tailormail.cli import experiment, keys, predict
+from tailormail.cli import (
+    consume,
+    demo,
+    experiment,
+    exports,
+    imports,
+    keys,
+    lint,
+    predict,
+    preview,
+    recommend,
+    simulate,
+    sync,
+)
 from tailormail.cli.common import Group, WorkspaceOption, console, runtime_for
 from tailormail.config import workspace_path
 from tailormail.workspace import init_workspace
@@ -25,6 +38,15 @@ app = typer.Typer(
 app.add_typer(keys.app, name="keys")
 app.add_typer(predict.app, name="predict")
 app.add_typer(experiment.app, name="experiment")
+app.add_typer(imports.app, name="import")
+app.add_typer(exports.app, name="export")
+app.command("simulate")(simulate.simulate)
+app.command("demo")(demo.demo)
+app.add_typer(sync.app, name="sync")
+app.add_typer(consume.app, name="consume")
+app.command("lint")(lint.lint)
+app.command("preview")(preview.preview)
+app.add_typer(recommend.app, name="recommend")
 
 
 @app.command()

@@ -13,10 +13,11 @@ from itertools import islice
 
 from tailormail.ingest import identity
 from tailormail.ingest.messages import Message
-from tailormail.ingest.pipeline import apply_traits, event_row, first_of_each_id, seen_range
+from tailormail.ingest.pipeline import apply_traits, event_values, first_of_each_id, seen_range
 from tailormail.store import Store
 from tailormail.store import events as event_q
 from tailormail.store import profiles as profile_q
+from tailormail.store.dialect import tune_for_bulk_writes
 
 
 @dataclass
@@ -42,15 +43,17 @@ def bulk_ingest(
         result.received += len(chunk)
         unique = first_of_each_id(chunk)
         with store.begin() as conn:
+            tune_for_bulk_writes(conn)
             known = event_q.known_message_ids(conn, [m.message_id for m in unique])
             fresh = [m for m in unique if m.message_id not in known]
             if fresh:
-                profile_ids = identity.resolve(conn, fresh, now_ms)
+                resolution = identity.resolve_batch(conn, fresh, now_ms)
+                profile_ids = resolution.profile_ids
                 apply_traits(conn, fresh, profile_ids, now_ms)
-                event_q.insert_events_fast(
-                    conn, [event_row(m, p, now_ms) for m, p in zip(fresh, profile_ids, strict=True)]
+                event_q.insert_event_values(
+                    conn, [event_values(m, p, now_ms) for m, p in zip(fresh, profile_ids, strict=True)]
                 )
-                profile_q.touch_seen(conn, seen_range(fresh, profile_ids))
+                profile_q.touch_seen(conn, seen_range(fresh, profile_ids), resolution.created)
         result.stored += len(fresh)
         if on_progress:
             on_progress(len(chunk))

@@ -7,15 +7,34 @@ alias), after which everything the anonymous id did counts for the person.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
+
 from sqlalchemy import Connection
 
 from tailormail.ingest.messages import Message
 from tailormail.store import profiles as q
 
 
+@dataclass(frozen=True)
+class Resolution:
+    """The profile of each message of a batch, and which profiles the batch created."""
+
+    profile_ids: list[int]
+    created: set[int]
+
+
 def resolve(conn: Connection, messages: list[Message], now_ms: int) -> list[int]:
     """The profile id of each message, in order; creates, links and merges as needed."""
-    return _Resolver(conn, messages, now_ms).run()
+    return resolve_batch(conn, messages, now_ms).profile_ids
+
+
+def resolve_batch(conn: Connection, messages: list[Message], now_ms: int) -> Resolution:
+    """Resolve a batch: profile ids in message order and the ids of profiles created for it."""
+    resolver = _Resolver(conn, messages, now_ms)
+    profile_ids = resolver.run()
+    # A created profile merged into another is gone; the survivor keeps its own history.
+    return Resolution(profile_ids, {pid for pid in resolver.created if pid not in resolver.merged})
 
 
 class _Resolver:
@@ -31,14 +50,42 @@ class _Resolver:
         )
         self.new_links: dict[str, int] = {}
         self.merged: dict[int, int] = {}
+        self.created: list[int] = []
+        self.anonymous_ready: dict[str, int] = {}
 
     def run(self) -> list[int]:
         missing = sorted({m.user_id for m in self.messages if m.user_id and m.user_id not in self.by_user})
         if missing:
-            self.by_user.update(zip(missing, q.create_profiles(self.conn, missing, self.now_ms), strict=True))
+            self.by_user.update(zip(missing, self._create(missing), strict=True))
+        fresh = self._anonymous_to_create()
+        self.anonymous_ready = dict(zip(fresh, self._create([None] * len(fresh)), strict=True))
         result = [self._one(m) for m in self.messages]
         q.link_anonymous(self.conn, self.new_links, self.now_ms)
         return [self._final(pid) for pid in result]
+
+    def _create(self, user_ids: Sequence[str | None]) -> list[int]:
+        ids = q.create_profiles(self.conn, user_ids, self.now_ms)
+        self.created.extend(ids)
+        return ids
+
+    def _anonymous_to_create(self) -> list[str]:
+        """Anonymous ids whose first message in the batch is anonymous: each will get a new profile.
+
+        Creating them in one statement, in order of appearance, gives the same
+        ids one-by-one creation in ``_one`` would, without a query per id.
+        """
+        claimed: set[str] = set(self.by_anon)
+        fresh: list[str] = []
+        for m in self.messages:
+            if m.type == "alias" and m.previous_id:
+                claimed.add(m.previous_id)
+            elif m.user_id:
+                if m.anonymous_id:
+                    claimed.add(m.anonymous_id)
+            elif m.anonymous_id and m.anonymous_id not in claimed:
+                claimed.add(m.anonymous_id)
+                fresh.append(m.anonymous_id)
+        return fresh
 
     def _final(self, pid: int) -> int:
         while pid in self.merged:
@@ -59,7 +106,7 @@ class _Resolver:
         assert message.anonymous_id
         anon = message.anonymous_id
         if anon not in self.by_anon:
-            (pid,) = q.create_profiles(self.conn, [None], self.now_ms)
+            pid = self.anonymous_ready.pop(anon, 0) or self._create([None])[0]
             self.by_anon[anon] = self.new_links[anon] = pid
         return self.by_anon[anon]
 

@@ -41,11 +41,16 @@ class Message:
     @property
     def revenue(self) -> float | None:
         """The money this event carries, if it carries any."""
-        for key in REVENUE_KEYS:
-            value = self.properties.get(key)
-            if isinstance(value, int | float) and not isinstance(value, bool):
-                return float(value)
-        return None
+        return revenue_of(self.properties)
+
+
+def revenue_of(properties: dict[str, Any]) -> float | None:
+    """The money in an event's properties (``revenue``, else ``total``, else ``value``)."""
+    for key in REVENUE_KEYS:
+        value = properties.get(key)
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return float(value)
+    return None
 
 
 def parse_message(

@@ -92,11 +92,12 @@ def first_of_each_id(messages: Sequence[Message]) -> list[Message]:
 
 
 def _store(conn: Connection, messages: list[Message], now_ms: int) -> list[StoredEvent]:
-    profile_ids = identity.resolve(conn, messages, now_ms)
+    resolution = identity.resolve_batch(conn, messages, now_ms)
+    profile_ids = resolution.profile_ids
     apply_traits(conn, messages, profile_ids, now_ms)
     rows = [event_row(m, pid, now_ms) for m, pid in zip(messages, profile_ids, strict=True)]
     ids = dict((mid, eid) for eid, mid in event_q.insert_events(conn, rows))
-    profile_q.touch_seen(conn, seen_range(messages, profile_ids))
+    profile_q.touch_seen(conn, seen_range(messages, profile_ids), resolution.created)
     return [
         StoredEvent(ids[m.message_id], pid, m)
         for m, pid in zip(messages, profile_ids, strict=True)
@@ -122,26 +123,32 @@ def apply_traits(conn: Connection, messages: list[Message], profile_ids: list[in
     if not updates:
         return
     current = profile_q.traits_of(conn, updates)
-    for pid, traits in updates.items():
-        profile_q.set_traits(conn, pid, {**current.get(pid, {}), **traits}, now_ms)
+    merged = {pid: {**current.get(pid, {}), **traits} for pid, traits in updates.items()}
+    profile_q.set_traits_many(conn, merged, now_ms)
 
 
 def event_row(m: Message, profile_id: int, now_ms: int) -> dict[str, Any]:
     """The events-table row for a message."""
+    return dict(zip(event_q.EVENT_COLUMNS, event_values(m, profile_id, now_ms), strict=True))
+
+
+def event_values(m: Message, profile_id: int, now_ms: int) -> tuple[Any, ...]:
+    """The events-table values of a message, in ``EVENT_COLUMNS`` order."""
     properties = m.traits if m.type == "identify" else m.properties
     if m.type == "group":
         properties = {**m.traits, "groupId": m.group_id}
     if m.type == "alias":
         properties = {"previousId": m.previous_id}
-    return {
-        "message_id": m.message_id,
-        "profile_id": profile_id,
-        "anonymous_id": m.anonymous_id,
-        "type": m.type,
-        "event": m.event,
-        "properties": properties,
-        "context": m.context,
-        "revenue": m.revenue if m.type == "track" else None,
-        "ts": m.timestamp,
-        "received_at": now_ms,
-    }
+    revenue = m.revenue if m.type == "track" else None
+    return (
+        m.message_id,
+        profile_id,
+        m.anonymous_id,
+        m.type,
+        m.event,
+        properties,
+        m.context,
+        revenue,
+        m.timestamp,
+        now_ms,
+    )

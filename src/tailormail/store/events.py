@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from sqlalchemy import Connection, func, select
+from sqlalchemy import JSON, Column, Connection, MetaData, Table, Text, bindparam, cast, func, select
 
-from tailormail.store.dialect import insert_ignoring_conflicts
+from tailormail.store.dialect import in_chunks, insert_ignoring_conflicts, one_of
 from tailormail.store.schema import events, profiles
+
+EVENT_COLUMNS = (
+    "message_id", "profile_id", "anonymous_id", "type", "event", "properties", "context", "revenue", "ts", "received_at"
+)  # fmt: skip
+"""The columns an ingested event sets, in the order bulk inserts take them."""
 
 
 def insert_events(conn: Connection, rows: list[dict[str, Any]]) -> list[tuple[int, str]]:
@@ -20,9 +26,71 @@ def insert_events(conn: Connection, rows: list[dict[str, Any]]) -> list[tuple[in
 
 
 def insert_events_fast(conn: Connection, rows: list[dict[str, Any]]) -> None:
-    """Insert events skipping known message ids, without returning ids (bulk import)."""
+    """Insert events skipping known message ids, without returning ids."""
     if rows:
         conn.execute(insert_ignoring_conflicts(conn, events), rows)
+
+
+def insert_event_values(conn: Connection, rows: list[tuple[Any, ...]]) -> None:
+    """Insert events given as ``EVENT_COLUMNS`` tuples, skipping known message ids (bulk import).
+
+    JSON columns are encoded here, once per row.  SQLite: the statement is
+    compiled by SQLAlchemy once and run with the driver's own executemany
+    (per-row parameter processing costs more than SQLite's insert itself).
+    PostgreSQL: COPY into a temporary table, then one ``INSERT ... SELECT``,
+    instead of a round trip per row.
+    """
+    if not rows:
+        return
+    encode = _compact_json
+    prepared = [(*r[:5], encode(r[5]), None if r[6] is None else encode(r[6]), *r[7:]) for r in rows]
+    if conn.dialect.name == "sqlite":
+        conn.exec_driver_sql(_sqlite_insert_sql(conn), prepared)
+    else:
+        _copy_insert_postgresql(conn, prepared)
+
+
+_staged_events = Table(
+    "staged_events",
+    MetaData(),
+    *(Column(c.name, Text if isinstance(c.type, JSON) else c.type) for c in events.c if c.name in EVENT_COLUMNS),
+    prefixes=["TEMPORARY"],
+    postgresql_on_commit="DROP",
+)
+
+
+def _copy_insert_postgresql(conn: Connection, prepared: list[tuple[Any, ...]]) -> None:
+    """COPY rows into a temporary table (dropped at commit), then insert the new ones into events."""
+    _staged_events.create(conn)
+    cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    columns = ", ".join(EVENT_COLUMNS)
+    with cursor.copy(f"COPY {_staged_events.name} ({columns}) FROM STDIN") as copy:
+        for row in prepared:
+            copy.write_row(row)
+    staged = [
+        cast(_staged_events.c[c], JSON) if c in ("properties", "context") else _staged_events.c[c]
+        for c in EVENT_COLUMNS
+    ]
+    conn.execute(insert_ignoring_conflicts(conn, events).from_select(list(EVENT_COLUMNS), select(*staged)))
+
+
+_compact_json = json.JSONEncoder(check_circular=False, separators=(",", ":")).encode
+"""JSON text for bulk rows: about a quarter faster than ``json.dumps`` with its defaults."""
+
+
+def _sqlite_insert_sql(conn: Connection) -> str:
+    """The compiled INSERT, its ``?`` parameters in ``EVENT_COLUMNS`` order."""
+    global _SQLITE_INSERT
+    if _SQLITE_INSERT is None:
+        stmt = insert_ignoring_conflicts(conn, events).values({c: bindparam(c) for c in EVENT_COLUMNS})
+        compiled = stmt.compile(dialect=conn.dialect)
+        if list(compiled.positiontup or []) != list(EVENT_COLUMNS):
+            raise AssertionError("unexpected parameter order in the bulk insert")
+        _SQLITE_INSERT = str(compiled)
+    return _SQLITE_INSERT
+
+
+_SQLITE_INSERT: str | None = None
 
 
 def recent_events(conn: Connection, profile_id: int, limit: int = 50) -> list[dict[str, Any]]:
@@ -72,7 +140,13 @@ def known_message_ids(conn: Connection, message_ids: Iterable[str]) -> set[str]:
     """Which of these message ids are already stored."""
     wanted = list(set(message_ids))
     found: set[str] = set()
-    for start in range(0, len(wanted), 500):
-        chunk = wanted[start : start + 500]
-        found.update(conn.execute(select(events.c.message_id).where(events.c.message_id.in_(chunk))).scalars())
+    for chunk in in_chunks(wanted):
+        found.update(
+            conn.execute(select(events.c.message_id).where(one_of(conn, events.c.message_id, chunk))).scalars()
+        )
     return found
+
+
+def count_events(conn: Connection) -> int:
+    """How many events are stored."""
+    return int(conn.execute(select(func.count()).select_from(events)).scalar_one())

@@ -8,6 +8,7 @@ unsubscribe token.  Anything forged or edited fails verification.
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import hmac
 import json
@@ -30,9 +31,16 @@ def _unb64(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
+@functools.lru_cache(maxsize=64)
+def _key(secret: str, purpose: str) -> Any:
+    """The HMAC state keyed for one purpose, prepared once (signing runs per link, per recipient)."""
+    return hmac.new(hashlib.sha256(f"{purpose}:{secret}".encode()).digest(), digestmod=hashlib.sha256)
+
+
 def _mac(secret: str, purpose: str, body: str) -> bytes:
-    key = hashlib.sha256(f"{purpose}:{secret}".encode()).digest()
-    return hmac.new(key, body.encode("ascii"), hashlib.sha256).digest()
+    mac = _key(secret, purpose).copy()
+    mac.update(body.encode("ascii"))
+    return mac.digest()
 
 
 def sign(secret: str, purpose: str, payload: dict[str, Any]) -> str:

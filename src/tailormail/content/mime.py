@@ -1,0 +1,128 @@
+"""MIME assembly: multipart/alternative (text, then HTML), UTF-8, quoted-printable.
+
+Written by hand rather than with ``email.message`` because it runs once per
+recipient: the bodies are encoded with ``binascii.b2a_qp`` (C) and the headers
+are built with the standard library's own encoders.  The result parses back
+with the ``email`` package (tests check it).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+from datetime import datetime
+from email.utils import format_datetime, formataddr
+
+_CRLF = b"\r\n"
+
+
+def message_id_for(key: str, domain: str) -> str:
+    """The Message-ID for an idempotency key: the same key always gives the same id."""
+    digest = hashlib.sha256(key.encode("utf-8")).hexdigest()[:32]
+    return f"<{digest}@{domain}>"
+
+
+def _header_text(value: str) -> str:
+    """A header value with line breaks removed (no header injection), encoded if not ASCII."""
+    clean = " ".join(value.split())
+    if clean.isascii() and "=?" not in clean:
+        return clean
+    return _encoded_words(clean)
+
+
+def _encoded_words(text: str) -> str:
+    """RFC 2047 base64 words of at most 45 UTF-8 bytes each (never splitting a character)."""
+    words: list[str] = []
+    chunk: list[str] = []
+    size = 0
+    for char in text:
+        length = len(char.encode("utf-8"))
+        if size + length > 45:
+            words.append("".join(chunk))
+            chunk, size = [], 0
+        chunk.append(char)
+        size += length
+    words.append("".join(chunk))
+    return "\r\n ".join(f"=?utf-8?b?{base64.b64encode(w.encode('utf-8')).decode('ascii')}?=" for w in words)
+
+
+def _address(name: str, address: str) -> str:
+    return formataddr((" ".join(name.split()), "".join(address.split())), charset="utf-8")
+
+
+_SOFT_BREAK = b"=\r\n"
+QP_CACHE_SIZE = 50_000
+"""Encoded pieces kept; bounds memory when pieces are per-person values."""
+_qp_cache: dict[str, bytes] = {}
+
+
+def _qp(text: str) -> bytes:
+    body = binascii.b2a_qp(text.replace("\r\n", "\n").encode("utf-8"), istext=True)
+    return body.replace(b"\n", _CRLF)
+
+
+def qp_pieces(pieces: list[str]) -> bytes:
+    """Quoted-printable of the pieces' concatenation, each piece encoded once per process.
+
+    A soft line break (``=`` CRLF) decodes to nothing, so pieces can be encoded
+    separately and joined with one: the template's static HTML (nearly all of
+    it) is encoded on first use and reused for every recipient after that.
+    """
+    return _SOFT_BREAK.join(_encoded(pieces))
+
+
+def qp_lines(text: str) -> bytes:
+    """Quoted-printable of a plain-text body, line by line (lines repeat across recipients)."""
+    return _CRLF.join(_encoded(text.split("\n")))
+
+
+def _encoded(pieces: list[str]) -> list[bytes]:
+    cache = _qp_cache
+    out = []
+    for piece in pieces:
+        encoded = cache.get(piece)
+        if encoded is None:
+            if len(cache) >= QP_CACHE_SIZE:
+                cache.clear()
+            encoded = cache[piece] = _qp(piece)
+        out.append(encoded)
+    return out
+
+
+def assemble(
+    *,
+    sender: tuple[str, str],
+    to: str,
+    subject: str,
+    text: str | bytes,
+    html: str | bytes,
+    message_id: str,
+    date: datetime,
+    headers: dict[str, str] | None = None,
+) -> bytes:
+    """The complete message, CRLF line ends, ready for SMTP (bodies as text, or already encoded)."""
+    boundary = "=_tm_" + message_id.strip("<>").split("@", 1)[0][:24]  # "=_" never occurs in QP text
+    lines = [
+        f"From: {_address(*sender)}",
+        f"To: {_address('', to)}",
+        f"Subject: {_header_text(subject)}",
+        f"Date: {format_datetime(date)}",
+        f"Message-ID: {message_id}",
+        "MIME-Version: 1.0",
+        *(f"{k}: {_header_text(v)}" for k, v in (headers or {}).items()),
+        f'Content-Type: multipart/alternative; boundary="{boundary}"',
+        "",
+        f"--{boundary}",
+        'Content-Type: text/plain; charset="utf-8"',
+        "Content-Transfer-Encoding: quoted-printable",
+        "",
+    ]
+    start = "\r\n".join(lines).encode("utf-8")
+    middle = (
+        f'\r\n--{boundary}\r\nContent-Type: text/html; charset="utf-8"\r\n'
+        "Content-Transfer-Encoding: quoted-printable\r\n\r\n"
+    ).encode("ascii")
+    text_body = text if isinstance(text, bytes) else _qp(text)
+    html_body = html if isinstance(html, bytes) else _qp(html)
+    return b"".join([start, _CRLF, text_body, middle, html_body, f"\r\n--{boundary}--\r\n".encode("ascii")])

@@ -1,0 +1,316 @@
+"""A compiled skeleton as a list of parts: static text, fast outputs and islands.
+
+Per recipient only the dynamic parts run.  A plain output of a dotted path
+(``{{ customer.firstName }}``) is looked up and escaped directly, exactly as
+the language would; every other top-level construct (a condition, a loop, a
+filtered output) is an *island*: a fragment compiled once by the language,
+whose output is reused for every recipient with the same values of the paths
+it reads.  Variants and most conditions depend on a handful of values, so the
+template engine runs only a few times per batch.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from itertools import pairwise
+from typing import Any
+
+from tailormail.content.engines import (
+    CLOSE,
+    MIDDLE,
+    OPEN,
+    OUTPUT,
+    STATEFUL,
+    Language,
+    Render,
+    Tag,
+    TemplateError,
+    error_at,
+)
+
+_MISSING = object()
+SLOT_OPEN, SLOT_MID, SLOT_CLOSE = "\ue000", "\ue001", "\ue002"
+SLOT = re.compile("\ue000(\\d+)\ue001([^\ue002]*)\ue002")
+"""A link slot in a skeleton: slot id, then the href as written (tags included)."""
+
+Signer = Callable[[int, str], str]
+"""(slot id, the link's URL for this recipient) -> the URL to put in the mail."""
+ISLAND_CACHE_SIZE = 4096
+"""Outputs kept per island; bounds memory when a fragment reads a per-person value."""
+
+
+@dataclass
+class Output:
+    """A plain ``{{ a.b.c }}``: looked up and escaped without the template engine."""
+
+    path: tuple[str | int, ...]
+    escape: Any
+    fallback: Render
+    default: str | None = None
+    """Liquid's ``| default: "text"``: printed when the value is missing, empty or false."""
+
+    def render(self, context: dict[str, Any]) -> str:
+        """The value as the language would print it."""
+        value: Any = context
+        for key in self.path:
+            if value.__class__ is dict:
+                value = value.get(key, _MISSING)
+            elif value.__class__ is list and key.__class__ is int:
+                value = value[key] if -len(value) <= key < len(value) else _MISSING  # type: ignore[operator]
+            else:
+                return self.fallback(context)
+            if value is _MISSING:
+                return self._empty()
+        if value is None or (self.default is not None and (value is False or value == "" or value == [])):
+            return self._empty()
+        if isinstance(value, str):
+            return self.escape(value) if self.escape else value
+        if isinstance(value, int) and not isinstance(value, bool):
+            return str(value)
+        return self.fallback(context)  # floats, booleans, lists: let the language format them
+
+    def _empty(self) -> str:
+        return self.default or ""  # a literal written by the template's author: never escaped
+
+    def pieces(self, context: dict[str, Any], sign: Signer | None, out: list[str]) -> None:
+        """Append the value."""
+        out.append(self.render(context))
+
+
+@dataclass
+class Island:
+    """A condition, loop or filtered output, rendered by the language and cached by its inputs."""
+
+    source: str
+    run: Render
+    dependencies: list[tuple[str | int, ...]] | None
+    escape: bool = True
+    cache: dict[Any, str] = field(default_factory=dict)
+
+    def render(self, context: dict[str, Any]) -> str:
+        """The fragment's output for this context (from cache when its inputs were seen)."""
+        if self.dependencies is None:
+            return self.run(context)
+        key = repr([_lookup(context, path) for path in self.dependencies])
+        hit = self.cache.get(key)
+        if hit is None:
+            hit = self.run(context)
+            if len(self.cache) >= ISLAND_CACHE_SIZE:
+                self.cache.clear()
+            self.cache[key] = hit
+        return hit
+
+    def pieces(self, context: dict[str, Any], sign: Signer | None, out: list[str]) -> None:
+        """Append the output, with links inside it (a loop's links) signed."""
+        text = self.render(context)
+        if sign is not None and SLOT_OPEN in text:
+            text = sign_slots(text, sign, self.escape)
+        out.append(text)
+
+
+_LIST_PROPERTIES = {"size": len, "first": lambda v: v[0] if v else None, "last": lambda v: v[-1] if v else None}
+
+
+def _lookup(context: dict[str, Any], path: tuple[str | int, ...]) -> Any:
+    value: Any = context
+    for key in path:
+        if isinstance(value, dict):
+            value = value.get(key)
+        elif isinstance(value, list | str) and key in _LIST_PROPERTIES:
+            value = _LIST_PROPERTIES[key](value)  # type: ignore[index]
+        elif isinstance(value, list) and isinstance(key, int):
+            value = value[key] if -len(value) <= key < len(value) else None
+        else:
+            return value
+    return value
+
+
+@dataclass
+class Conditional:
+    """``if``/``elsif``/``else``: each test is a tiny cached island, each branch a fragment of parts.
+
+    Splitting the branches too keeps their outputs on the fast path, and the
+    tests depend on few values (a variant flag, a location), so they hit the
+    cache almost always even when the branch prints per-person values.
+    """
+
+    branches: list[tuple[Island | None, Fragment]]
+    """(test, body) in order; a None test is ``else``."""
+
+    def render(self, context: dict[str, Any]) -> str:
+        """The first branch whose test passes."""
+        out: list[str] = []
+        self.pieces(context, None, out)
+        return "".join(out)
+
+    def pieces(self, context: dict[str, Any], sign: Signer | None, out: list[str]) -> None:
+        """Append the pieces of the first branch whose test passes."""
+        for test, body in self.branches:
+            if test is None or test.render(context):
+                body.pieces(context, sign, out)
+                return
+
+
+@dataclass
+class Link:
+    """A link slot: its URL rendered for the recipient, then signed (tracked) by the injected signer."""
+
+    slot: int
+    url: Fragment
+    escape: bool
+
+    def __post_init__(self) -> None:
+        parts = self.url.parts
+        # Most URLs are one static string or one output: skip the general join for them.
+        self._static = parts[0] if len(parts) == 1 and parts[0].__class__ is str else ("" if not parts else None)
+        self._single = parts[0] if len(parts) == 1 and parts[0].__class__ is not str else None
+
+    def render(self, context: dict[str, Any]) -> str:
+        """The URL as the template wrote it, without signing."""
+        if self._static is not None:
+            return self._static
+        return self._single.render(context) if self._single is not None else self.url.render(context)
+
+    def pieces(self, context: dict[str, Any], sign: Signer | None, out: list[str]) -> None:
+        """Append the signed URL (HTML-escaped in HTML)."""
+        url = self.render(context)
+        if sign is None:
+            out.append(url)
+        elif self.escape:
+            signed = sign(self.slot, html.unescape(url) if "&" in url else url)
+            out.append(html.escape(signed) if "&" in signed or '"' in signed or "<" in signed else signed)
+        else:
+            out.append(sign(self.slot, url))
+
+
+def sign_slots(text: str, sign: Signer, escape: bool) -> str:
+    """Replace every slot marker left in ``text`` by its signed URL."""
+    if escape:
+        return SLOT.sub(lambda m: html.escape(sign(int(m.group(1)), html.unescape(m.group(2)))), text)
+    return SLOT.sub(lambda m: sign(int(m.group(1)), m.group(2)), text)
+
+
+@dataclass
+class Fragment:
+    """A compiled text: render it with a context per recipient."""
+
+    parts: list[Any]
+    source: str
+
+    def render(self, context: dict[str, Any]) -> str:
+        """The text for one recipient (links as written, not signed)."""
+        return "".join([p if p.__class__ is str else p.render(context) for p in self.parts])
+
+    def pieces(self, context: dict[str, Any], sign: Signer | None, out: list[str]) -> None:
+        """Append the recipient's pieces: static text as the same string objects, links signed."""
+        for part in self.parts:
+            if part.__class__ is str:
+                out.append(part)
+            else:
+                part.pieces(context, sign, out)
+
+
+def split(source: str, language: Language, *, escape: bool, where: str) -> Fragment:
+    """Compile ``source`` into parts (static text, outputs, conditionals, islands, links)."""
+    tags = language.tags(source)
+    slots = list(SLOT.finditer(source))
+    parts: list[Any] = []
+    last = index = 0
+    while index < len(tags) or slots:
+        tag = tags[index] if index < len(tags) else None
+        if slots and (tag is None or slots[0].start() < tag.start):
+            slot = slots.pop(0)
+            parts.append(source[last : slot.start()])
+            url = split(slot.group(2), language, escape=escape, where=where)
+            parts.append(Link(int(slot.group(1)), url, escape))
+            last = slot.end()
+            while index < len(tags) and tags[index].start < last:
+                index += 1
+            continue
+        assert tag is not None
+        parts.append(source[last : tag.start])
+        end_index = _island_end(tags, index, source, where)
+        end = len(source) if end_index is None else tags[end_index].end
+        parts.append(_part(tags, index, end_index, source[tag.start : end], source, language, escape, where))
+        while slots and slots[0].start() < end:
+            slots.pop(0)  # inside the island: signed in its output
+        last = end
+        index = len(tags) if end_index is None else end_index + 1
+    parts.append(source[last:])
+    return Fragment([p for p in parts if p != ""], source)
+
+
+def _part(
+    tags: Sequence[Tag], index: int, end_index: int | None, text: str, source: str, language: Language,
+    escape: bool, where: str,
+) -> Any:  # fmt: skip
+    conditional = _conditional(tags, index, end_index, source, language, escape, where)
+    if conditional is not None:
+        return conditional
+    compiled = language.compile(text, escape=escape, where=where)
+    tag = tags[index]
+    if end_index == index and tag.kind == OUTPUT and tag.path:
+        return Output(tag.path, language.escape if escape else None, compiled, tag.default)
+    return Island(text, compiled, language.dependencies(text), escape)
+
+
+def _conditional(
+    tags: Sequence[Tag], start: int, end: int | None, source: str, language: Language, escape: bool, where: str
+) -> Conditional | None:
+    """A Conditional for a top-level if/unless block, or None when it is not one we can split."""
+    opening = tags[start]
+    if end is None or opening.kind != OPEN or opening.name not in ("if", "unless"):
+        return None
+    heads, depth = [start], 0
+    for index in range(start, end + 1):
+        tag = tags[index]
+        if "{%-" in tag.text or "-%}" in tag.text or "{{~" in tag.text or "~}}" in tag.text:
+            return None  # whitespace control reaches across branch edges: keep the engine's exact output
+        depth += (tag.kind == OPEN) - (tag.kind == CLOSE)
+        if tag.kind == MIDDLE and depth == 1:
+            heads.append(index)
+    heads.append(end)
+    branches: list[tuple[Island | None, Fragment]] = []
+    for head, following in pairwise(heads):
+        test = language.branch_test(opening.name, tags[head].text, first=head == start)
+        body = split(source[tags[head].end : tags[following].start], language, escape=escape, where=where)
+        island = None
+        if test is not None:
+            island = Island(test, language.compile(test, escape=False, where=where), language.dependencies(test))
+        branches.append((island, body))
+    return Conditional(branches)
+
+
+def _island_end(tags: Sequence[Tag], start: int, source: str, where: str) -> int | None:
+    """Index of the tag closing the island opened at ``start`` (None: runs to the end)."""
+    kind = tags[start].kind
+    if kind == STATEFUL:
+        return None  # assign/capture change what later text prints: keep the rest together
+    if kind in (MIDDLE, CLOSE):
+        raise _unbalanced(tags[start], source, where)
+    if kind != OPEN:
+        return start
+    depth = 0
+    for index in range(start, len(tags)):
+        if tags[index].kind == OPEN:
+            depth += 1
+        elif tags[index].kind == CLOSE:
+            depth -= 1
+            if depth == 0:
+                return index
+        elif tags[index].kind == STATEFUL:
+            return None
+    raise _unbalanced(tags[start], source, where)
+
+
+def _unbalanced(tag: Tag, source: str, where: str) -> TemplateError:
+    return error_at(
+        source,
+        tag.start,
+        where,
+        f"{tag.text} has no matching opening or closing tag",
+        "close every if/for/unless (Liquid) or #if/#each (Handlebars)",
+    )

@@ -1,0 +1,352 @@
+"""Product recommendations: item-to-item co-occurrence with popularity fallbacks.
+
+The model is a cosine item-item similarity over a weighted person x product
+matrix (a purchase counts more than an add-to-cart, which counts more than a
+view), computed with scipy sparse algebra from the events before ``now``.
+A person's score for a product is the similarity-weighted sum of what they
+touched.  Slots the similarity cannot fill come from the most popular products
+of the person's favourite category, then the most popular products overall.
+Anything the person purchased in the last ``exclude_purchased_days`` (default
+90) is never recommended.
+
+The model is cached per database and per hour of ``now``; a person's own
+history is always read fresh, so an order placed a second ago is excluded.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import numpy as np
+from scipy import sparse
+from sqlalchemy import Connection
+
+from tailormail.config import EventNames
+from tailormail.errors import ConfigError
+from tailormail.store import products as product_q
+
+DAY_MS = 86_400_000
+HOUR_MS = 3_600_000
+
+
+@dataclass(frozen=True)
+class Product:
+    """A catalog product as templates see it (``reason`` says why it was chosen)."""
+
+    product_id: str
+    name: str
+    category: str | None = None
+    price: float | None = None
+    url: str | None = None
+    image: str | None = None
+    reason: str = ""
+
+    def as_context(self) -> dict[str, Any]:
+        """The dict a template loops over: name, price ("19.99"), url, image, category, id."""
+        return {
+            "product_id": self.product_id,
+            "id": self.product_id,
+            "name": self.name,
+            "price": None if self.price is None else f"{self.price:.2f}",
+            "url": self.url,
+            "image": self.image,
+            "category": self.category,
+        }
+
+
+@dataclass(frozen=True)
+class RecommendSettings:
+    """How recommendations are learnt; the ``[recommend]`` table of tailormail.toml."""
+
+    lookback_days: int = 365
+    """Only events this recent train the model (old tastes fade, and it bounds the work)."""
+    exclude_purchased_days: int = 90
+    """Never recommend what the person bought in this many days (no "buy it again")."""
+    view_weight: float = 1.0
+    cart_weight: float = 2.0
+    purchase_weight: float = 4.0
+
+    @classmethod
+    def from_section(cls, section: dict[str, Any]) -> RecommendSettings:
+        """Settings from a parsed ``[recommend]`` table; unknown keys are an error."""
+        known = set(cls.__dataclass_fields__)
+        unknown = sorted(set(section) - known)
+        if unknown:
+            raise ConfigError(f"unknown key [recommend].{unknown[0]}", hint=f"known keys: {', '.join(sorted(known))}")
+        return cls(**section)
+
+
+@dataclass(frozen=True)
+class Touch:
+    """One person's interaction with one product (a view, cart add or purchase)."""
+
+    profile_id: int
+    product_id: str
+    weight: float
+    purchased: bool
+    ts: int
+
+
+def products_in(properties: dict[str, Any]) -> list[str]:
+    """The product ids an event mentions: ``product_id`` or Segment's ``products[]``."""
+    found: list[str] = []
+    single = properties.get("product_id") or properties.get("sku")
+    if single is not None:
+        found.append(str(single))
+    for line in properties.get("products") or []:
+        if isinstance(line, dict) and (line.get("product_id") or line.get("sku")) is not None:
+            found.append(str(line.get("product_id") or line.get("sku")))
+    return found
+
+
+def _weights(names: EventNames, settings: RecommendSettings) -> dict[str, float]:
+    return {
+        names.product_view: settings.view_weight,
+        names.add_to_cart: settings.cart_weight,
+        names.purchase: settings.purchase_weight,
+    }
+
+
+def touches_from(
+    rows: Iterable[tuple[int, str, dict[str, Any], int]], weights: dict[str, float], purchase: str
+) -> Iterator[Touch]:
+    """Expand event rows into one Touch per product mentioned."""
+    for profile_id, event, properties, ts in rows:
+        for product_id in products_in(properties):
+            yield Touch(profile_id, product_id, weights[event], event == purchase, ts)
+
+
+@dataclass
+class Model:
+    """Item-item similarities and popularity learnt from the events before a moment."""
+
+    items: list[str]
+    index: dict[str, int]
+    similarity: sparse.csr_matrix
+    popularity: np.ndarray
+    category_of: dict[str, str | None]
+    catalog: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    ranked: dict[str | None, list[str]] = field(default_factory=dict)
+    """Popularity order per category (None: overall), computed on first use."""
+
+    def popular(self, category: str | None = None) -> list[str]:
+        """Products by popularity (ties by id), optionally within one category."""
+        if not self.ranked:
+            order = sorted(range(len(self.items)), key=lambda i: (-self.popularity[i], self.items[i]))
+            overall = [self.items[i] for i in order if self.popularity[i] > 0]
+            self.ranked[None] = overall
+            for product_id in overall:
+                self.ranked.setdefault(self.category_of.get(product_id) or "", []).append(product_id)
+        return self.ranked.get(category, []) if category is not None else self.ranked[None]
+
+
+def fit(touches: Sequence[Touch], catalog: dict[str, dict[str, Any]]) -> Model:
+    """Learn a Model from touches; products missing from the catalog are ignored."""
+    items = sorted({t.product_id for t in touches if t.product_id in catalog})
+    index = {p: i for i, p in enumerate(items)}
+    people = {pid: i for i, pid in enumerate(sorted({t.profile_id for t in touches}))}
+    kept = [t for t in touches if t.product_id in index]
+    matrix = sparse.coo_matrix(
+        (
+            np.array([t.weight for t in kept], dtype=np.float64),
+            (np.array([people[t.profile_id] for t in kept]), np.array([index[t.product_id] for t in kept])),
+        ),
+        shape=(len(people), len(items)),
+    ).tocsr()
+    # Repeated views of one product should not outweigh a purchase: cap each cell.
+    matrix.data = np.minimum(matrix.data, max((t.weight for t in kept), default=1.0))
+    popularity = np.asarray(matrix.sum(axis=0)).ravel()
+    norms = np.sqrt(np.asarray(matrix.multiply(matrix).sum(axis=0)).ravel())
+    normalised = matrix @ sparse.diags(np.divide(1.0, norms, out=np.zeros_like(norms), where=norms > 0))
+    similarity = (normalised.T @ normalised).tocsr()
+    similarity.setdiag(0.0)
+    similarity.eliminate_zeros()
+    category_of = {p: catalog[p].get("category") for p in items}
+    return Model(items, index, similarity, popularity, category_of, catalog)
+
+
+_CACHE: dict[tuple[str, tuple[str, ...], int, RecommendSettings], Model] = {}
+_CACHE_LOCK = threading.Lock()
+
+
+def model_for(conn: Connection, now_ms: int, names: EventNames, settings: RecommendSettings) -> Model:
+    """The model trained on events before ``now_ms``, cached per database and hour."""
+    event_names = tuple(_weights(names, settings))
+    key = (str(conn.engine.url), event_names, now_ms // HOUR_MS, settings)
+    with _CACHE_LOCK:
+        cached = _CACHE.get(key)
+    if cached is not None:
+        return cached
+    model = train(conn, now_ms, names, settings)
+    with _CACHE_LOCK:
+        _CACHE.clear()  # one model per process is enough; older hours are stale
+        _CACHE[key] = model
+    return model
+
+
+def train(conn: Connection, now_ms: int, names: EventNames, settings: RecommendSettings) -> Model:
+    """Train a Model on the lookback window before ``now_ms`` (no cache)."""
+    weights = _weights(names, settings)
+    rows = product_q.product_events(
+        conn, list(weights), since_ms=now_ms - settings.lookback_days * DAY_MS, until_ms=now_ms
+    )
+    touches = list(touches_from(rows, weights, names.purchase))
+    catalog = product_q.products_by_id(conn, sorted({t.product_id for t in touches}))
+    return fit(touches, catalog)
+
+
+def clear_cache() -> None:
+    """Forget cached models (after a catalog import, or between tests)."""
+    with _CACHE_LOCK:
+        _CACHE.clear()
+
+
+@dataclass
+class History:
+    """What one person touched (weights per product) and recently bought."""
+
+    weights: dict[str, float] = field(default_factory=dict)
+    recently_bought: set[str] = field(default_factory=set)
+
+
+def histories(
+    conn: Connection, profile_ids: Sequence[int], now_ms: int, names: EventNames, settings: RecommendSettings
+) -> dict[int, History]:
+    """Each person's touches in the lookback window, read fresh (never cached)."""
+    weights = _weights(names, settings)
+    rows = product_q.product_events_of(
+        conn, profile_ids, list(weights), since_ms=now_ms - settings.lookback_days * DAY_MS, until_ms=now_ms + 1
+    )
+    exclude_since = now_ms - settings.exclude_purchased_days * DAY_MS
+    found: dict[int, History] = {pid: History() for pid in profile_ids}
+    for touch in touches_from(rows, weights, names.purchase):
+        history = found[touch.profile_id]
+        history.weights[touch.product_id] = max(history.weights.get(touch.product_id, 0.0), touch.weight)
+        if touch.purchased and touch.ts >= exclude_since:
+            history.recently_bought.add(touch.product_id)
+    return found
+
+
+def recommend_for(
+    conn: Connection,
+    profile_ids: Sequence[int],
+    k: int = 4,
+    now_ms: int = 0,
+    *,
+    names: EventNames | None = None,
+    settings: RecommendSettings | None = None,
+) -> dict[int, list[Product]]:
+    """Up to ``k`` products for each person, in one batch (every id gets a list)."""
+    if now_ms <= 0:
+        raise ValueError("recommend_for needs now_ms (the clock's time in ms)")
+    names = names or EventNames()
+    settings = settings or RecommendSettings()
+    model = model_for(conn, now_ms, names, settings)
+    people = histories(conn, profile_ids, now_ms, names, settings)
+    ranked = rank(model, [people[pid] for pid in profile_ids], k)
+    wanted = {p for ids in ranked for p, _ in ids}
+    catalog = {**model.catalog, **product_q.products_by_id(conn, sorted(wanted - set(model.catalog)))}
+    return {
+        pid: [_product(catalog[p], reason) for p, reason in picks if p in catalog]
+        for pid, picks in zip(profile_ids, ranked, strict=True)
+    }
+
+
+RANK_CHUNK = 500
+"""People scored at once: the dense score matrix is chunk x products floats."""
+
+
+def rank(model: Model, people: Sequence[History], k: int) -> list[list[tuple[str, str]]]:
+    """(product id, reason) picks for each person: similar, then category, then popular."""
+    picks: list[list[tuple[str, str]]] = []
+    for start in range(0, len(people), RANK_CHUNK):
+        picks += _rank_chunk(model, people[start : start + RANK_CHUNK], k)
+    return picks
+
+
+def _rank_chunk(model: Model, people: Sequence[History], k: int) -> list[list[tuple[str, str]]]:
+    scores = _similar_scores(model, people)
+    overall = model.popular()
+    picks: list[list[tuple[str, str]]] = []
+    for row, history in enumerate(people):
+        chosen: list[tuple[str, str]] = []
+        blocked = set(history.recently_bought)
+        for i in _top(scores[row], k + len(blocked)):
+            _take(chosen, blocked, model.items[i], "similar to what you viewed or bought", k)
+        favourite = _favourite_category(model, history)
+        if favourite is not None:
+            for product_id in model.popular(favourite):
+                _take(chosen, blocked, product_id, f"popular in {favourite}", k)
+        for product_id in overall:
+            _take(chosen, blocked, product_id, "popular", k)
+        picks.append(chosen)
+    return picks
+
+
+def _top(row: np.ndarray, n: int) -> list[int]:
+    """Indexes of the n best positive scores, best first (ties by index)."""
+    positive = np.flatnonzero(row > 0)
+    if len(positive) > n:
+        positive = positive[np.argpartition(-row[positive], n - 1)[:n]]
+    return sorted(positive.tolist(), key=lambda i: (-row[i], i))
+
+
+def _take(chosen: list[tuple[str, str]], blocked: set[str], product_id: str, reason: str, k: int) -> None:
+    if len(chosen) < k and product_id not in blocked:
+        chosen.append((product_id, reason))
+        blocked.add(product_id)
+
+
+def _similar_scores(model: Model, people: Sequence[History]) -> np.ndarray:
+    """A dense people x products score matrix: history weights times similarity."""
+    rows, cols, data = [], [], []
+    for row, history in enumerate(people):
+        for product_id, weight in history.weights.items():
+            if product_id in model.index:
+                rows.append(row)
+                cols.append(model.index[product_id])
+                data.append(weight)
+    touched = sparse.csr_matrix((data, (rows, cols)), shape=(len(people), len(model.items)))
+    return np.asarray((touched @ model.similarity).todense()) if model.items else np.zeros((len(people), 0))
+
+
+def _favourite_category(model: Model, history: History) -> str | None:
+    totals: dict[str, float] = {}
+    for product_id, weight in history.weights.items():
+        category = model.category_of.get(product_id)
+        if category:
+            totals[category] = totals.get(category, 0.0) + weight
+    return min(totals, key=lambda c: (-totals[c], c)) if totals else None
+
+
+def _product(row: dict[str, Any], reason: str) -> Product:
+    return Product(
+        product_id=row["product_id"],
+        name=row["name"],
+        category=row.get("category"),
+        price=row.get("price"),
+        url=row.get("url"),
+        image=row.get("image_url"),
+        reason=reason,
+    )
+
+
+def popular_for(model: Model, people: Sequence[History], k: int) -> list[list[tuple[str, str]]]:
+    """The baseline: the k most popular products each person did not just buy."""
+    return rank(model, [replace(h, weights={}) for h in people], k)
+
+
+def recommendation_source(
+    now_ms: int, *, k: int = 4, names: EventNames | None = None, settings: RecommendSettings | None = None
+) -> Callable[[Connection, Sequence[int]], dict[int, list[dict[str, Any]]]]:
+    """``(conn, profile_ids) -> template dicts``: what the renderer's data sources take."""
+
+    def recommend(conn: Connection, profile_ids: Sequence[int]) -> dict[int, list[dict[str, Any]]]:
+        found = recommend_for(conn, profile_ids, k, now_ms, names=names, settings=settings)
+        return {pid: [p.as_context() for p in products] for pid, products in found.items()}
+
+    return recommend

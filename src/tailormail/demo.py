@@ -1,0 +1,248 @@
+"""The main job, end to end on a simulated shop: what `tailormail demo` runs.
+
+The demo is a list of steps; each takes the shared ``DemoRun`` and returns its
+own ``Section`` of the summary (tables, notes, charts).  Later parts of the
+pipeline (segments, content, journeys, tracking) add one step each to
+``STEPS``.  The CLI only formats the returned ``DemoSummary``.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import Counter, defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tailormail.clock import Clock, SystemClock, from_ms, to_ms
+from tailormail.config import CONFIG_FILE, load_settings
+from tailormail.errors import ConfigError
+from tailormail.runtime import Runtime, open_runtime
+from tailormail.simulate.output import SimulationResult, simulate_into
+from tailormail.simulate.shop import Progress
+from tailormail.store import Store, shop_stats
+from tailormail.store import events as event_q
+from tailormail.store import profiles as profile_q
+from tailormail.store.maintenance import drop_all_tables, holds_data
+from tailormail.workspace import init_workspace
+
+MARKER = ".tailormail-demo"
+"""File that marks a workspace as the demo's own, so a rerun may reset its database."""
+
+
+@dataclass
+class Table:
+    """A titled table of a summary section."""
+
+    title: str
+    columns: list[str]
+    rows: list[list[Any]]
+
+
+@dataclass
+class Chart:
+    """A chart of a summary section: one series of (x, y) points."""
+
+    title: str
+    kind: str
+    """``line`` or ``bar``."""
+    x: list[Any]
+    y: list[float]
+    y_label: str
+
+
+@dataclass
+class Section:
+    """What one demo step reports."""
+
+    title: str
+    tables: list[Table] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    charts: list[Chart] = field(default_factory=list)
+
+
+@dataclass
+class DemoOptions:
+    """How big a shop the demo simulates, and where."""
+
+    workspace: Path
+    customers: int = 5000
+    days: int = 90
+    seed: int = 7
+
+
+@dataclass
+class DemoRun:
+    """The state shared by the steps of one demo run."""
+
+    options: DemoOptions
+    runtime: Runtime
+    now_ms: int
+    progress: Progress | None = None
+    simulation: SimulationResult | None = None
+
+
+@dataclass
+class DemoSummary:
+    """Everything the demo did, section by section, and where its report is."""
+
+    workspace: Path
+    sections: list[Section]
+    report: Path | None
+    seconds: float
+
+    def as_dict(self) -> dict[str, Any]:
+        """The summary as plain JSON-ready data."""
+        from dataclasses import asdict
+
+        return {"workspace": str(self.workspace), "report": str(self.report), "seconds": self.seconds,
+                "sections": [asdict(s) for s in self.sections]}  # fmt: skip
+
+
+Step = Callable[[DemoRun], Section]
+
+
+def run_demo(options: DemoOptions, *, clock: Clock | None = None, progress: Progress | None = None) -> DemoSummary:
+    """Prepare a fresh demo workspace, run every step, write the HTML report."""
+    from tailormail.demo_report import write_report
+
+    started = time.perf_counter()
+    clock = clock or SystemClock()
+    root = options.workspace.resolve()
+    first = prepare_workspace(root)
+    runtime = open_runtime(root, clock=clock)
+    try:
+        run = DemoRun(options, runtime, to_ms(clock.now()), progress)
+        sections = [first, *(step(run) for step in STEPS)]
+    finally:
+        runtime.close()
+    report = write_report(root / "reports" / "summary.html", sections, generated=from_ms(run.now_ms))
+    return DemoSummary(root, sections, report, round(time.perf_counter() - started, 2))
+
+
+def prepare_workspace(root: Path) -> Section:
+    """Create the demo workspace, or empty the database of one an earlier demo made."""
+    config = root / CONFIG_FILE
+    if root.exists() and not config.exists() and any(root.iterdir()):
+        raise ConfigError(f"{root} exists and is not a workspace", hint="give the demo a new or empty --workspace")
+    if config.exists() and not (root / MARKER).exists():
+        raise ConfigError(
+            f"{root} is a workspace the demo did not create; the demo empties its database",
+            hint="give the demo another --workspace (e.g. demo-workspace)",
+        )
+    created = not config.exists()
+    if created:
+        init_workspace(root)
+    url = load_settings(root).database_url
+    store = Store(url)
+    try:
+        with store.begin() as conn:
+            if holds_data(conn) and _marked_url(root) != url:
+                raise ConfigError(
+                    "the demo's database URL points at a database that already holds data",
+                    hint="unset TAILORMAIL_DATABASE_URL or point it at an empty database",
+                )
+            dropped = drop_all_tables(conn)
+    finally:
+        store.close()
+    (root / MARKER).write_text(json.dumps({"database_url": url}) + "\n", encoding="utf-8")
+    note = f"created {root}" if created else f"reset the database of {root} ({len(dropped)} tables dropped)"
+    return Section("Workspace", notes=[note, f"database: {_safe_url(url)}"])
+
+
+def _marked_url(root: Path) -> str | None:
+    try:
+        return str(json.loads((root / MARKER).read_text(encoding="utf-8"))["database_url"])
+    except (OSError, ValueError, KeyError):
+        return None
+
+
+def _safe_url(url: str) -> str:
+    """A database URL without its password."""
+    head, sep, tail = url.rpartition("@")
+    if not sep or ":" not in head.split("//", 1)[-1]:
+        return url
+    scheme, _, credentials = head.partition("//")
+    return f"{scheme}//{credentials.split(':', 1)[0]}:***@{tail}"
+
+
+def simulate_shop(run: DemoRun) -> Section:
+    """Simulate the shop over the days ending now and ingest it."""
+    opts, rt = run.options, run.runtime
+    run.simulation = result = simulate_into(
+        rt.store, rt.settings, customers=opts.customers, days=opts.days, seed=opts.seed,
+        end=from_ms(run.now_ms), now_ms=run.now_ms, progress=run.progress,
+    )  # fmt: skip
+    rows: list[list[Any]] = [
+        ["customers", result.customers],
+        ["products", result.products],
+        ["messages ingested", result.stored],
+        ["window", f"{from_ms(result.start * 1000):%Y-%m-%d %H:%M} to {from_ms(result.end * 1000):%Y-%m-%d %H:%M} UTC"],
+    ]
+    return Section("Simulated shop", tables=[Table("Simulation", ["what", "value"], rows)])
+
+
+def shop_summary(run: DemoRun) -> Section:
+    """Profiles, events by type, revenue and orders, top products and categories."""
+    names = run.runtime.settings.events
+    with run.runtime.store.read() as conn:
+        profiles = profile_q.count_profiles(conn)
+        counts = event_q.event_counts(conn)
+        daily = shop_stats.daily_totals(conn, names.purchase)
+        buyers = shop_stats.distinct_people(conn, names.purchase)
+        countries = shop_stats.profiles_by_trait(conn, "country", limit=5)
+        products, categories = _sales(shop_stats.event_properties(conn, names.purchase))
+    by_type = [[kind, event or "", n, round(money, 2)] for kind, event, n, money in counts]
+    orders = sum(n for _, n, _ in daily)
+    revenue = round(sum(r for _, _, r in daily), 2)
+    overview: list[list[Any]] = [
+        ["profiles", profiles],
+        ["buyers", buyers],
+        ["orders", orders],
+        ["revenue", revenue],
+        ["average order value", round(revenue / orders, 2) if orders else 0.0],
+    ]
+    return Section(
+        "Shop summary",
+        tables=[
+            Table("Overview", ["measure", "value"], overview),
+            Table("Events by type", ["type", "event", "count", "revenue"], by_type),
+            Table("Top products by revenue", ["product", "category", "units", "revenue"], products[:5]),
+            Table("Categories by revenue", ["category", "units", "revenue"], categories),
+            Table("Profiles by country", ["country", "profiles"], [[c or "?", n] for c, n in countries]),
+        ],
+        charts=[
+            Chart("Revenue per day", "line", [from_ms(d).date().isoformat() for d, _, _ in daily],
+                  [round(r, 2) for _, _, r in daily], "revenue"),
+            Chart("Revenue by category", "bar", [c[0] for c in categories], [c[2] for c in categories], "revenue"),
+        ],
+    )  # fmt: skip
+
+
+def _sales(orders: Any) -> tuple[list[list[Any]], list[list[Any]]]:
+    """Units and revenue per product and per category, from purchase order lines."""
+    units: Counter[str] = Counter()
+    money: defaultdict[str, float] = defaultdict(float)
+    about: dict[str, tuple[str, str]] = {}
+    for order in orders:
+        for line in order.get("products") or []:
+            product = str(line.get("product_id"))
+            quantity = int(line.get("quantity", 1))
+            about[product] = (str(line.get("name", product)), str(line.get("category", "")))
+            units[product] += quantity
+            money[product] += float(line.get("price", 0.0)) * quantity
+    ranked = sorted(money, key=lambda p: (-money[p], p))
+    cat_units: Counter[str] = Counter()
+    cat_money: defaultdict[str, float] = defaultdict(float)
+    for product in ranked:
+        cat_units[about[product][1]] += units[product]
+        cat_money[about[product][1]] += money[product]
+    products = [[*about[p], units[p], round(money[p], 2)] for p in ranked]
+    categories = [[c, cat_units[c], round(cat_money[c], 2)] for c in sorted(cat_money, key=lambda c: -cat_money[c])]
+    return products, categories
+
+
+STEPS: list[Step] = [simulate_shop, shop_summary]
+"""The demo's steps in order; each later part of the pipeline appends its own."""

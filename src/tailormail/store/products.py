@@ -1,0 +1,113 @@
+"""Named queries on the product catalog and on the events that mention products."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from sqlalchemy import Connection, func, select
+
+from tailormail.store.dialect import in_chunks, upsert
+from tailormail.store.schema import events, products
+
+CATALOG_COLUMNS = ("name", "category", "price", "url", "image_url", "properties")
+"""The columns an import sets (besides the key and ``updated_at``)."""
+
+
+def products_by_id(conn: Connection, product_ids: list[str]) -> dict[str, dict[str, Any]]:
+    """The stored products among these ids."""
+    found: dict[str, dict[str, Any]] = {}
+    for chunk in in_chunks(product_ids):
+        rows = conn.execute(select(products).where(products.c.product_id.in_(chunk))).mappings()
+        found.update({row["product_id"]: dict(row) for row in rows})
+    return found
+
+
+def upsert_changed_products(conn: Connection, rows: list[dict[str, Any]], now_ms: int) -> int:
+    """Insert new products and update changed ones; return how many were written.
+
+    Unchanged products are left alone (their ``updated_at`` too), so importing a
+    catalog twice writes nothing the second time.
+    """
+    known = products_by_id(conn, [r["product_id"] for r in rows])
+    full = [{"product_id": r["product_id"], **{c: r.get(c) for c in CATALOG_COLUMNS}} for r in rows]
+    for row in full:
+        row["properties"] = row["properties"] or {}
+    changed = [
+        {**row, "updated_at": now_ms}
+        for row in full
+        if row["product_id"] not in known or any(known[row["product_id"]][c] != row[c] for c in CATALOG_COLUMNS)
+    ]
+    if changed:
+        conn.execute(upsert(conn, products, ["product_id"], [*CATALOG_COLUMNS, "updated_at"]), changed)
+    return len(changed)
+
+
+def count_products(conn: Connection) -> int:
+    """How many products the catalog holds."""
+    return int(conn.execute(select(func.count()).select_from(products)).scalar_one())
+
+
+def product_events(
+    conn: Connection,
+    event_names: Sequence[str],
+    *,
+    since_ms: int | None = None,
+    until_ms: int | None = None,
+    batch: int = 20_000,
+) -> Iterator[tuple[int, str, dict[str, Any], int]]:
+    """(profile_id, event, properties, ts) of the named events in [since, until), in id order."""
+    stmt = select(events.c.id, events.c.profile_id, events.c.event, events.c.properties, events.c.ts).where(
+        events.c.event.in_(list(event_names))
+    )
+    if since_ms is not None:
+        stmt = stmt.where(events.c.ts >= since_ms)
+    if until_ms is not None:
+        stmt = stmt.where(events.c.ts < until_ms)
+    last = 0
+    while True:
+        rows = conn.execute(stmt.where(events.c.id > last).order_by(events.c.id).limit(batch)).all()
+        if not rows:
+            return
+        for _id, profile_id, event, properties, ts in rows:
+            yield int(profile_id), str(event), dict(properties or {}), int(ts)
+        last = rows[-1][0]
+
+
+def event_bounds(conn: Connection, event_names: Sequence[str]) -> tuple[int | None, int | None, int]:
+    """(earliest ts, latest ts, max id) of the named events: a cache key and a split range."""
+    row = conn.execute(
+        select(func.min(events.c.ts), func.max(events.c.ts), func.max(events.c.id)).where(
+            events.c.event.in_(list(event_names))
+        )
+    ).one()
+    return row[0], row[1], int(row[2] or 0)
+
+
+def product_events_of(
+    conn: Connection, profile_ids: Sequence[int], event_names: Sequence[str], *, since_ms: int, until_ms: int
+) -> Iterator[tuple[int, str, dict[str, Any], int]]:
+    """(profile_id, event, properties, ts) of these people's named events in [since, until)."""
+    wanted = sorted(set(profile_ids))
+    for start in range(0, len(wanted), 500):
+        rows = conn.execute(
+            select(events.c.profile_id, events.c.event, events.c.properties, events.c.ts).where(
+                events.c.profile_id.in_(wanted[start : start + 500]),
+                events.c.event.in_(list(event_names)),
+                events.c.ts >= since_ms,
+                events.c.ts < until_ms,
+            )
+        )
+        for profile_id, event, properties, ts in rows:
+            yield int(profile_id), str(event), dict(properties or {}), int(ts)
+
+
+def add_missing_products(conn: Connection, rows: Sequence[dict[str, Any]], now_ms: int) -> None:
+    """Insert catalog rows whose product id is unknown; never overwrite a known product."""
+    from tailormail.store.dialect import insert_ignoring_conflicts
+
+    if rows:
+        conn.execute(
+            insert_ignoring_conflicts(conn, products),
+            [{**r, "properties": dict(r.get("properties") or {}), "updated_at": now_ms} for r in rows],
+        )

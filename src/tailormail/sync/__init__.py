@@ -1,0 +1,1 @@
+"""Data sync: scheduled pulls, outbound destinations, run logs and health."""

@@ -1,0 +1,109 @@
+"""The bulk path on a real database: dedupe across runs, identity, first/last seen, same rows as ingest."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import func, select
+
+from tailormail.clock import to_ms
+from tailormail.ingest.bulk import bulk_ingest
+from tailormail.ingest.messages import Message, parse_message
+from tailormail.runtime import Runtime
+from tailormail.store import profiles as profile_q
+from tailormail.store.schema import events, identity_links, profiles
+
+DAY = 86_400_000
+
+
+def msgs(rt: Runtime, raws: list[dict[str, Any]]) -> list[Message]:
+    now = to_ms(rt.clock.now())
+    return [parse_message(r, received_ms=now) for r in raws]
+
+
+def at(rt: Runtime, days_ago: int) -> str:
+    from tailormail.clock import from_ms
+
+    return from_ms(to_ms(rt.clock.now()) - days_ago * DAY).isoformat()
+
+
+def table_count(rt: Runtime, table: Any) -> int:
+    with rt.store.read() as conn:
+        return int(conn.execute(select(func.count()).select_from(table)).scalar_one())
+
+
+def test_dedupes_within_and_across_runs_and_counts_progress(runtime: Runtime) -> None:
+    now = to_ms(runtime.clock.now())
+    batch = msgs(
+        runtime, [{"type": "track", "messageId": f"m{i}", "userId": f"u{i % 3}", "event": "x"} for i in range(7)]
+    )
+    progress: list[int] = []
+    first = bulk_ingest(runtime.store, [*batch, batch[0]], now_ms=now, batch_size=3, on_progress=progress.append)
+    assert (first.received, first.stored, first.duplicates) == (8, 7, 1)
+    assert progress == [3, 3, 2]
+    again = bulk_ingest(runtime.store, batch, now_ms=now, batch_size=4)
+    assert (again.stored, again.duplicates) == (0, 7)
+    assert table_count(runtime, events) == 7 and table_count(runtime, profiles) == 3
+
+
+def test_identity_anonymous_then_identified_in_one_batch_and_across_batches(runtime: Runtime) -> None:
+    now = to_ms(runtime.clock.now())
+    raws = [
+        {"type": "page", "messageId": "p1", "anonymousId": "a1", "name": "Home"},
+        {"type": "page", "messageId": "p2", "anonymousId": "a2", "name": "Home"},
+        {"type": "identify", "messageId": "i1", "userId": "u1", "anonymousId": "a1", "traits": {"plan": "pro"}},
+        {"type": "track", "messageId": "t1", "anonymousId": "a1", "event": "view"},
+    ]
+    bulk_ingest(runtime.store, msgs(runtime, raws), now_ms=now, batch_size=2)
+    with runtime.store.read() as conn:
+        u1 = profile_q.get_profile(conn, user_id="u1")
+        assert u1 is not None and u1["traits"] == {"plan": "pro"}
+        owners = {m: p for m, p in conn.execute(select(events.c.message_id, events.c.profile_id))}
+        links = {a: p for a, p in conn.execute(select(identity_links.c.anonymous_id, identity_links.c.profile_id))}
+    assert owners["p1"] == owners["i1"] == owners["t1"] == u1["id"] != owners["p2"]
+    assert links == {"a1": u1["id"], "a2": owners["p2"]}
+    assert table_count(runtime, profiles) == 2  # u1 (with a1 merged in) and anonymous a2
+
+
+def test_first_and_last_seen_follow_event_times_not_the_import_time(runtime: Runtime) -> None:
+    now = to_ms(runtime.clock.now())
+    old = [
+        {"type": "track", "messageId": "o1", "userId": "u1", "event": "purchase", "timestamp": at(runtime, 400)},
+        {"type": "track", "messageId": "o2", "userId": "u1", "event": "purchase", "timestamp": at(runtime, 300)},
+    ]
+    bulk_ingest(runtime.store, msgs(runtime, old), now_ms=now)
+    with runtime.store.read() as conn:
+        u1 = profile_q.get_profile(conn, user_id="u1")
+    assert u1 and (u1["first_seen"], u1["last_seen"]) == (now - 400 * DAY, now - 300 * DAY)
+    newer = [
+        {"type": "track", "messageId": "n1", "userId": "u1", "event": "view", "timestamp": at(runtime, 350)},
+        {"type": "track", "messageId": "n2", "userId": "u1", "event": "view", "timestamp": at(runtime, 10)},
+        {"type": "track", "messageId": "n3", "userId": "u1", "event": "view", "timestamp": at(runtime, 500)},
+    ]
+    bulk_ingest(runtime.store, msgs(runtime, newer[:2]), now_ms=now)
+    bulk_ingest(runtime.store, msgs(runtime, newer[2:]), now_ms=now)
+    with runtime.store.read() as conn:
+        u1 = profile_q.get_profile(conn, user_id="u1")
+    assert u1 and (u1["first_seen"], u1["last_seen"]) == (now - 500 * DAY, now - 10 * DAY)
+
+
+def test_bulk_and_real_time_paths_store_the_same_rows(runtime: Runtime) -> None:
+    raws = [
+        {"type": "identify", "messageId": "i1", "userId": "u1", "traits": {"email": "a@x.io"}},
+        {"type": "track", "messageId": "t1", "userId": "u1", "event": "purchase", "timestamp": at(runtime, 2)}
+        | {"properties": {"revenue": 5}, "context": {"ip": "10.0.0.1"}},
+        {"type": "group", "messageId": "g1", "userId": "u1", "groupId": "acme", "traits": {"size": 3}},
+        {"type": "alias", "messageId": "al", "previousId": "u0", "userId": "u1"},
+    ]
+    runtime.ingestor.ingest_raw(raws)
+    with runtime.store.begin() as conn:
+        columns = [c for c in events.c if c.name not in ("id", "profile_id")]  # profiles get re-created
+        real_time = sorted(tuple(r) for r in conn.execute(select(*columns)))
+        conn.execute(events.delete())
+        conn.execute(profiles.delete())
+    bulk_ingest(runtime.store, msgs(runtime, raws), now_ms=to_ms(runtime.clock.now()))
+    with runtime.store.read() as conn:
+        bulk = sorted(tuple(r) for r in conn.execute(select(*columns)))
+        u1 = profile_q.get_profile(conn, user_id="u1")
+    assert bulk == real_time
+    assert u1 and u1["traits"] == {"email": "a@x.io"}

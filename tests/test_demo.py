@@ -1,0 +1,82 @@
+"""`tailormail demo` end to end on a small shop: its numbers must be the store's."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+from typer.testing import CliRunner
+
+from tailormail.cli import app
+from tailormail.clock import ManualClock
+from tailormail.demo import DemoOptions, DemoSummary, Section, run_demo
+from tailormail.errors import ConfigError
+from tailormail.runtime import open_runtime
+from tailormail.store.schema import events, profiles
+
+
+@pytest.fixture
+def demo_root(tmp_path: Path, database_url: str, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("TAILORMAIL_DATABASE_URL", database_url)
+    return tmp_path / "demo-workspace"
+
+
+def section(summary: DemoSummary, title: str) -> Section:
+    return next(s for s in summary.sections if s.title == title)
+
+
+def table(summary: DemoSummary, section_title: str, title: str) -> dict[str, list]:
+    found = next(t for t in section(summary, section_title).tables if t.title == title)
+    return {str(row[0]) + ("/" + str(row[1]) if title == "Events by type" else ""): row for row in found.rows}
+
+
+def test_demo_summarises_exactly_what_the_store_holds(demo_root: Path, clock: ManualClock) -> None:
+    summary = run_demo(DemoOptions(demo_root, customers=300, days=30, seed=11), clock=clock)
+    rt = open_runtime(demo_root)
+    with rt.store.read() as conn:
+        n_profiles = conn.execute(select(func.count()).select_from(profiles)).scalar_one()
+        purchase = events.c.event == "purchase"
+        orders, revenue = conn.execute(select(func.count(), func.sum(events.c.revenue)).where(purchase)).one()
+        by_event = dict(conn.execute(select(events.c.event, func.count()).group_by(events.c.event)).all())
+        newest = conn.execute(select(func.max(events.c.ts))).scalar_one()
+    rt.close()
+    overview = table(summary, "Shop summary", "Overview")
+    assert overview["profiles"][1] == n_profiles == 300
+    assert overview["orders"][1] == orders > 0
+    assert overview["revenue"][1] == pytest.approx(revenue, abs=0.01)
+    counted = table(summary, "Shop summary", "Events by type")
+    assert counted["track/purchase"][2] == by_event["purchase"] and counted["identify/"][2] == by_event[None]
+    categories = table(summary, "Shop summary", "Categories by revenue")
+    assert sum(row[2] for row in categories.values()) == pytest.approx(revenue, abs=0.05)
+    assert newest < clock.now().timestamp() * 1000  # the 30 days end now, nothing in the future
+    per_day = next(c for c in section(summary, "Shop summary").charts if c.title == "Revenue per day")
+    assert len(per_day.x) == len(set(per_day.x)) <= 31 and sum(per_day.y) == pytest.approx(revenue, abs=0.05)
+    html = summary.report.read_text(encoding="utf-8") if summary.report else ""
+    assert "Revenue per day" in html and "Plotly.newPlot" in html and "<script src=" not in html
+
+
+def test_a_second_demo_run_starts_from_an_empty_database(demo_root: Path, clock: ManualClock) -> None:
+    options = DemoOptions(demo_root, customers=80, days=14, seed=2)
+    first = run_demo(options, clock=clock)
+    second = run_demo(options, clock=clock)
+    assert table(second, "Shop summary", "Overview") == table(first, "Shop summary", "Overview")
+    assert "reset the database" in section(second, "Workspace").notes[0]
+
+
+def test_the_demo_refuses_a_workspace_it_did_not_make(workspace: Path, clock: ManualClock) -> None:
+    with pytest.raises(ConfigError) as caught:
+        run_demo(DemoOptions(workspace, customers=10, days=7), clock=clock)
+    assert "did not create" in caught.value.message and caught.value.hint
+
+
+def test_demo_command_prints_tables_and_json(demo_root: Path) -> None:
+    runner = CliRunner()
+    args = ["demo", "--workspace", str(demo_root), "--customers", "60", "--days", "10"]
+    shown = runner.invoke(app, args)
+    assert shown.exit_code == 0, shown.output
+    assert "Events by type" in shown.output and "summary.html" in shown.output
+    data = json.loads(runner.invoke(app, [*args, "--json"]).output)
+    titles = [s["title"] for s in data["sections"]]
+    assert titles[:3] == ["Workspace", "Simulated shop", "Shop summary"]
