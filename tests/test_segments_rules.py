@@ -174,6 +174,8 @@ def test_presets_mean_what_the_issue_says(runtime: Runtime, shop: dict[str, int]
         "engaged_browsers": {"bob"},
         "new_subscribers": {"bob"},
         "lapsed_customers": {"dee"},
+        "high_value": set(),  # predictive presets: nobody has been scored
+        "at_risk": set(),
     }
     with runtime.store.read() as conn:
         got = {n: {by_id[p] for p in matching_profiles(conn, s.rule, now_ms=to_ms(T0))} for n, s in segments.items()}

@@ -41,6 +41,7 @@ def ingest_hooks(settings: Settings, store: Store, clock: Clock) -> list[IngestH
         catalog_hook,  # products described by events join the catalog
         segments_hook(settings),  # real-time segment memberships (and segment_* events)
         *sync_hooks(settings),  # outbound sync destinations: the outbox, in the same transaction
+        segments_hook(settings),
     ]
 
 

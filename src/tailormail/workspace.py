@@ -70,6 +70,13 @@ domain_rate_per_second = 0   # per recipient domain; 0 = no limit
 max_attempts = 8          # temporary failures (4xx, timeouts) retry with backoff this often
 retry_base_seconds = 60
 lease_seconds = 120       # a killed worker's messages are taken over after this
+[predict]
+purchase_days = 30          # horizon of purchase_30d
+churn_days = 90             # horizon of churn_90d
+high_value_days = 90        # horizon of high_value_90d
+high_value_share = 0.2      # high value = the top 20 % of spenders in the horizon
+retrain_every_days = 7      # the worker retrains this often
+max_auc_drop = 0.02         # a retrained model this much worse (ROC AUC) is not promoted
 """
 
 GITIGNORE = f"""\
@@ -86,6 +93,7 @@ def write_presets(root: Path) -> None:
     """Write each domain's preset files (segments, templates, journeys) into ``root``."""
     # Each domain adds one call here as it ships presets.
     from tailormail.content.presets import write_content_presets
+    from tailormail.predict.presets import write_predict_presets
     from tailormail.segments.presets import write_segment_presets
 
     write_segment_presets(root)
@@ -93,6 +101,7 @@ def write_presets(root: Path) -> None:
     from tailormail.journeys.presets import write_journey_presets
 
     write_journey_presets(root)
+    write_predict_presets(root)
 
 
 def init_workspace(root: Path, *, force: bool = False) -> list[Path]:

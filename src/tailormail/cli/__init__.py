@@ -20,6 +20,7 @@ from tailormail.cli import (
     keys,
     lint,
     outbox,
+    predict,
     preview,
     recommend,
     segments,
@@ -38,6 +39,7 @@ app = typer.Typer(
     add_completion=False,
 )
 app.add_typer(keys.app, name="keys")
+app.add_typer(predict.app, name="predict")
 app.add_typer(experiment.app, name="experiment")
 app.add_typer(imports.app, name="import")
 app.add_typer(exports.app, name="export")

@@ -55,12 +55,12 @@ rule:
 """File name stem -> YAML text of each preset."""
 
 
-def write_segment_presets(root: Path) -> list[Path]:
-    """Write the preset segment files that do not exist yet."""
+def write_segment_presets(root: Path, presets: dict[str, str] | None = None) -> list[Path]:
+    """Write the preset segment files (default: PRESETS) that do not exist yet."""
     folder = root / "segments"
     folder.mkdir(parents=True, exist_ok=True)
     written = []
-    for name, text in PRESETS.items():
+    for name, text in (PRESETS if presets is None else presets).items():
         path = folder / f"{name}.yaml"
         if not path.exists():
             path.write_text(text, encoding="utf-8")

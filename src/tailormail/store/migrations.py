@@ -13,7 +13,15 @@ from dataclasses import dataclass
 
 from sqlalchemy import Connection, Table, select, text
 
-from tailormail.store import schema, schema_content, schema_deliver, schema_journeys, schema_segments, schema_sync
+from tailormail.store import (
+    schema,
+    schema_content,
+    schema_deliver,
+    schema_journeys,
+    schema_predict,
+    schema_segments,
+    schema_sync,
+)
 
 
 @dataclass(frozen=True)
@@ -47,6 +55,7 @@ MIGRATIONS: list[Migration] = [
         ),
     ),
     Migration(2, "segments", create_tables(*schema_segments.SEGMENT_TABLES)),
+    Migration(3, "predict", create_tables(schema_predict.predict_models)),
     Migration(4, "sync", create_tables(schema_sync.sync_runs, schema_sync.sync_state, schema_sync.sync_outbox)),
     Migration(5, "content", create_tables(schema_content.template_versions, schema_content.render_failures)),
     Migration(

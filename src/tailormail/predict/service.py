@@ -1,0 +1,230 @@
+"""Training, promotion and scoring against the store.
+
+Time split for a model with horizon ``h`` trained at ``now``: training features
+are taken as of ``now - 2h`` with labels from ``[now - 2h, now - h)``; the
+evaluation features as of ``now - h`` with labels from ``[now - h, now)``.
+Training labels therefore end before the evaluation period begins.  The
+evaluated model is the one stored and used for scoring, so every reported
+number describes exactly the parameters in use.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import numpy as np
+
+from tailormail.clock import to_ms
+from tailormail.config import EventNames, Settings
+from tailormail.errors import ConfigError, NotFound, ValidationError
+from tailormail.predict import evaluate, features, models
+from tailormail.predict.features import DAY_MS, FeatureMatrix
+from tailormail.store import Store
+from tailormail.store import predict as predict_q
+
+log = logging.getLogger("tailormail.predict")
+
+
+@dataclass(frozen=True)
+class PredictSettings:
+    """The ``[predict]`` table of tailormail.toml."""
+
+    purchase_days: int = 30
+    churn_days: int = 90
+    high_value_days: int = 90
+    high_value_share: float = 0.2
+    retrain_every_days: int = 7
+    max_auc_drop: float = 0.02
+    """A retrained model whose AUC is lower than the promoted one's by more than this is not promoted."""
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> PredictSettings:
+        """Read and check ``[predict]``."""
+        values = settings.section("predict")
+        unknown = set(values) - set(cls.__dataclass_fields__)
+        if unknown:
+            raise ConfigError(
+                f"unknown key [predict].{sorted(unknown)[0]}", hint=f"known: {', '.join(cls.__dataclass_fields__)}"
+            )
+        return cls(**values)
+
+    def specs(self) -> list[models.ModelSpec]:
+        """The three models with the configured horizons."""
+        return models.default_specs(self.purchase_days, self.churn_days, self.high_value_days, self.high_value_share)
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """One trained version and whether it was promoted."""
+
+    model: str
+    version: int
+    status: str
+    roc_auc: float
+    previous_auc: float | None
+    reason: str | None
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready."""
+        return dict(self.__dict__)
+
+
+class Trainer:
+    """Trains models against one store, reusing feature matrices across models."""
+
+    def __init__(self, store: Store, names: EventNames, config: PredictSettings) -> None:
+        self.store, self.names, self.config = store, names, config
+        self._features: dict[int, FeatureMatrix] = {}
+        self._labels: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = {}
+
+    def features_at(self, cutoff_ms: int) -> FeatureMatrix:
+        """Features as of a cut-off (computed once per cut-off)."""
+        if cutoff_ms not in self._features:
+            with self.store.read() as conn:
+                self._features[cutoff_ms] = features.compute(conn, cutoff_ms, self.names)
+        return self._features[cutoff_ms]
+
+    def outcomes(self, matrix: FeatureMatrix, days: int) -> tuple[np.ndarray, np.ndarray]:
+        """(purchases, revenue) of each profile of ``matrix`` in the ``days`` after its cut-off."""
+        key = (matrix.cutoff_ms, days)
+        if key not in self._labels:
+            with self.store.read() as conn:
+                rows = predict_q.purchase_totals(
+                    conn, matrix.cutoff_ms, matrix.cutoff_ms + days * DAY_MS, self.names.purchase
+                )
+            ids = matrix.profile_ids
+            purchases = features.align(ids, [(p, n) for p, n, _ in rows])
+            revenue = features.align(ids, [(p, r) for p, _, r in rows])
+            self._labels[key] = (purchases, revenue)
+        return self._labels[key]
+
+    def dataset(self, spec: models.ModelSpec, cutoff_ms: int) -> tuple[np.ndarray, np.ndarray]:
+        """(X, y) of the model's population as of a cut-off."""
+        matrix = self.features_at(cutoff_ms)
+        purchases, revenue = self.outcomes(matrix, spec.horizon_days)
+        keep = spec.population(matrix)
+        return matrix.values[keep], spec.labels(revenue, purchases)[keep]
+
+    def train(self, spec: models.ModelSpec, now: datetime) -> TrainResult:
+        """Fit, evaluate on the later period, store a version, promote it unless its AUC fell."""
+        now_ms = to_ms(now)
+        eval_cutoff = now_ms - spec.horizon_days * DAY_MS
+        train_cutoff = eval_cutoff - spec.horizon_days * DAY_MS
+        params = models.fit(*self.dataset(spec, train_cutoff), spec.name)
+        x_eval, y_eval = self.dataset(spec, eval_cutoff)
+        if y_eval.sum() in (0, len(y_eval)):
+            raise ValidationError(
+                f"cannot evaluate {spec.name}: the evaluation period has only one outcome",
+                field=spec.name,
+                hint="ingest more recent history",
+            )
+        scores = models.predict(params, x_eval)
+        report = evaluate.metrics(y_eval, scores)
+        report["n_train"] = int(self.dataset(spec, train_cutoff)[1].size)
+        return self._store_version(spec, now_ms, train_cutoff, eval_cutoff, params, report)
+
+    def _store_version(
+        self,
+        spec: models.ModelSpec,
+        now_ms: int,
+        train_cutoff: int,
+        eval_cutoff: int,
+        params: dict[str, Any],
+        report: dict[str, Any],
+    ) -> TrainResult:
+        with self.store.begin() as conn:
+            previous = predict_q.latest_version(conn, spec.name)
+            before = previous["metrics"]["roc_auc"] if previous else None
+            status, reason = "promoted", None
+            if before is not None and report["roc_auc"] < before - self.config.max_auc_drop:
+                status = "rejected"
+                reason = f"ROC AUC {report['roc_auc']:.3f} fell more than {self.config.max_auc_drop} below {before:.3f}"
+            version = predict_q.save_model_version(
+                conn,
+                {
+                    "model": spec.name,
+                    "status": status,
+                    "reason": reason,
+                    "trained_at": now_ms,
+                    "train_cutoff": train_cutoff,
+                    "eval_cutoff": eval_cutoff,
+                    "horizon_days": spec.horizon_days,
+                    "features": params["features"],
+                    "params": params,
+                    "metrics": report,
+                    "coefficients": evaluate.coefficient_words(
+                        params["features"], params["coef"], params["std"], spec.outcome
+                    ),
+                },
+            )
+        return TrainResult(spec.name, version, status, report["roc_auc"], before, reason)
+
+
+def select_specs(config: PredictSettings, model: str | None) -> list[models.ModelSpec]:
+    """All models, or the one named (NotFound names the known ones)."""
+    specs = config.specs()
+    if model is None:
+        return specs
+    chosen = [s for s in specs if s.name == model]
+    if not chosen:
+        raise NotFound(f"no model {model!r}", hint=f"known models: {', '.join(s.name for s in specs)}")
+    return chosen
+
+
+def train(store: Store, settings: Settings, now: datetime, model: str | None = None) -> list[TrainResult]:
+    """Train one model or all three at ``now``."""
+    config = PredictSettings.from_settings(settings)
+    trainer = Trainer(store, settings.events, config)
+    return [trainer.train(spec, now) for spec in select_specs(config, model)]
+
+
+def score(store: Store, settings: Settings, now: datetime) -> dict[str, int]:
+    """Score every profile with each model's latest promoted version; write traits; return counts."""
+    config = PredictSettings.from_settings(settings)
+    now_ms = to_ms(now)
+    with store.read() as conn:
+        matrix = features.compute(conn, now_ms, settings.events)
+        versions = {s.name: predict_q.latest_version(conn, s.name) for s in config.specs()}
+    if not any(versions.values()):
+        raise NotFound("no trained model to score with", hint="run `tailormail predict train` first")
+    predicted: dict[int, dict[str, Any]] = {int(pid): {} for pid in matrix.profile_ids}
+    counts: dict[str, int] = {}
+    for spec in config.specs():
+        version = versions[spec.name]
+        if version is None:
+            continue
+        keep = spec.population(matrix)
+        p = models.predict(version["params"], matrix.values[keep])
+        percentile = np.floor(100.0 * (np.argsort(np.argsort(p, kind="stable")) + 1) / max(len(p), 1)).astype(int)
+        for pid, prob, pct in zip(
+            matrix.profile_ids[keep].tolist(), p.round(4).tolist(), percentile.tolist(), strict=True
+        ):
+            predicted[pid][spec.name] = prob
+            predicted[pid][f"{spec.name}_percentile"] = pct
+        counts[spec.name] = int(keep.sum())
+    with store.begin() as conn:
+        predict_q.write_scores(conn, predicted, now_ms)
+    return counts
+
+
+def latest_reports(store: Store, model: str | None = None) -> list[dict[str, Any]]:
+    """The newest version of each model (promoted or not), with metrics and coefficients."""
+    config = PredictSettings()
+    names = [s.name for s in select_specs(config, model)]
+    with store.read() as conn:
+        found = [predict_q.latest_version(conn, name, status=None) for name in names]
+        promoted = {name: predict_q.latest_version(conn, name) for name in names}
+    reports = []
+    for version in found:
+        if version is None:
+            continue
+        version.pop("params", None)
+        current = promoted[version["model"]]
+        version["in_use_version"] = current["version"] if current else None
+        reports.append(version)
+    if model is not None and not reports:
+        raise NotFound(f"model {model} has not been trained", hint="run `tailormail predict train`")
+    return reports
