@@ -28,18 +28,18 @@ class PathStat:
 def paths_to_goal(
     conn: Connection, events: Sequence[str], goal: str, *, steps: int = 3, top: int = 15
 ) -> list[PathStat]:
-    """The most common last ``steps`` distinct steps before the goal (or before now, for people who never reached it)."""
+    """The most common last ``steps`` distinct steps before the goal (before now for people who never reached it)."""
     # Fetch more rows than steps, so runs of the same event can collapse into one step.
     rows = q.steps_before_goal(conn, events, goal, steps * 4)
     by_person: dict[int, list[tuple[int, str]]] = defaultdict(list)
     reached: dict[int, bool] = {}
-    for profile_id, back, name, converted in rows:
+    for profile_id, back, name, done in rows:
         by_person[profile_id].append((back, name))
-        reached[profile_id] = converted
+        reached[profile_id] = done
     people: Counter[tuple[str, ...]] = Counter()
     converted: Counter[tuple[str, ...]] = Counter()
     for profile_id, items in by_person.items():
-        path = _collapse([name for _, name in sorted(items, reverse=True)])[-steps:]
+        path: tuple[str, ...] = _collapse([name for _, name in sorted(items, reverse=True)])[-steps:]
         people[path] += 1
         converted[path] += reached[profile_id]
     return [PathStat(path, n, converted[path]) for path, n in people.most_common(top)]

@@ -106,8 +106,9 @@ def _firsts(cohort_event: str | None, profile_ids: Sequence[int] | None) -> Any:
 def steps_before_goal(
     conn: Connection, names: Sequence[str], goal: str, limit: int
 ) -> list[tuple[int, int, str, bool]]:
-    """(profile id, steps back, event name, converted) of each person's last ``limit`` events among ``names``
-    before their first ``goal`` (or before now when they never reached it).
+    """(profile id, steps back, event name, converted): each person's last ``limit`` events before their goal.
+
+    Only events among ``names`` count; people who never reached the goal give their last events until now.
     """
     firsts = select(events.c.profile_id, func.min(events.c.ts).label("goal_ts")).where(events.c.event == goal)
     g = firsts.group_by(events.c.profile_id).subquery()
