@@ -86,7 +86,7 @@ class Metrics:
 
 
 @dataclass
-class _Email:
+class EmailOutcome:
     """One sent email and what its recipient did with it."""
 
     send: dict[str, Any]
@@ -109,7 +109,16 @@ def compute(
     conn: Connection, by: Sequence[str], *, goal_event: str, attribution_days: float, include_automated: bool = False
 ) -> list[Metrics]:
     """Metrics grouped by ``by`` (any of DIMENSIONS), biggest groups first."""
-    emails = {row["idempotency_key"]: _Email(row) for row in q.sends(conn)}
+    emails = outcomes(conn, goal_event=goal_event, attribution_days=attribution_days,
+                      include_automated=include_automated)
+    return _group(emails.values(), by)
+
+
+def outcomes(
+    conn: Connection, *, goal_event: str, attribution_days: float, include_automated: bool = False
+) -> dict[str, EmailOutcome]:
+    """Every email by idempotency key, with its opens, clicks, unsubscribe and attributed conversions."""
+    emails = {row["idempotency_key"]: EmailOutcome(row) for row in q.sends(conn)}
     by_outbox_id = {e.send["id"]: e for e in emails.values()}
     touches = _Touches()
     for event in q.events_named(conn, ["email_opened", "email_clicked", "unsubscribed"]):
@@ -123,12 +132,12 @@ def compute(
         if key in emails:
             emails[key].conversions += 1
             emails[key].revenue += float(goal["revenue"] or 0.0)
-    return _group(emails.values(), by)
+    return emails
 
 
 def _apply_hit(
-    emails: dict[str, _Email],
-    by_outbox_id: dict[int, _Email],
+    emails: dict[str, EmailOutcome],
+    by_outbox_id: dict[int, EmailOutcome],
     touches: _Touches,
     event: dict[str, Any],
     include_automated: bool,
@@ -162,7 +171,7 @@ def _credited(touches: _Touches, profile_id: int, at: int, window: int) -> str |
     return None
 
 
-def _group(emails: Iterable[_Email], by: Sequence[str]) -> list[Metrics]:
+def _group(emails: Iterable[EmailOutcome], by: Sequence[str]) -> list[Metrics]:
     groups: dict[tuple[Any, ...], Metrics] = {}
     for e in emails:
         key = tuple(_value(e.send, d) for d in by)
