@@ -1,7 +1,7 @@
 """Run every benchmark module (bench/bench_*.py), or the ones named on the command line.
 
-    python -m bench                 # all
-    python -m bench ingest http     # bench_ingest.py and bench_http.py only
+python -m bench                 # all
+python -m bench ingest http     # bench_ingest.py and bench_http.py only
 """
 
 from __future__ import annotations

@@ -17,8 +17,9 @@ from typer.core import TyperGroup
 from tailormail.errors import AuthError, NotFound, TailormailError, ValidationError
 from tailormail.runtime import Runtime, open_runtime
 
-console = Console()
-err_console = Console(stderr=True)
+# On a terminal Rich measures the width; in pipes and logs wide tables must not wrap.
+console = Console() if sys.stdout.isatty() else Console(width=160)
+err_console = Console(stderr=True) if sys.stderr.isatty() else Console(stderr=True, width=160)
 
 WorkspaceOption = Annotated[
     Path | None,

@@ -7,7 +7,6 @@ from contextlib import contextmanager
 from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, event
-from sqlalchemy.pool import NullPool
 
 from tailormail.errors import ConfigError
 
@@ -31,7 +30,8 @@ def make_engine(url: str, **options: Any) -> Engine:
     """An Engine for ``url`` with the settings tailormail relies on."""
     url = normalize_url(url)
     if url.startswith("sqlite"):
-        engine = create_engine(url, poolclass=NullPool if ":memory:" not in url else None, **options)
+        # The default pool keeps connections (and their PRAGMAs) across requests.
+        engine = create_engine(url, **options)
         _configure_sqlite(engine)
         return engine
     return create_engine(url, pool_pre_ping=True, **options)

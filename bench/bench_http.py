@@ -1,0 +1,105 @@
+"""HTTP ingestion: POST /v1/batch with 100-message batches from a separate process.
+
+Baseline in the same run: plain sqlite3 executemany of the same rows into the
+same events table (what the database alone can take).  Target: >= 10,000 events/s.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from bench.machine import best_of, percentile
+from tailormail.clock import to_ms
+from tailormail.runtime import open_runtime
+from tailormail.store import keys
+from tailormail.workspace import init_workspace
+
+BATCHES = 400
+BATCH_SIZE = 100
+CLIENT_THREADS = 4
+
+
+def raw_baseline(rows: int) -> float:
+    """Events/s of plain sqlite3 executemany into a fresh copy of our events table."""
+    sys.path.insert(0, str(Path(__file__).parent))
+    from http_client import batch
+
+    messages = [m for b in range(rows // BATCH_SIZE) for m in batch(b * BATCH_SIZE, BATCH_SIZE)["batch"]]  # type: ignore[union-attr]
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp) / "ws"
+        init_workspace(root)
+        open_runtime(root).close()  # create the schema
+        db = sqlite3.connect(root / "tailormail.db", isolation_level=None)
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=NORMAL")
+        params = [
+            (m["messageId"], i % 5000 + 1, "track", m["event"], json.dumps(m["properties"]), None, 0, 0)
+            for i, m in enumerate(messages)
+        ]
+
+        def insert() -> None:
+            db.execute("DELETE FROM events")
+            db.execute("BEGIN")
+            for start in range(0, len(params), BATCH_SIZE):  # one transaction per batch, as the API commits
+                db.executemany(
+                    "INSERT INTO events (message_id, profile_id, type, event, properties, revenue, ts, received_at)"
+                    " VALUES (?,?,?,?,?,?,?,?)",
+                    params[start : start + BATCH_SIZE],
+                )
+                db.execute("COMMIT")
+                db.execute("BEGIN")
+            db.execute("COMMIT")
+
+        seconds = best_of(3, insert)
+        db.close()
+    return len(params) / seconds
+
+
+def main() -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp) / "ws"
+        init_workspace(root)
+        rt = open_runtime(root)
+        with rt.store.begin() as conn:
+            _, key = keys.create_key(conn, "write", "bench", to_ms(rt.clock.now()))
+        rt.close()
+        sys.path.insert(0, str(Path(__file__).parent.parent / "tests"))
+        from live import served
+
+        env = {k: v for k, v in os.environ.items() if k != "TAILORMAIL_DATABASE_URL"}
+        with served(root, env=env) as base:
+            out = subprocess.run(
+                [
+                    sys.executable,
+                    str(Path(__file__).parent / "http_client.py"),
+                    base,
+                    key,
+                    str(BATCHES),
+                    str(BATCH_SIZE),
+                    str(CLIENT_THREADS),
+                ],
+                capture_output=True,
+                text=True,
+                check=True,
+            )
+        result = json.loads(out.stdout)
+    events = BATCHES * BATCH_SIZE
+    rate = events / result["seconds"]
+    lat = result["latencies"]
+    baseline = raw_baseline(events)
+    print(f"HTTP /v1/batch: {events} events in {BATCHES} batches of {BATCH_SIZE}, {CLIENT_THREADS} client threads")
+    print(f"  tailormail over HTTP: {rate:,.0f} events/s  (target >= 10,000)")
+    print(f"  latency per batch: p50 {percentile(lat, 50) * 1000:.1f} ms, p99 {percentile(lat, 99) * 1000:.1f} ms")
+    print(f"  failures: {len(result['failures'])}")
+    print(f"  baseline sqlite3 executemany, same rows, 100 per transaction: {baseline:,.0f} events/s")
+    print(f"  ratio tailormail/baseline: {rate / baseline:.2f}")
+
+
+if __name__ == "__main__":
+    main()

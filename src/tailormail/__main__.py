@@ -1,0 +1,5 @@
+"""`python -m tailormail` runs the CLI."""
+
+from tailormail.cli import main
+
+main()
