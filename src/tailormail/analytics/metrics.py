@@ -109,8 +109,9 @@ def compute(
     conn: Connection, by: Sequence[str], *, goal_event: str, attribution_days: float, include_automated: bool = False
 ) -> list[Metrics]:
     """Metrics grouped by ``by`` (any of DIMENSIONS), biggest groups first."""
-    emails = outcomes(conn, goal_event=goal_event, attribution_days=attribution_days,
-                      include_automated=include_automated)
+    emails = outcomes(
+        conn, goal_event=goal_event, attribution_days=attribution_days, include_automated=include_automated
+    )
     return _group(emails.values(), by)
 
 

@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from tailormail.cli import experiment, keys, metrics, outbox
+from tailormail.cli import experiment, keys, metrics, outbox, report
 from tailormail.cli.common import Group, WorkspaceOption, console, runtime_for
 from tailormail.config import workspace_path
 from tailormail.workspace import init_workspace
@@ -24,6 +24,7 @@ app = typer.Typer(
 )
 app.add_typer(keys.app, name="keys")
 app.command("metrics")(metrics.metrics)
+app.command("report")(report.report)
 app.add_typer(outbox.app, name="outbox")
 app.add_typer(experiment.app, name="experiment")
 
