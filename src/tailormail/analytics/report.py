@@ -7,6 +7,7 @@ network; every number in a chart also stands in a table beside it.
 from __future__ import annotations
 
 import html
+import itertools
 import math
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -232,7 +233,7 @@ def _cohort_section(page: _Page, title: str, cohort: CohortTable) -> None:
         go.Heatmap(
             z=z,
             x=[f"+{k}" for k in range(len(cohort.shares[0]))],
-            y=[f"{l} ({n:,})" for l, n in zip(cohort.labels, cohort.sizes, strict=True)],
+            y=[f"{label} ({n:,})" for label, n in zip(cohort.labels, cohort.sizes, strict=True)],
             colorscale="Blues",
             zmin=0,
             zmax=100,
@@ -276,7 +277,7 @@ def _sankey(paths: list[PathStat]) -> go.Figure:
     flows: dict[tuple[int, int], int] = {}
     for p in paths:
         chain = [f"{i + 1}. {s}" for i, s in enumerate(p.steps)]
-        for a, b in zip(chain, chain[1:], strict=False):
+        for a, b in itertools.pairwise(chain):
             flows[(node(a), node(b))] = flows.get((node(a), node(b)), 0) + p.people
         if chain:
             last = node(chain[-1])
