@@ -191,3 +191,10 @@ def test_cli_table_output_and_clear_errors(tmp_path: Path) -> None:
 def test_sample_size_for_means_matches_statsmodels(mean: float, sd: float, mde: float) -> None:
     expected = NormalIndPower().solve_power(effect_size=mean * mde / sd, alpha=0.05, power=0.8, ratio=1.0)
     assert ex.sample_size_mean(mean, sd, mde) == math.ceil(expected)
+
+
+def test_a_control_with_no_conversions_cannot_be_planned_and_is_underpowered() -> None:
+    obs = {"A": {"c": [0.0] * 50}, "B": {"c": [0.0] * 45 + [1.0] * 5}}
+    metric = analyze(obs, "A", ["c"]).metrics[0]
+    assert metric.planned_n is None and metric.underpowered and metric.winner is None
+    assert "no sample size can be planned" in metric.verdict

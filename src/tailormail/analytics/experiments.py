@@ -73,7 +73,8 @@ class MetricResult:
     comparisons: list[ArmComparison]
     omnibus_p_value: float | None
     alpha_per_comparison: float
-    planned_n: int
+    planned_n: int | None
+    """None: cannot be planned (the control's rate or mean is 0, so a relative lift means nothing)."""
     underpowered: bool
     winner: str | None
     verdict: str
@@ -119,22 +120,26 @@ def sample_ratio(counts: dict[str, int], weights: dict[str, float] | None = None
     return SampleRatio(dict(counts), share, p, p < SRM_THRESHOLD)
 
 
-def sample_size_proportion(baseline: float, mde: float, alpha: float = 0.05, power: float = 0.8) -> int:
-    """Recipients per arm to detect a relative lift ``mde`` on rate ``baseline`` (Cohen's h)."""
+def sample_size_proportion(baseline: float, mde: float, alpha: float = 0.05, power: float = 0.8) -> int | None:
+    """Recipients per arm to detect a relative lift ``mde`` on rate ``baseline`` (Cohen's h); None if it is 0."""
+    if baseline <= 0:
+        return None
     target = min(max(baseline * (1 + mde), 1e-9), 1 - 1e-9)
     base = min(max(baseline, 1e-9), 1 - 1e-9)
     h = abs(2 * math.asin(math.sqrt(target)) - 2 * math.asin(math.sqrt(base)))
     if h == 0:
-        return 0
+        return None
     # Two independent arms of n each: the difference's standard error is sqrt(2 / n).
     return math.ceil(2 * ((stats.norm.ppf(1 - alpha / 2) + stats.norm.ppf(power)) / h) ** 2)
 
 
-def sample_size_mean(mean: float, sd: float, mde: float, alpha: float = 0.05, power: float = 0.8) -> int:
-    """Recipients per arm to detect a relative change ``mde`` of a mean (Cohen's d)."""
+def sample_size_mean(mean: float, sd: float, mde: float, alpha: float = 0.05, power: float = 0.8) -> int | None:
+    """Recipients per arm to detect a relative change ``mde`` of a mean (Cohen's d); None when it is undefined."""
     delta = abs(mean * mde)
-    if delta == 0 or sd == 0:
-        return 0
+    if delta == 0:
+        return None
+    if sd == 0:
+        return 2  # no spread at all: any change shows at once
     d = delta / sd
     return math.ceil(2 * ((stats.norm.ppf(1 - alpha / 2) + stats.norm.ppf(power)) / d) ** 2)
 

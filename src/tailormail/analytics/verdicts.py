@@ -47,7 +47,7 @@ def _metric(observations: Observations, arms: list[str], control: str, metric: s
         omnibus = ex.chi_square_across_arms([int(values[a].sum()) for a in arms], [len(values[a]) for a in arms])
     planned = plan.planned_n or _planned_n(ctl, proportion, plan, alpha)
     smallest = min(len(v) for v in values.values())
-    underpowered = smallest < planned
+    underpowered = planned is None or smallest < planned
     winner = _winner(comparisons, underpowered)
     return ex.MetricResult(
         metric=metric,
@@ -81,9 +81,9 @@ def _compare(arm: str, a: Any, c: Any, proportion: bool, alpha: float) -> ex.Arm
     return ex.ArmComparison(arm, len(a), float(a.mean()), diff, diff_ci, lift, lift_ci, p, beat, p < alpha)
 
 
-def _planned_n(control: np.ndarray, proportion: bool, plan: ex.Plan, alpha: float) -> int:
+def _planned_n(control: np.ndarray, proportion: bool, plan: ex.Plan, alpha: float) -> int | None:
     if len(control) < 2:
-        return 0
+        return None
     if proportion:
         return ex.sample_size_proportion(float(control.mean()), plan.mde, alpha, plan.power)
     return ex.sample_size_mean(float(control.mean()), float(control.std(ddof=1)), plan.mde, alpha, plan.power)
@@ -101,7 +101,7 @@ def _verdict(
     metric: str,
     comparisons: list[ex.ArmComparison],
     underpowered: bool,
-    planned: int,
+    planned: int | None,
     smallest: int,
     winner: str | None,
     plan: ex.Plan,
@@ -114,10 +114,12 @@ def _verdict(
             if ahead
             else ""
         )
-        return (
-            f"{metric}: underpowered. To detect a {plan.mde:.0%} lift each arm needs {planned:,} recipients;"
-            f" the smallest has {smallest:,}. No winner can be declared yet.{note}"
+        need = (
+            f"To detect a {plan.mde:.0%} lift each arm needs {planned:,} recipients; the smallest has {smallest:,}."
+            if planned is not None
+            else f"The control has no {metric} yet, so no sample size can be planned (smallest arm: {smallest:,})."
         )
+        return f"{metric}: underpowered. {need} No winner can be declared yet.{note}"
     if winner:
         c = next(c for c in comparisons if c.arm == winner)
         return (

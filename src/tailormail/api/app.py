@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from tailormail.api import errors, ingest, predict, profiles, segments, sync
+from tailormail.api import errors, ingest, predict, profiles, segments, sync, track
 from tailormail.runtime import Runtime
 
 # Route modules and the scope their routes require:
@@ -16,7 +16,9 @@ from tailormail.runtime import Runtime
 #   segments /v1/segments[/{name}] GET PUT DELETE, /v1/segments/overlap,
 #            /v1/segments/{name}/members, /v1/segments/{name}/explain/{user_id}  admin
 #   predict  /v1/predict/profiles/{user_id}, /v1/predict/reports[/{model}]  GET  admin
-ROUTERS = [ingest.router, profiles.router, sync.router, segments.router, predict.router]
+#   track    /o/{token}.gif /c/{token} /u/{token} /p/{token} /v/{token}
+#                                    public: the signed token is the credential
+ROUTERS = [ingest.router, profiles.router, sync.router, segments.router, predict.router, track.router]
 
 
 def create_app(runtime: Runtime) -> FastAPI:

@@ -19,10 +19,12 @@ from tailormail.cli import (
     journeys,
     keys,
     lint,
+    metrics,
     outbox,
     predict,
     preview,
     recommend,
+    report,
     segments,
     simulate,
     sync,
@@ -53,6 +55,8 @@ app.command("preview")(preview.preview)
 app.add_typer(recommend.app, name="recommend")
 app.add_typer(segments.app, name="segments")
 app.add_typer(journeys.app, name="journeys")
+app.command("metrics")(metrics.metrics)
+app.command("report")(report.report)
 
 
 @app.command()

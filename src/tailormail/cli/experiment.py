@@ -79,7 +79,8 @@ def _print_metric(m: MetricResult) -> None:
                 "yes" if c.significant else "no",
             ]
         )
-    title = f"{m.metric} ({m.kind}); planned {m.planned_n:,} per arm"
+    planned = f"planned {m.planned_n:,} per arm" if m.planned_n is not None else "sample size cannot be planned yet"
+    title = f"{m.metric} ({m.kind}); {planned}"
     if m.omnibus_p_value is not None:
         title += f"; chi-square across arms p = {m.omnibus_p_value:.3g}"
     print_table(

@@ -1,0 +1,203 @@
+"""Email metrics by any grouping, with last-touch conversion attribution.
+
+Sends come from the outbox; opens, clicks and unsubscribes are the tracking
+events, which carry the email's idempotency key; conversions are goal events
+credited to the last email the person clicked within the attribution window,
+else the last one they opened.  Automated hits (proxies, scanners) are left
+out unless asked for.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Connection
+
+from tailormail.store import analytics as q
+
+DIMENSIONS = ("campaign", "journey", "node", "template", "variant", "day")
+"""What metrics can be grouped by."""
+
+DAY_MS = 86_400_000
+
+
+@dataclass
+class Metrics:
+    """Counts and rates of one group of emails."""
+
+    group: dict[str, Any]
+    sent: int = 0
+    delivered: int = 0
+    bounced: int = 0
+    opened: int = 0
+    clicked: int = 0
+    unsubscribed: int = 0
+    conversions: int = 0
+    revenue: float = 0.0
+
+    @property
+    def open_rate(self) -> float:
+        """Unique opens per delivered email."""
+        return _ratio(self.opened, self.delivered)
+
+    @property
+    def click_rate(self) -> float:
+        """Unique clicks per delivered email (click-through rate)."""
+        return _ratio(self.clicked, self.delivered)
+
+    @property
+    def click_to_open_rate(self) -> float:
+        """Unique clicks per unique open."""
+        return _ratio(self.clicked, self.opened)
+
+    @property
+    def conversion_rate(self) -> float:
+        """Attributed conversions per delivered email."""
+        return _ratio(self.conversions, self.delivered)
+
+    @property
+    def revenue_per_recipient(self) -> float:
+        """Attributed revenue per delivered email."""
+        return self.revenue / self.delivered if self.delivered else 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        """Counts and rates, flat, for tables and JSON."""
+        return {
+            **self.group,
+            "sent": self.sent,
+            "delivered": self.delivered,
+            "bounced": self.bounced,
+            "opened": self.opened,
+            "clicked": self.clicked,
+            "open_rate": self.open_rate,
+            "click_rate": self.click_rate,
+            "click_to_open_rate": self.click_to_open_rate,
+            "conversions": self.conversions,
+            "conversion_rate": self.conversion_rate,
+            "revenue": round(self.revenue, 2),
+            "revenue_per_recipient": self.revenue_per_recipient,
+            "unsubscribed": self.unsubscribed,
+        }
+
+
+@dataclass
+class EmailOutcome:
+    """One sent email and what its recipient did with it."""
+
+    send: dict[str, Any]
+    opened: bool = False
+    clicked: bool = False
+    unsubscribed: bool = False
+    conversions: int = 0
+    revenue: float = 0.0
+
+
+@dataclass
+class _Touches:
+    """Per person, the times and keys of their real opens and clicks, sorted by time."""
+
+    opens: dict[int, list[tuple[int, str]]] = field(default_factory=lambda: defaultdict(list))
+    clicks: dict[int, list[tuple[int, str]]] = field(default_factory=lambda: defaultdict(list))
+
+
+def compute(
+    conn: Connection, by: Sequence[str], *, goal_event: str, attribution_days: float, include_automated: bool = False
+) -> list[Metrics]:
+    """Metrics grouped by ``by`` (any of DIMENSIONS), biggest groups first."""
+    emails = outcomes(
+        conn, goal_event=goal_event, attribution_days=attribution_days, include_automated=include_automated
+    )
+    return _group(emails.values(), by)
+
+
+def outcomes(
+    conn: Connection, *, goal_event: str, attribution_days: float, include_automated: bool = False
+) -> dict[str, EmailOutcome]:
+    """Every email by idempotency key, with its opens, clicks, unsubscribe and attributed conversions."""
+    emails = {row["idempotency_key"]: EmailOutcome(row) for row in q.sends(conn)}
+    by_outbox_id = {e.send["id"]: e for e in emails.values()}
+    touches = _Touches()
+    for event in q.events_named(conn, ["email_opened", "email_clicked", "unsubscribed"]):
+        _apply_hit(emails, by_outbox_id, touches, event, include_automated)
+    for table in (touches.opens, touches.clicks):
+        for times in table.values():
+            times.sort()
+    window = int(attribution_days * DAY_MS)
+    for goal in q.events_named(conn, [goal_event]):
+        key = _credited(touches, goal["profile_id"], goal["ts"], window)
+        if key in emails:
+            emails[key].conversions += 1
+            emails[key].revenue += float(goal["revenue"] or 0.0)
+    return emails
+
+
+def _apply_hit(
+    emails: dict[str, EmailOutcome],
+    by_outbox_id: dict[int, EmailOutcome],
+    touches: _Touches,
+    event: dict[str, Any],
+    include_automated: bool,
+) -> None:
+    props = event["properties"] or {}
+    if event["event"] == "unsubscribed":
+        match = by_outbox_id.get(props.get("outbox_id"))  # type: ignore[arg-type]
+        if match:
+            match.unsubscribed = True
+        return
+    key = props.get("message_key")
+    if key not in emails or (props.get("automated") and not include_automated):
+        return
+    if event["event"] == "email_opened":
+        emails[key].opened = True
+        touches.opens[event["profile_id"]].append((event["ts"], key))
+    else:
+        emails[key].clicked = True
+        emails[key].opened = True  # a click implies the email was opened, whatever the pixel saw
+        touches.clicks[event["profile_id"]].append((event["ts"], key))
+
+
+def _credited(touches: _Touches, profile_id: int, at: int, window: int) -> str | None:
+    """The email credited for a goal at ``at``: the last click in the window, else the last open."""
+    for table in (touches.clicks, touches.opens):
+        times = table.get(profile_id)
+        if times:
+            i = bisect.bisect_right(times, (at, "\uffff")) - 1
+            if i >= 0 and at - times[i][0] <= window:
+                return times[i][1]
+    return None
+
+
+def _group(emails: Iterable[EmailOutcome], by: Sequence[str]) -> list[Metrics]:
+    groups: dict[tuple[Any, ...], Metrics] = {}
+    for e in emails:
+        key = tuple(_value(e.send, d) for d in by)
+        m = groups.get(key)
+        if m is None:
+            m = groups[key] = Metrics(dict(zip(by, key, strict=True)))
+        status = e.send["status"]
+        if status in ("sent", "bounced"):
+            m.sent += 1
+            m.delivered += status == "sent"
+            m.bounced += status == "bounced"
+        m.opened += e.opened
+        m.clicked += e.clicked
+        m.unsubscribed += e.unsubscribed
+        m.conversions += e.conversions
+        m.revenue += e.revenue
+    return sorted(groups.values(), key=lambda m: (-m.sent, str(m.group)))
+
+
+def _value(send: dict[str, Any], dimension: str) -> Any:
+    if dimension == "day":
+        at = send["sent_at"] or send["created_at"]
+        return datetime.fromtimestamp(at / 1000, UTC).date().isoformat()
+    return send[dimension]
+
+
+def _ratio(a: int, b: int) -> float:
+    return a / b if b else 0.0

@@ -1,0 +1,75 @@
+"""`tailormail metrics`: sent, opens, clicks, conversions and revenue by any grouping."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from tailormail.analytics.metrics import DIMENSIONS, compute
+from tailormail.cli.common import JsonOption, WorkspaceOption, print_json, print_table, runtime_for
+from tailormail.errors import ValidationError
+from tailormail.track.settings import track_settings
+
+
+def metrics(
+    by: Annotated[
+        list[str] | None, typer.Option("--by", help=f"Group by (repeatable): {', '.join(DIMENSIONS)}.")
+    ] = None,
+    include_automated: Annotated[bool, typer.Option(help="Count proxy prefetches and scanner clicks too.")] = False,
+    workspace: WorkspaceOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Email metrics: sent, delivered, bounced, unique opens and clicks, rates, conversions, revenue."""
+    groups = by or ["campaign", "journey"]
+    for name in groups:
+        if name not in DIMENSIONS:
+            raise ValidationError(f"cannot group by {name!r}", field="by", hint=f"use {', '.join(DIMENSIONS)}")
+    with runtime_for(workspace) as rt:
+        track = track_settings(rt.settings)
+        with rt.store.read() as conn:
+            rows = [
+                m.as_dict()
+                for m in compute(
+                    conn,
+                    groups,
+                    goal_event=track.goal_event,
+                    attribution_days=track.attribution_days,
+                    include_automated=include_automated,
+                )
+            ]
+    if as_json:
+        print_json(rows)
+        return
+    columns = [
+        *groups,
+        "sent",
+        "delivered",
+        "bounced",
+        "open rate",
+        "click rate",
+        "click-to-open",
+        "conversions",
+        "conv. rate",
+        "revenue",
+        "rev./recipient",
+        "unsubscribed",
+    ]
+    table = [
+        [
+            *(r[g] for g in groups),
+            r["sent"],
+            r["delivered"],
+            r["bounced"],
+            f"{r['open_rate']:.1%}",
+            f"{r['click_rate']:.1%}",
+            f"{r['click_to_open_rate']:.1%}",
+            r["conversions"],
+            f"{r['conversion_rate']:.2%}",
+            float(r["revenue"]),
+            float(r["revenue_per_recipient"]),
+            r["unsubscribed"],
+        ]
+        for r in rows
+    ]
+    print_table("Email metrics" + ("" if include_automated else " (automated hits left out)"), columns, table)

@@ -1,0 +1,141 @@
+"""Named queries analytics reads: the outbox's sends and the email and goal events."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from sqlalchemy import Connection, func, select
+
+from tailormail.store.schema import events, profiles
+from tailormail.store.schema_deliver import outbox
+
+SEND_COLUMNS = (
+    "idempotency_key",
+    "profile_id",
+    "status",
+    "campaign",
+    "journey",
+    "node",
+    "template",
+    "variant",
+    "sent_at",
+    "created_at",
+)
+
+
+def sends(conn: Connection, batch: int = 20_000) -> Iterator[dict[str, Any]]:
+    """Every outbox row (without its bytes), in id order."""
+    columns = [outbox.c.id, *(outbox.c[name] for name in SEND_COLUMNS)]
+    last = 0
+    while True:
+        rows = (
+            conn.execute(select(*columns).where(outbox.c.id > last).order_by(outbox.c.id).limit(batch)).mappings().all()
+        )
+        if not rows:
+            return
+        yield from (dict(r) for r in rows)
+        last = rows[-1]["id"]
+
+
+def events_named(conn: Connection, names: Sequence[str], batch: int = 50_000) -> Iterator[dict[str, Any]]:
+    """Events with these names (profile, time, properties, revenue), in id order."""
+    columns = [events.c.id, events.c.profile_id, events.c.event, events.c.ts, events.c.properties, events.c.revenue]
+    last = 0
+    while True:
+        stmt = select(*columns).where(events.c.event.in_(list(names)), events.c.id > last)
+        rows = conn.execute(stmt.order_by(events.c.id).limit(batch)).mappings().all()
+        if not rows:
+            return
+        yield from (dict(r) for r in rows)
+        last = rows[-1]["id"]
+
+
+def cohort_counts(
+    conn: Connection,
+    *,
+    cohort_event: str | None,
+    activity_event: str | None,
+    origin_ms: int,
+    period_ms: int,
+    profile_ids: Sequence[int] | None = None,
+) -> list[tuple[int, int, int]]:
+    """(cohort period, periods since, distinct people active) for every cohort and age.
+
+    A person's cohort is the period of their first ``cohort_event`` (None: their
+    first event of any kind); activity is ``activity_event`` (None: any event).
+    """
+    f = _firsts(cohort_event, profile_ids)
+    cohort = ((f.c.first_ts - origin_ms) // period_ms).label("cohort")
+    age = (((events.c.ts - origin_ms) // period_ms) - (f.c.first_ts - origin_ms) // period_ms).label("age")
+    stmt = (
+        select(cohort, age, func.count(func.distinct(events.c.profile_id)))
+        .select_from(events.join(f, f.c.profile_id == events.c.profile_id))
+        .where(events.c.ts >= f.c.first_ts)
+        .group_by(cohort, age)
+    )
+    if activity_event is not None:
+        stmt = stmt.where(events.c.event == activity_event)
+    return [(int(c), int(a), int(n)) for c, a, n in conn.execute(stmt)]
+
+
+def cohort_sizes(
+    conn: Connection,
+    *,
+    cohort_event: str | None,
+    origin_ms: int,
+    period_ms: int,
+    profile_ids: Sequence[int] | None = None,
+) -> dict[int, int]:
+    """How many people each cohort period has."""
+    f = _firsts(cohort_event, profile_ids)
+    cohort = ((f.c.first_ts - origin_ms) // period_ms).label("cohort")
+    return {int(c): int(n) for c, n in conn.execute(select(cohort, func.count()).group_by(cohort))}
+
+
+def _firsts(cohort_event: str | None, profile_ids: Sequence[int] | None) -> Any:
+    """Each person's first event (of ``cohort_event`` when given) as a subquery (profile_id, first_ts)."""
+    firsts = select(events.c.profile_id, func.min(events.c.ts).label("first_ts")).group_by(events.c.profile_id)
+    if cohort_event is not None:
+        firsts = firsts.where(events.c.event == cohort_event)
+    if profile_ids is not None:
+        firsts = firsts.where(events.c.profile_id.in_(list(profile_ids)))
+    return firsts.subquery()
+
+
+def steps_before_goal(
+    conn: Connection, names: Sequence[str], goal: str, limit: int
+) -> list[tuple[int, int, str, bool]]:
+    """(profile id, steps back, event name, converted): each person's last ``limit`` events before their goal.
+
+    Only events among ``names`` count; people who never reached the goal give their last events until now.
+    """
+    firsts = select(events.c.profile_id, func.min(events.c.ts).label("goal_ts")).where(events.c.event == goal)
+    g = firsts.group_by(events.c.profile_id).subquery()
+    rank = (
+        func.row_number()
+        .over(partition_by=events.c.profile_id, order_by=(events.c.ts.desc(), events.c.id.desc()))
+        .label("n")
+    )
+    ranked = (
+        select(events.c.profile_id, events.c.event, (g.c.goal_ts.is_not(None)).label("converted"), rank)
+        .select_from(events.outerjoin(g, g.c.profile_id == events.c.profile_id))
+        .where(events.c.event.in_(list(names)), (g.c.goal_ts.is_(None)) | (events.c.ts < g.c.goal_ts))
+        .subquery()
+    )
+    stmt = select(ranked.c.profile_id, ranked.c.n, ranked.c.event, ranked.c.converted).where(ranked.c.n <= limit)
+    return [(int(p), int(n), str(e), bool(c)) for p, n, e, c in conn.execute(stmt)]
+
+
+def first_times(conn: Connection, name: str) -> dict[int, int]:
+    """Each person's first ``name`` event time."""
+    stmt = (
+        select(events.c.profile_id, func.min(events.c.ts)).where(events.c.event == name).group_by(events.c.profile_id)
+    )
+    return {int(p): int(t) for p, t in conn.execute(stmt)}
+
+
+def last_seen(conn: Connection) -> dict[int, int]:
+    """Each person's last event time."""
+    stmt = select(profiles.c.id, profiles.c.last_seen)
+    return {int(p): int(t) for p, t in conn.execute(stmt)}

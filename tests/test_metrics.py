@@ -1,0 +1,119 @@
+"""Metrics and last-touch attribution over real sends and real tracking hits."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from email.message import EmailMessage
+
+import pytest
+from fastapi.testclient import TestClient
+
+from tailormail.analytics.metrics import compute
+from tailormail.api.app import create_app
+from tailormail.clock import ManualClock, to_ms
+from tailormail.deliver.memory import MemoryTransport
+from tailormail.deliver.outbox import Email, enqueue
+from tailormail.deliver.service import open_sender
+from tailormail.runtime import Runtime
+from tailormail.store import profiles as profile_q
+from tailormail.track import links
+from test_track import BASE, BROWSER, Slot
+
+USERS = ["a", "b", "c", "d"]
+
+
+def send_campaign(
+    runtime: Runtime, clock: ManualClock, campaign: str, variant_of: dict[str, str]
+) -> dict[str, tuple[str, int]]:
+    """Send one email per user through the real outbox; return user -> (key, profile id)."""
+    keys = {}
+    with runtime.store.begin() as conn:
+        for user in USERS:
+            profile = profile_q.get_profile(conn, user_id=user)
+            assert profile is not None
+            msg = EmailMessage()
+            msg["From"], msg["To"], msg["Subject"] = "shop@example.com", f"{user}@example.com", "Hi"
+            msg.set_content("hi")
+            key = f"{campaign}/{user}"
+            enqueue(
+                conn,
+                Email(
+                    key=key,
+                    to=f"{user}@example.com",
+                    mime=msg.as_bytes(),
+                    profile_id=profile["id"],
+                    campaign=campaign,
+                    variant=variant_of[user],
+                ),
+                now_ms=to_ms(clock.now()),
+            )
+            keys[user] = (key, profile["id"])
+    sender = open_sender(runtime, MemoryTransport())
+    sender.run_round()
+    sender.close()
+    return keys
+
+
+def test_rates_and_last_touch_attribution(runtime: Runtime, clock: ManualClock) -> None:
+    runtime.ingestor.ingest_raw(
+        [{"type": "identify", "userId": u, "traits": {"email": f"{u}@example.com"}} for u in USERS]
+    )
+    keys = send_campaign(runtime, clock, "spring", {"a": "A", "b": "A", "c": "B", "d": "B"})
+    secret = runtime.settings.secret
+    clock.advance(timedelta(minutes=30))
+    with TestClient(create_app(runtime), follow_redirects=False) as client:
+        for user in ("a", "b", "c"):
+            key, pid = keys[user]
+            client.get(links.open_url(BASE, secret, key, pid).removeprefix(BASE), headers={"User-Agent": BROWSER})
+        key, pid = keys["a"]
+        client.get(
+            links.click_url(BASE, secret, key, pid, Slot(1, "hero", 0), "https://s.example/x").removeprefix(BASE),
+            headers={"User-Agent": BROWSER},
+        )
+        key, pid = keys["d"]  # a scanner "opens" d's email: not a person
+        client.get(links.open_url(BASE, secret, key, pid).removeprefix(BASE), headers={"User-Agent": "Mozilla/5.0"})
+    clock.advance(timedelta(days=2))
+    when = clock.now().isoformat()
+    runtime.ingestor.ingest_raw(
+        [
+            {"type": "track", "userId": "a", "event": "purchase", "timestamp": when, "properties": {"revenue": 80.0}},
+            {"type": "track", "userId": "c", "event": "purchase", "timestamp": when, "properties": {"revenue": 20.0}},
+        ]
+    )
+    clock.advance(timedelta(days=10))
+    runtime.ingestor.ingest_raw(
+        [
+            {
+                "type": "track",
+                "userId": "b",
+                "event": "purchase",
+                "timestamp": clock.now().isoformat(),
+                "properties": {"revenue": 999.0},
+            }
+        ]
+    )
+    with runtime.store.read() as conn:
+        by_variant = {
+            m.group["variant"]: m for m in compute(conn, ["variant"], goal_event="purchase", attribution_days=5)
+        }
+        with_bots = {
+            m.group["variant"]: m
+            for m in compute(conn, ["variant"], goal_event="purchase", attribution_days=5, include_automated=True)
+        }
+    a, b = by_variant["A"], by_variant["B"]
+    assert (a.sent, a.delivered, a.opened, a.clicked) == (2, 2, 2, 1)
+    assert (b.sent, b.opened, b.clicked) == (2, 1, 0)
+    assert (a.conversions, a.revenue) == (1, 80.0)  # b's purchase came 12 days later: outside the window
+    assert (b.conversions, b.revenue) == (1, 20.0)  # c converted after an open, no click
+    assert a.open_rate == 1.0 and a.click_to_open_rate == 0.5 and a.revenue_per_recipient == 40.0
+    assert with_bots["B"].opened == 2
+
+
+@pytest.mark.parametrize("by", [["campaign"], ["day"], ["campaign", "variant"]])
+def test_groupings_cover_every_send(runtime: Runtime, clock: ManualClock, by: list[str]) -> None:
+    runtime.ingestor.ingest_raw([{"type": "identify", "userId": u, "traits": {}} for u in USERS])
+    send_campaign(runtime, clock, "one", dict.fromkeys(USERS, "A"))
+    with runtime.store.read() as conn:
+        groups = compute(conn, by, goal_event="purchase", attribution_days=5)
+    assert sum(m.sent for m in groups) == 4
+    assert all(set(m.group) == set(by) for m in groups)
