@@ -53,7 +53,7 @@ def test_demo_summarises_exactly_what_the_store_holds(demo_root: Path, clock: Ma
     assert newest < clock.now().timestamp() * 1000  # the 30 days end now, nothing in the future
     presets = table(summary, "Segments", "Preset segments")
     assert set(presets) == {"active_buyers", "cart_abandoners", "engaged_browsers", "lapsed_customers",
-                            "new_subscribers"}  # fmt: skip
+                            "new_subscribers", "high_value", "at_risk"}  # fmt: skip
     assert presets["active_buyers"][1] > 0
     assert any(note.startswith("Why ") for note in section(summary, "Segments").notes)
     per_day = next(c for c in section(summary, "Shop summary").charts if c.title == "Revenue per day")
