@@ -34,15 +34,53 @@ class Runtime:
 def ingest_hooks(settings: Settings, store: Store, clock: Clock) -> list[IngestHook]:
     """The hooks every ingested batch runs through (real-time segments, journeys)."""
     from tailormail.content.recommend.catalog import catalog_hook
+    from tailormail.journeys.service import make_hook as journey_hook
     from tailormail.segments.realtime import make_hook as segments_hook
     from tailormail.sync.tasks import ingest_hooks as sync_hooks  # local: sync imports the ingest path
 
     return [
         catalog_hook,  # products described by events join the catalog
+        journey_hook(settings, lambda: journey_effects(settings)),  # triggers, goals, awaited events
         segments_hook(settings),  # real-time segment memberships (and segment_* events)
         *sync_hooks(settings),  # outbound sync destinations: the outbox, in the same transaction
         segments_hook(settings),
     ]
+
+
+def journey_effects(settings: Settings) -> Any:
+    """Journey sends rendered with tracked links (track) and put in the outbox (deliver)."""
+    from tailormail.content.recommend.model import recommendation_source
+    from tailormail.deliver.settings import deliver_settings
+    from tailormail.journeys.effects import OutboxEffects
+    from tailormail.track.links import link_signer, open_url, view_url
+    from tailormail.track.settings import track_settings
+    from tailormail.track.signing import sign
+
+    track, deliver = track_settings(settings), deliver_settings(settings)
+    domain = deliver.domain or "example.com"
+    base = track.base_url.rstrip("/")
+
+    def links_for(recipient: Any) -> dict[str, str]:
+        token = sign(
+            settings.secret,
+            "unsubscribe",
+            {"email": recipient.email, "profile_id": recipient.profile_id, "outbox_id": None},
+        )
+        return {
+            "unsubscribe": f"{base}/u/{token}",
+            "preferences": f"{base}/p/{token}",
+            "view_in_browser": view_url(base, settings.secret, recipient.message_key),
+            "open_pixel": open_url(base, settings.secret, recipient.message_key, recipient.profile_id),
+        }
+
+    return OutboxEffects(
+        settings=settings,
+        signer_for=lambda profiles: link_signer(base, settings.secret, profiles, track.utm),
+        links_for=links_for,
+        from_address=deliver.sender or f"hello@{domain}",
+        domain=domain,
+        recommend=lambda now_ms: recommendation_source(now_ms, names=settings.events),
+    )
 
 
 def open_runtime(

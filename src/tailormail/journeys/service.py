@@ -1,0 +1,64 @@
+"""The workspace's journey runner, shared by the ingest hook and the worker's timer task."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Connection
+
+from tailormail.clock import to_ms
+from tailormail.ingest.pipeline import IngestHook, StoredEvent
+from tailormail.journeys.definitions import load_journeys
+from tailormail.journeys.effects import OutboxEffects
+from tailormail.journeys.runner import JourneyRunner
+from tailormail.journeys.scheduled import enter_scheduled
+
+_RUNNERS: dict[str, JourneyRunner] = {}
+
+
+def runner_for(settings: Any, effects_factory: Callable[[], OutboxEffects]) -> JourneyRunner:
+    """One runner per workspace per process; journey files are read when it is first needed."""
+    key = str(settings.workspace)
+    if key not in _RUNNERS:
+        _RUNNERS[key] = JourneyRunner(load_journeys(settings), effects_factory(), timezone=settings.timezone)
+    return _RUNNERS[key]
+
+
+def forget_runners() -> None:
+    """Drop cached runners (after journey files change, and between tests)."""
+    _RUNNERS.clear()
+
+
+def make_hook(settings: Any, effects_factory: Any) -> IngestHook:
+    """The ingest hook: events start, resume and end runs in the ingest transaction."""
+
+    def hook(conn: Connection, stored: list[StoredEvent], now_ms: int) -> None:
+        runner = runner_for(settings, effects_factory)
+        if runner.journeys:
+            runner.on_events(conn, stored, now_ms)
+
+    return hook
+
+
+def timers_task(effects_factory: Any) -> Any:
+    """The worker task: fire due timers and start date, inactivity and broadcast entries."""
+
+    def run(runtime: Any, now: datetime) -> int:
+        runner = runner_for(runtime.settings, effects_factory)
+        if not runner.journeys:
+            return 0
+        now_ms = to_ms(now)
+        fired = 0
+        with runtime.store.begin() as conn:
+            fired += runner.fire_due_timers(conn, now_ms)
+        with runtime.store.begin() as conn:
+            fired += enter_scheduled(conn, runner, now_ms)
+        return fired
+
+    return run
+
+
+TIMER_INTERVAL = timedelta(seconds=0.5)
+"""Timers fire within a second of being due."""
