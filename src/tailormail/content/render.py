@@ -61,6 +61,8 @@ class Envelope:
     campaign: Mapping[str, Any] = field(default_factory=dict)
     known_segments: Sequence[str] = ()
     headers: Mapping[str, str] = field(default_factory=dict)
+    subject: str | None = None
+    """A subject line that replaces the template's (a journey's subject A/B variant)."""
 
 
 def choose_variants(
@@ -115,7 +117,7 @@ def render_one(
             recipient, campaign=envelope.campaign, known_segments=envelope.known_segments, variant=variant
         )
         _check_required(compiled, context)
-        subject = " ".join(compiled.subject.render(context).split())
+        subject = " ".join((envelope.subject or compiled.subject.render(context)).split())
         if not subject:
             raise RenderFailure("the subject renders empty")
         links: dict[tuple[int, str], str] = {}

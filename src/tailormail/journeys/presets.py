@@ -44,7 +44,7 @@ steps:
       then: exit
       else: first_order_nudge
   - id: first_order_nudge
-    send: {template: welcome_followup, subject_variants: ["Picked for you", "Your first order ships free"]}
+    send: {template: newsletter, subject_variants: ["Picked for you", "Your first order ships free"]}
 """,
     "birthday": """\
 description: A birthday greeting at 9:00 in each person's own timezone.
