@@ -78,15 +78,28 @@ def init(
 def serve(
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
+    with_worker: Annotated[bool, typer.Option(help="Also run the worker in this process (one-box setups).")] = True,
     workspace: WorkspaceOption = None,
 ) -> None:
-    """Run the HTTP API (Segment-compatible ingestion, profiles) on uvicorn."""
+    """Run the HTTP API (ingestion, profiles, segments, tracking links) and, by default, the worker."""
+    import threading
+
     import uvicorn
 
     from tailormail.api.app import create_app
+    from tailormail.worker import make_worker
 
+    stop = threading.Event()
     with runtime_for(workspace) as rt:
-        uvicorn.run(create_app(rt), host=host, port=port, log_level="info")
+        thread = threading.Thread(target=make_worker(rt).run_forever, args=(stop,), daemon=True, name="worker")
+        if with_worker:
+            thread.start()
+        try:
+            uvicorn.run(create_app(rt), host=host, port=port, log_level="info")
+        finally:
+            stop.set()
+            if with_worker:
+                thread.join(timeout=10)
 
 
 @app.command()
