@@ -12,7 +12,7 @@
 ``recommendations``      products: name, price ("19.99"), url, image
 ``event``                the trigger's properties (e.g. the cart's items)
 ``campaign``             the send's name and settings
-``links``                unsubscribe, preferences, view_in_browser
+``links``                unsubscribe, preferences, view_in_browser, open_pixel
 ``variant``              the block variants chosen for this person
 =====================  ====================================================
 """

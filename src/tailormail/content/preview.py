@@ -35,6 +35,7 @@ PREVIEW_LINKS = {
     "unsubscribe": "https://example.invalid/unsubscribe/preview",
     "preferences": "https://example.invalid/preferences/preview",
     "view_in_browser": "https://example.invalid/view/preview",
+    "open_pixel": "https://example.invalid/open/preview.gif",
 }
 """Links in previews point nowhere: a preview is never sent, so nothing is signed."""
 

@@ -19,6 +19,7 @@ SAMPLE_LINKS = {
     "unsubscribe": "https://example.invalid/unsubscribe/sample",
     "preferences": "https://example.invalid/preferences/sample",
     "view_in_browser": "https://example.invalid/view/sample",
+    "open_pixel": "https://example.invalid/open/sample.gif",
 }
 """Stand-in links; lint looks for the unsubscribe one in the rendered HTML."""
 

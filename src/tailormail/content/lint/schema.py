@@ -46,7 +46,7 @@ PROFILE_EXTRAS = frozenset({"recommendations", "purchase_history", "predicted", 
 PRODUCT_FIELDS = frozenset({"product_id", "id", "name", "price", "url", "image", "category"})
 """What each item of ``recommendations`` has."""
 
-LINK_NAMES = frozenset({"unsubscribe", "preferences", "view_in_browser"})
+LINK_NAMES = frozenset({"unsubscribe", "preferences", "view_in_browser", "open_pixel"})
 """The links every email gets."""
 
 FREE_ROOTS = frozenset(ROOTS - {"customer", "user", "segment", "recommendations", "links"}) | {
