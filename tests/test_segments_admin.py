@@ -68,6 +68,8 @@ def test_cli_refresh_list_members_show_explain_overlap_doctor(
         "engaged_browsers": 2,
         "lapsed_customers": 0,
         "new_subscribers": 6,
+        "at_risk": 0,  # predicted presets: nobody is scored before `predict score`
+        "high_value": 0,
     }
     listed = json.loads(cli(workspace, "list", "--json"))
     assert (listed[0]["name"], listed[0]["size"]) == ("active_buyers", 3)
