@@ -26,7 +26,15 @@ RECS = [
     }
     for i in range(4)
 ]
-PRESET_TEMPLATES = ["birthday", "cart_recommendations", "cart_reminder", "cross_sell", "newsletter", "welcome", "win_back"]
+PRESET_TEMPLATES = [
+    "birthday",
+    "cart_recommendations",
+    "cart_reminder",
+    "cross_sell",
+    "newsletter",
+    "welcome",
+    "win_back",
+]
 
 
 @pytest.fixture(scope="module")

@@ -255,8 +255,9 @@ def stored_shop(workspace: Path) -> tuple[list, list, list]:
         found = (
             conn.execute(select(profiles.c.user_id, profiles.c.traits).order_by(profiles.c.user_id)).all(),
             conn.execute(
-                select(events.c.message_id, events.c.event, events.c.ts, events.c.properties, events.c.revenue)
-                .order_by(events.c.message_id)
+                select(
+                    events.c.message_id, events.c.event, events.c.ts, events.c.properties, events.c.revenue
+                ).order_by(events.c.message_id)
             ).all(),
             conn.execute(select(products).order_by(products.c.product_id)).mappings().all(),
         )

@@ -139,3 +139,27 @@ def last_seen(conn: Connection) -> dict[int, int]:
     """Each person's last event time."""
     stmt = select(profiles.c.id, profiles.c.last_seen)
     return {int(p): int(t) for p, t in conn.execute(stmt)}
+
+
+def some_products(conn: Connection, limit: int) -> list[dict[str, Any]]:
+    """The first ``limit`` products of the catalog."""
+    from tailormail.store.schema import products
+
+    cols = [products.c.product_id, products.c.name, products.c.category, products.c.price, products.c.image_url]
+    return [dict(r) for r in conn.execute(select(*cols).order_by(products.c.product_id).limit(limit)).mappings()]
+
+
+def profiles_with_email(conn: Connection, limit: int) -> list[tuple[str, int]]:
+    """(user id, profile id) of identified people with an email trait, by profile id."""
+    from tailormail.store import jsonsql as js
+
+    email = js.text(profiles.c.traits, ("email",), conn.dialect.name)
+    stmt = select(profiles.c.user_id, profiles.c.id).where(profiles.c.user_id.is_not(None), email.is_not(None))
+    return [(str(u), int(p)) for u, p in conn.execute(stmt.order_by(profiles.c.id).limit(limit))]
+
+
+def sends_by_step(conn: Connection) -> list[list[Any]]:
+    """[journey or campaign, step, status, count] of the outbox."""
+    label = func.coalesce(outbox.c.journey, outbox.c.campaign)
+    stmt = select(label, outbox.c.node, outbox.c.status, func.count()).group_by(label, outbox.c.node, outbox.c.status)
+    return [[j or "", n or "", s, int(c)] for j, n, s, c in conn.execute(stmt.order_by(label, outbox.c.node))]
