@@ -242,7 +242,7 @@ def _one_recipient(
         client.get(rng.choice(links).replace(base, local).replace("&amp;", "&"), follow_redirects=False)
         counts["clicks"] += 1
         if rng.random() < relevance / 2:
-            user = profile_q_user(rt, row["profile_id"])
+            user = _user_of(rt, row["profile_id"])
             if user:
                 rt.clock.advance(timedelta(minutes=rng.randrange(5, 120)))
                 rt.ingestor.ingest_raw(
@@ -259,7 +259,7 @@ def _one_recipient(
                 counts["purchases"] += 1
 
 
-def profile_q_user(rt: Any, profile_id: int | None) -> str | None:
+def _user_of(rt: Any, profile_id: int | None) -> str | None:
     """The user id of a profile (None when it is gone or anonymous)."""
     if profile_id is None:
         return None

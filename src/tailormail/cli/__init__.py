@@ -68,10 +68,10 @@ def init(
     root = workspace_path(directory)
     created = init_workspace(root, force=force)
     with runtime_for(root) as rt:
-        applied = rt.settings.database_url
+        database = rt.settings.database_url
     for path in created:
         console.print(f"  created {path.relative_to(root.parent)}")
-    console.print(f"Workspace ready in {root} (database: {applied}).")
+    console.print(f"Workspace ready in {root} (database: {database}).")
 
 
 @app.command()
