@@ -9,7 +9,9 @@ import pytest
 
 from conftest import T0
 from tailormail.clock import to_ms
+from tailormail.config import EventNames
 from tailormail.content.recommend import clear_cache, evaluate, products_in, recommend_for
+from tailormail.content.recommend.model import RecommendSettings, model_for
 from tailormail.errors import ValidationError
 from tailormail.runtime import Runtime
 from tailormail.store import products as product_q
@@ -102,6 +104,24 @@ def test_a_purchase_made_after_the_model_was_cached_is_excluded_at_once(runtime:
     with runtime.store.read() as conn:
         after = recommend_for(conn, [ids["stranger"]], now_ms=now + 1)[ids["stranger"]]
     assert "s1" not in [p.product_id for p in after]
+
+
+@pytest.mark.parametrize(
+    ("later_hours", "reused", "why"),
+    [
+        (0.5, True, "same hour"),
+        (23.9, True, "within max_age_hours (24)"),
+        (24.0, False, "older than max_age_hours: trained again"),
+        (-1.0, False, "a clock that went back must not see a model trained on its future"),
+    ],
+)
+def test_a_trained_model_is_reused_only_while_fresh(runtime: Runtime, later_hours: float, reused: bool, why: str) -> None:
+    shop(runtime, SHOP)
+    settings, names, now = RecommendSettings(), EventNames(), to_ms(T0)
+    with runtime.store.read() as conn:
+        first = model_for(conn, now, names, settings)
+        again = model_for(conn, now + int(later_hours * 3_600_000), names, settings)
+    assert (again is first) is reused, why
 
 
 @pytest.mark.parametrize(

@@ -68,6 +68,8 @@ class RecommendSettings:
     view_weight: float = 1.0
     cart_weight: float = 2.0
     purchase_weight: float = 4.0
+    max_age_hours: int = 24
+    """Reuse a trained model this long: co-occurrence moves slowly, and training is the costly part."""
 
     @classmethod
     def from_section(cls, section: dict[str, Any]) -> RecommendSettings:
@@ -169,22 +171,28 @@ def fit(touches: Sequence[Touch], catalog: dict[str, dict[str, Any]]) -> Model:
     return Model(items, index, similarity, popularity, category_of, catalog)
 
 
-_CACHE: dict[tuple[str, tuple[str, ...], int, RecommendSettings], Model] = {}
+_CACHE: dict[tuple[str, tuple[str, ...], RecommendSettings], tuple[int, Model]] = {}
+"""(database, event names, settings) -> (the moment the model was trained as of, the model)."""
 _CACHE_LOCK = threading.Lock()
 
 
 def model_for(conn: Connection, now_ms: int, names: EventNames, settings: RecommendSettings) -> Model:
-    """The model trained on events before ``now_ms``, cached per database and hour."""
+    """The model trained on events before a moment at most ``max_age_hours`` before ``now_ms``.
+
+    A model is never used for a moment before the one it was trained as of (it would have
+    seen the future), so a clock that moves backwards retrains.
+    """
     event_names = tuple(_weights(names, settings))
-    key = (str(conn.engine.url), event_names, now_ms // HOUR_MS, settings)
+    key = (str(conn.engine.url), event_names, settings)
     with _CACHE_LOCK:
         cached = _CACHE.get(key)
-    if cached is not None:
-        return cached
-    model = train(conn, now_ms, names, settings)
+    if cached is not None and 0 <= now_ms - cached[0] < settings.max_age_hours * HOUR_MS:
+        return cached[1]
+    trained_as_of = now_ms - now_ms % HOUR_MS  # whole hours, so near moments share one model
+    model = train(conn, trained_as_of, names, settings)
     with _CACHE_LOCK:
-        _CACHE.clear()  # one model per process is enough; older hours are stale
-        _CACHE[key] = model
+        _CACHE.clear()  # one model per process is enough; older ones are stale
+        _CACHE[key] = (trained_as_of, model)
     return model
 
 
