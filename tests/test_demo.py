@@ -33,7 +33,7 @@ def table(summary: DemoSummary, section_title: str, title: str) -> dict[str, lis
 
 
 def test_demo_summarises_exactly_what_the_store_holds(demo_root: Path, clock: ManualClock) -> None:
-    summary = run_demo(DemoOptions(demo_root, customers=300, days=30, seed=11), clock=clock)
+    summary = run_demo(DemoOptions(demo_root, customers=300, days=30, seed=11, live=False), clock=clock)
     rt = open_runtime(demo_root)
     with rt.store.read() as conn:
         n_profiles = conn.execute(select(func.count()).select_from(profiles)).scalar_one()
@@ -63,7 +63,7 @@ def test_demo_summarises_exactly_what_the_store_holds(demo_root: Path, clock: Ma
 
 
 def test_a_second_demo_run_starts_from_an_empty_database(demo_root: Path, clock: ManualClock) -> None:
-    options = DemoOptions(demo_root, customers=80, days=14, seed=2)
+    options = DemoOptions(demo_root, customers=80, days=14, seed=2, live=False)
     first = run_demo(options, clock=clock)
     second = run_demo(options, clock=clock)
     assert table(second, "Shop summary", "Overview") == table(first, "Shop summary", "Overview")
@@ -78,10 +78,31 @@ def test_the_demo_refuses_a_workspace_it_did_not_make(workspace: Path, clock: Ma
 
 def test_demo_command_prints_tables_and_json(demo_root: Path) -> None:
     runner = CliRunner()
-    args = ["demo", "--workspace", str(demo_root), "--customers", "60", "--days", "10"]
+    args = ["demo", "--workspace", str(demo_root), "--customers", "60", "--days", "10", "--no-live"]
     shown = runner.invoke(app, args)
     assert shown.exit_code == 0, shown.output
     assert "Events by type" in shown.output and "summary.html" in shown.output
     data = json.loads(runner.invoke(app, [*args, "--json"]).output)
     titles = [s["title"] for s in data["sections"]]
     assert titles[:3] == ["Workspace", "Simulated shop", "Shop summary"]
+
+
+def test_the_live_demo_sends_tracks_and_reports(demo_root: Path, clock: ManualClock) -> None:
+    summary = run_demo(DemoOptions(demo_root, customers=300, days=30, seed=11), clock=clock)
+    sent = {(row[0], row[1]): row[3] for row in section(summary, "Journeys").tables[0].rows if row[2] == "sent"}
+    assert sent[("cart_abandonment", "reminder")] > 0
+    maildir = sorted((demo_root / "outbox" / "new").iterdir())
+    assert len(maildir) == sum(sent.values())  # every email the summary counts is a file a person can open
+    hits = {row[0]: row[1] for row in section(summary, "Tracking (simulated recipients)").tables[0].rows}
+    rt = open_runtime(demo_root)
+    with rt.store.read() as conn:
+        stored = dict(conn.execute(select(events.c.event, func.count()).group_by(events.c.event)).all())
+    rt.close()
+    assert hits["emails"] == len(maildir) and 0 < hits["clicks"] <= hits["opens"]
+    assert stored.get("email_opened", 0) >= hits["opens"] and stored.get("email_clicked", 0) == hits["clicks"]
+    models = table(summary, "Predictions", "Models (time-split backtest)")
+    assert set(models) == {"purchase_30d", "churn_90d", "high_value_90d"}
+    report = (demo_root / "reports" / "report.html").read_text(encoding="utf-8")
+    assert "Simulated data" in report and "<script src=" not in report
+    previews = table(summary, "Content", "One campaign per preset segment")
+    assert previews["cart_abandoners"][2] == 3 and previews["cart_abandoners"][3] == 0

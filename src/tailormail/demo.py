@@ -9,6 +9,7 @@ pipeline (segments, content, journeys, tracking) add one step each to
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections import Counter, defaultdict
 from collections.abc import Callable
@@ -71,10 +72,8 @@ class DemoOptions:
     customers: int = 5000
     days: int = 90
     seed: int = 7
-    live: bool = False
-    """Also run the live part (previews, journeys on a demo clock, simulated tracking, the report).
-
-    Off by default: it works step by step but is far too slow yet (see demo_pipeline.py)."""
+    live: bool = True
+    """Also run the live part (previews, journeys on a demo clock, simulated tracking, the report)."""
 
 
 @dataclass
@@ -108,19 +107,33 @@ class DemoSummary:
 Step = Callable[[DemoRun], Section]
 
 
-def run_demo(options: DemoOptions, *, clock: Clock | None = None, progress: Progress | None = None) -> DemoSummary:
-    """Prepare a fresh demo workspace, run every step, write the HTML report."""
+def run_demo(
+    options: DemoOptions,
+    *,
+    clock: Clock | None = None,
+    progress: Progress | None = None,
+    on_step: Callable[[str], None] | None = None,
+) -> DemoSummary:
+    """Prepare a fresh demo workspace, run every step, write the HTML report.
+
+    ``progress`` advances by simulated customers; ``on_step`` hears each step's summary line as it starts.
+    """
     from tailormail.demo_report import write_report
 
     started = time.perf_counter()
     clock = clock or SystemClock()
     root = options.workspace.resolve()
     first = prepare_workspace(root)
+    first.notes.extend(fit_prediction_horizons(root, options.days))
     runtime = open_runtime(root, clock=clock)
     try:
         run = DemoRun(options, runtime, to_ms(clock.now()), progress)
         steps = STEPS if options.live else STEPS[:CORE_STEPS]
-        sections = [first, *(step(run) for step in steps)]
+        sections = [first]
+        for step in steps:
+            if on_step:
+                on_step((step.__doc__ or step.__name__).splitlines()[0])
+            sections.append(step(run))
     finally:
         runtime.close()
     report = write_report(root / "reports" / "summary.html", sections, generated=from_ms(run.now_ms))
@@ -155,6 +168,23 @@ def prepare_workspace(root: Path) -> Section:
     (root / MARKER).write_text(json.dumps({"database_url": url}) + "\n", encoding="utf-8")
     note = f"created {root}" if created else f"reset the database of {root} ({len(dropped)} tables dropped)"
     return Section("Workspace", notes=[note, f"database: {_safe_url(url)}"])
+
+
+def fit_prediction_horizons(root: Path, days: int) -> list[str]:
+    """Shorten the models' horizons to a third of a short history, so each can train and be backtested.
+
+    Training needs two horizons of history (labels before the cut-off, evaluation after
+    it); the default 90-day churn and value horizons need 180 days.
+    """
+    if days >= 180:
+        return []
+    horizon = max(days // 3, 7)
+    config = root / CONFIG_FILE
+    text = config.read_text(encoding="utf-8")
+    for key, value in (("purchase_days", min(30, horizon)), ("churn_days", horizon), ("high_value_days", horizon)):
+        text = re.sub(rf"(?m)^{key} = \d+", f"{key} = {value}", text, count=1)
+    config.write_text(text, encoding="utf-8")
+    return [f"prediction horizons set to at most {horizon} days in tailormail.toml ({days} days of history)"]
 
 
 def _marked_url(root: Path) -> str | None:
@@ -272,13 +302,51 @@ def segment_sizes(run: DemoRun) -> Section:
     return section
 
 
+def predictions(run: DemoRun) -> Section:
+    """Train the three models, score everyone, and show quality and the predicted segments' sizes."""
+    from tailormail.errors import ValidationError
+    from tailormail.predict import report, service
+    from tailormail.segments.service import SegmentService
+
+    rt, now = run.runtime, from_ms(run.now_ms)
+    section = Section("Predictions")
+    rows: list[list[Any]] = []
+    for spec in service.PredictSettings.from_settings(rt.settings).specs():
+        try:
+            (result,) = service.train(rt.store, rt.settings, now, spec.name)
+        except ValidationError as error:  # too little history for this horizon: say so, go on
+            rows.append([spec.name, "", "not trained", "", error.message])
+            continue
+        rows.append([result.model, f"v{result.version}", result.status, f"{result.roc_auc:.3f}", ""])
+    reports = {r["model"]: r for r in service.latest_reports(rt.store)}
+    for row in rows:
+        top = (reports.get(row[0]) or {}).get("coefficients") or []
+        row[4] = row[4] or (top[0]["sentence"] if top else "")
+    section.tables.append(
+        Table("Models (time-split backtest)", ["model", "version", "status", "ROC AUC", "strongest signal"], rows)
+    )
+    if not reports:
+        section.notes.append("No model could be trained on this short history; simulate more days (--days).")
+        return section
+    service.score(rt.store, rt.settings, now)
+    path = rt.settings.workspace / "reports" / "predictions.html"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(report.render(list(reports.values())), encoding="utf-8")
+    sizes = {d.segment: d.size or 0 for d in SegmentService(rt.store, rt.settings).refresh(None, run.now_ms)}
+    section.tables.append(
+        Table("Predicted segments", ["segment", "members"], [[s, sizes.get(s, 0)] for s in ("high_value", "at_risk")])
+    )
+    section.notes.append(f"Model report with ROC, calibration and lift charts: {path}")
+    return section
+
+
 def _later_steps() -> list[Step]:
     from tailormail.demo_pipeline import content_previews, final_report, live_journeys, simulated_tracking
 
     return [content_previews, live_journeys, simulated_tracking, final_report]
 
 
-STEPS: list[Step] = [simulate_shop, shop_summary, segment_sizes, *_later_steps()]
-CORE_STEPS = 3
-"""The steps before the live part (the shop, its summary, the segments)."""
+STEPS: list[Step] = [simulate_shop, shop_summary, segment_sizes, predictions, *_later_steps()]
+CORE_STEPS = 4
+"""The steps before the live part (the shop, its summary, the segments, the predictions)."""
 """The demo's steps in order; each later part of the pipeline appends its own."""

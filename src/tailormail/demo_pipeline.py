@@ -1,8 +1,5 @@
 """The demo's later steps: previews, live journeys on a demo clock, simulated tracking, the report.
 
-Not yet part of the default demo (``DemoOptions.live``): on the shared machine of the session
-that wrote it, even an 80-customer run took over ten minutes, and the cause was not found.
-
 Recipients here are simulated: they open and click with probabilities that
 depend on how relevant the email is to them, by requests to the real
 tracking endpoints of a real HTTP server.  The report says so.
@@ -35,7 +32,7 @@ CAMPAIGNS = {
 }
 """One campaign per preset segment, each using the content rules of its blocks."""
 CART_SHOPPERS = 150
-"""How many simulated customers put something in their cart during the live part."""
+"""How many simulated customers put something in their cart during the live part (at most)."""
 TICK = timedelta(minutes=30)
 LIVE_HOURS = 28
 
@@ -52,9 +49,14 @@ def content_previews(run: DemoRun) -> Section:
         with rt.store.read() as conn:
             ids = sorted(members(conn, segment))[:3]
             users = [p["user_id"] for p in (profile_q.get_profile(conn, profile_id=i) for i in ids) if p]
+            if not users:  # an empty request would mean "everyone" to the previewer
+                rows.append([segment, template, 0, 0, 0, "no members yet"])
+                continue
             mails = render_mails(conn, rt.settings, PreviewRequest(template, user_ids=users), from_ms(run.now_ms))
         out = rt.settings.workspace / "previews" / template
-        previews = write_previews(mails, out, template=template)
+        # Chromium starts once per picture (seconds each): one person per campaign gets screenshots.
+        previews = write_previews(mails[:1], out, template=template)
+        previews += write_previews(mails[1:], out, template=template, screenshots=False)
         shots = sum(len(p.screenshots) for p in previews)
         rows.append(
             [
@@ -126,7 +128,7 @@ def live_journeys(run: DemoRun) -> Section:
 
 def _shoppers(conn: Any, rng: random.Random) -> list[tuple[str, int]]:
     ids = analytics_q.profiles_with_email(conn, 5000)
-    chosen = rng.sample(ids, min(CART_SHOPPERS, len(ids)))
+    chosen = rng.sample(ids, min(CART_SHOPPERS, max(len(ids) // 10, 1), len(ids)))
     return sorted(chosen)
 
 

@@ -20,16 +20,27 @@ def demo(
     customers: CustomersOption = 5000,
     days: DaysOption = 90,
     seed: SeedOption = 7,
+    live: Annotated[
+        bool,
+        typer.Option(
+            "--live/--no-live",
+            help="Run the live part too: previews, journeys on a demo clock, simulated opens and clicks, the report.",
+        ),
+    ] = True,
     as_json: JsonOption = False,
 ) -> None:
     """Run the pipeline on a simulated shop in a fresh workspace and summarise it."""
-    options = DemoOptions(workspace=workspace, customers=customers, days=days, seed=seed)
+    options = DemoOptions(workspace=workspace, customers=customers, days=days, seed=seed, live=live)
     with progress_bar("simulating the shop", customers) as advance:
-        summary = run_demo(options, progress=advance)
+        summary = run_demo(options, progress=advance, on_step=None if as_json else _announce)
     if as_json:
         print_json(summary.as_dict())
     else:
         _print(summary)
+
+
+def _announce(step: str) -> None:
+    console.print(f"[dim]> {step}[/dim]", highlight=False)
 
 
 def _print(summary: DemoSummary) -> None:
