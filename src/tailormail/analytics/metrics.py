@@ -10,6 +10,7 @@ out unless asked for.
 from __future__ import annotations
 
 import bisect
+import itertools
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -18,10 +19,11 @@ from typing import Any
 
 from sqlalchemy import Connection
 
+from tailormail.analytics.membership import NO_SEGMENT, memberships
 from tailormail.store import analytics as q
 
-DIMENSIONS = ("campaign", "journey", "node", "template", "variant", "day")
-"""What metrics can be grouped by."""
+DIMENSIONS = ("campaign", "journey", "node", "template", "variant", "segment", "day")
+"""What metrics can be grouped by (an email counts in every segment its recipient was in when it went out)."""
 
 DAY_MS = 86_400_000
 
@@ -112,7 +114,19 @@ def compute(
     emails = outcomes(
         conn, goal_event=goal_event, attribution_days=attribution_days, include_automated=include_automated
     )
+    if "segment" in by:
+        _add_segments(conn, emails.values())
     return _group(emails.values(), by)
+
+
+def _add_segments(conn: Connection, emails: Iterable[EmailOutcome]) -> None:
+    """Note on each send the segments its recipient was in when it went out."""
+    emails = list(emails)
+    history = memberships(conn, {e.send["profile_id"] for e in emails if e.send["profile_id"] is not None})
+    for e in emails:
+        member = history.get(e.send["profile_id"])
+        at = e.send["sent_at"] or e.send["created_at"]
+        e.send["segment"] = member.segments_at(at) if member else [NO_SEGMENT]
 
 
 def outcomes(
@@ -175,28 +189,34 @@ def _credited(touches: _Touches, profile_id: int, at: int, window: int) -> str |
 def _group(emails: Iterable[EmailOutcome], by: Sequence[str]) -> list[Metrics]:
     groups: dict[tuple[Any, ...], Metrics] = {}
     for e in emails:
-        key = tuple(_value(e.send, d) for d in by)
-        m = groups.get(key)
-        if m is None:
-            m = groups[key] = Metrics(dict(zip(by, key, strict=True)))
-        status = e.send["status"]
-        if status in ("sent", "bounced"):
-            m.sent += 1
-            m.delivered += status == "sent"
-            m.bounced += status == "bounced"
-        m.opened += e.opened
-        m.clicked += e.clicked
-        m.unsubscribed += e.unsubscribed
-        m.conversions += e.conversions
-        m.revenue += e.revenue
+        for key in itertools.product(*(_values(e.send, d) for d in by)):
+            m = groups.get(key)
+            if m is None:
+                m = groups[key] = Metrics(dict(zip(by, key, strict=True)))
+            _add(m, e)
     return sorted(groups.values(), key=lambda m: (-m.sent, str(m.group)))
 
 
-def _value(send: dict[str, Any], dimension: str) -> Any:
+def _add(m: Metrics, e: EmailOutcome) -> None:
+    status = e.send["status"]
+    if status in ("sent", "bounced"):
+        m.sent += 1
+        m.delivered += status == "sent"
+        m.bounced += status == "bounced"
+    m.opened += e.opened
+    m.clicked += e.clicked
+    m.unsubscribed += e.unsubscribed
+    m.conversions += e.conversions
+    m.revenue += e.revenue
+
+
+def _values(send: dict[str, Any], dimension: str) -> list[Any]:
+    """The group(s) an email falls in along one dimension (several segments at once)."""
     if dimension == "day":
         at = send["sent_at"] or send["created_at"]
-        return datetime.fromtimestamp(at / 1000, UTC).date().isoformat()
-    return send[dimension]
+        return [datetime.fromtimestamp(at / 1000, UTC).date().isoformat()]
+    value = send[dimension]
+    return value if isinstance(value, list) else [value]
 
 
 def _ratio(a: int, b: int) -> float:
