@@ -1,7 +1,7 @@
 """Email metrics by any grouping, with last-touch conversion attribution.
 
-Sends come from the outbox; opens, clicks and unsubscribes are the tracking
-events, which carry the email's idempotency key; conversions are goal events
+Sends come from the outbox; deliveries, bounces, opens, clicks and
+unsubscribes are events, which carry the email's idempotency key; conversions are goal events
 credited to the last email the person clicked within the attribution window,
 else the last one they opened.  Automated hits (proxies, scanners) are left
 out unless asked for.
@@ -26,6 +26,8 @@ DIMENSIONS = ("campaign", "journey", "node", "template", "variant", "segment", "
 """What metrics can be grouped by (an email counts in every segment its recipient was in when it went out)."""
 
 DAY_MS = 86_400_000
+DELIVERY_EVENTS = ("email_delivered", "email_bounced")
+"""What the send loop writes back (see track.delivery): delivered and bounced count from these."""
 
 
 @dataclass
@@ -92,6 +94,8 @@ class EmailOutcome:
     """One sent email and what its recipient did with it."""
 
     send: dict[str, Any]
+    delivery: str | None = None
+    """``email_delivered`` or ``email_bounced`` when the send loop wrote the outcome back as an event."""
     opened: bool = False
     clicked: bool = False
     unsubscribed: bool = False
@@ -136,7 +140,7 @@ def outcomes(
     emails = {row["idempotency_key"]: EmailOutcome(row) for row in q.sends(conn)}
     by_outbox_id = {e.send["id"]: e for e in emails.values()}
     touches = _Touches()
-    for event in q.events_named(conn, ["email_opened", "email_clicked", "unsubscribed"]):
+    for event in q.events_named(conn, ["email_opened", "email_clicked", "unsubscribed", *DELIVERY_EVENTS]):
         _apply_hit(emails, by_outbox_id, touches, event, include_automated)
     for table in (touches.opens, touches.clicks):
         for times in table.values():
@@ -158,6 +162,11 @@ def _apply_hit(
     include_automated: bool,
 ) -> None:
     props = event["properties"] or {}
+    if event["event"] in DELIVERY_EVENTS:
+        match = emails.get(props.get("message_key"))  # type: ignore[arg-type]
+        if match and match.delivery != "email_bounced":  # a bounce after a delivery (async DSN) wins
+            match.delivery = event["event"]
+        return
     if event["event"] == "unsubscribed":
         match = by_outbox_id.get(props.get("outbox_id"))  # type: ignore[arg-type]
         if match:
@@ -198,7 +207,8 @@ def _group(emails: Iterable[EmailOutcome], by: Sequence[str]) -> list[Metrics]:
 
 
 def _add(m: Metrics, e: EmailOutcome) -> None:
-    status = e.send["status"]
+    # The events say what became of the email; the outbox status stands in where none was written.
+    status = {"email_delivered": "sent", "email_bounced": "bounced"}.get(e.delivery or "", e.send["status"])
     if status in ("sent", "bounced"):
         m.sent += 1
         m.delivered += status == "sent"
