@@ -137,15 +137,11 @@ def _track(user: str, event: str, mid: str, ts: int, props: dict[str, Any]) -> d
 BASELINE_SQL = {
     "sends, unique opens and clicks per campaign and variant": """
         SELECT o.campaign, o.variant, count(*) AS sent,
-               count(DISTINCT op.key) AS opened, count(DISTINCT cl.key) AS clicked
-        FROM outbox o
-        LEFT JOIN (SELECT json_extract(properties, '$.message_key') AS key FROM events
-                   WHERE event = 'email_opened' AND NOT coalesce(json_extract(properties, '$.automated'), 0)) op
-               ON op.key = o.idempotency_key
-        LEFT JOIN (SELECT json_extract(properties, '$.message_key') AS key FROM events
-                   WHERE event = 'email_clicked' AND NOT coalesce(json_extract(properties, '$.automated'), 0)) cl
-               ON cl.key = o.idempotency_key
-        GROUP BY o.campaign, o.variant""",
+               sum(o.idempotency_key IN (SELECT json_extract(properties, '$.message_key') FROM events
+                   WHERE event = 'email_opened' AND NOT coalesce(json_extract(properties, '$.automated'), 0))),
+               sum(o.idempotency_key IN (SELECT json_extract(properties, '$.message_key') FROM events
+                   WHERE event = 'email_clicked' AND NOT coalesce(json_extract(properties, '$.automated'), 0)))
+        FROM outbox o GROUP BY o.campaign, o.variant""",
     "purchases within 5 days of a click": """
         SELECT count(*), sum(p.revenue) FROM events c JOIN events p
           ON p.profile_id = c.profile_id AND p.event = 'purchase' AND p.ts BETWEEN c.ts AND c.ts + 5 * 86400000

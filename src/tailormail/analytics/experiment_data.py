@@ -100,8 +100,8 @@ def split_experiments(
 def _goal_times(conn: Connection, names: list[str]) -> dict[str, dict[int, list[tuple[int, float]]]]:
     """Per goal event and person: (time, revenue) of each occurrence."""
     out: dict[str, dict[int, list[tuple[int, float]]]] = defaultdict(lambda: defaultdict(list))
-    for event in q.events_named(conn, names):
-        out[event["event"]][event["profile_id"]].append((event["ts"], float(event["revenue"] or 0.0)))
+    for name, profile_id, ts, revenue in q.goal_events(conn, names):
+        out[name][profile_id].append((ts, revenue))
     return out
 
 

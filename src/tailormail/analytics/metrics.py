@@ -112,12 +112,19 @@ class _Touches:
 
 
 def compute(
-    conn: Connection, by: Sequence[str], *, goal_event: str, attribution_days: float, include_automated: bool = False
+    conn: Connection,
+    by: Sequence[str],
+    *,
+    goal_event: str,
+    attribution_days: float,
+    include_automated: bool = False,
+    emails: dict[str, EmailOutcome] | None = None,
 ) -> list[Metrics]:
-    """Metrics grouped by ``by`` (any of DIMENSIONS), biggest groups first."""
-    emails = outcomes(
-        conn, goal_event=goal_event, attribution_days=attribution_days, include_automated=include_automated
-    )
+    """Metrics grouped by ``by`` (any of DIMENSIONS), biggest groups first (``emails``: reuse outcomes)."""
+    if emails is None:
+        emails = outcomes(
+            conn, goal_event=goal_event, attribution_days=attribution_days, include_automated=include_automated
+        )
     if "segment" in by:
         _add_segments(conn, emails.values())
     return _group(emails.values(), by)
@@ -146,11 +153,11 @@ def outcomes(
         for times in table.values():
             times.sort()
     window = int(attribution_days * DAY_MS)
-    for goal in q.events_named(conn, [goal_event]):
-        key = _credited(touches, goal["profile_id"], goal["ts"], window)
+    for _, profile_id, ts, revenue in q.goal_events(conn, [goal_event]):
+        key = _credited(touches, profile_id, ts, window)
         if key in emails:
             emails[key].conversions += 1
-            emails[key].revenue += float(goal["revenue"] or 0.0)
+            emails[key].revenue += revenue
     return emails
 
 

@@ -75,7 +75,11 @@ def build_report(conn: Connection, now_ms: int, options: ReportOptions, pictures
     _metrics_section(
         page,
         compute(
-            conn, ["campaign", "journey"], goal_event=options.goal_event, attribution_days=options.attribution_days
+            conn,
+            ["campaign", "journey"],
+            goal_event=options.goal_event,
+            attribution_days=options.attribution_days,
+            emails=emails,
         ),
     )
     _experiments_section(

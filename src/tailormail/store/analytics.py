@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 from sqlalchemy import Connection, func, select
@@ -22,6 +22,16 @@ SEND_COLUMNS = (
     "sent_at",
     "created_at",
 )
+
+
+def sends_by_key(conn: Connection, keys: Iterable[str]) -> dict[str, dict[str, Any]]:
+    """Outbox rows (without their bytes) by idempotency key; unknown keys are left out."""
+    columns = [outbox.c.id, *(outbox.c[name] for name in SEND_COLUMNS)]
+    wanted, found = sorted(set(keys)), {}
+    for start in range(0, len(wanted), 500):
+        stmt = select(*columns).where(outbox.c.idempotency_key.in_(wanted[start : start + 500]))
+        found.update({r["idempotency_key"]: dict(r) for r in conn.execute(stmt).mappings()})
+    return found
 
 
 def sends(conn: Connection, batch: int = 20_000) -> Iterator[dict[str, Any]]:
@@ -93,6 +103,20 @@ def events_named(conn: Connection, names: Sequence[str], batch: int = 50_000) ->
             return
         yield from (dict(r) for r in rows)
         last = rows[-1]["id"]
+
+
+def goal_events(conn: Connection, names: Sequence[str], batch: int = 100_000) -> Iterator[tuple[str, int, int, float]]:
+    """(event, profile id, time, revenue) of events with these names, in id order (no properties read)."""
+    columns = [events.c.id, events.c.event, events.c.profile_id, events.c.ts, events.c.revenue]
+    last = 0
+    while True:
+        stmt = select(*columns).where(events.c.event.in_(list(names)), events.c.id > last)
+        rows = conn.execute(stmt.order_by(events.c.id).limit(batch)).all()
+        if not rows:
+            return
+        for _, name, pid, ts, revenue in rows:
+            yield str(name), int(pid), int(ts), float(revenue or 0.0)
+        last = rows[-1][0]
 
 
 def cohort_counts(
