@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -22,6 +23,7 @@ import time
 from email.message import EmailMessage
 from pathlib import Path
 from types import SimpleNamespace
+from typing import Any
 
 import httpx
 
@@ -117,18 +119,39 @@ def load(port: int, paths: list[str], folder: Path, name: str) -> dict[str, obje
     return json.loads(out.stdout)  # type: ignore[no-any-return]
 
 
-def measure(command: list[str], port: int, env: dict[str, str], warm: list[str], paths: list[str], folder: Path):  # type: ignore[no-untyped-def]
-    """(client result, server CPU-seconds) for one server over the measured paths, after a warm-up."""
+def measure(command: list[str], port: int, env: dict[str, str], warm: list[str], paths: list[str], folder: Path,
+            recorded: Any = None):  # type: ignore[no-untyped-def]  # fmt: skip
+    """(client result, server CPU-seconds, seconds until every hit was recorded) for one server, after a warm-up."""
     server = start(command, port, env)
     try:
         load(port, warm, folder, "warm")
-        before = cpu_seconds(server.pid)
+        target = len(warm) + len(paths)
+        if recorded is not None:
+            while recorded() < len(warm):  # the warm-up's hits are in before the clock starts
+                time.sleep(0.2)
+        before, started = cpu_seconds(server.pid), time.perf_counter()
         result = load(port, paths, folder, "hits")
+        while recorded is not None and recorded() < target and time.perf_counter() - started < 900:
+            time.sleep(0.2)  # polling another process's progress
+        done = time.perf_counter() - started
         used = cpu_seconds(server.pid) - before
     finally:
         server.terminate()
-        server.wait(timeout=30)
-    return result, used
+        server.wait(timeout=60)
+    return result, used, done
+
+
+def _recorded(root: Path) -> int:
+    """Open and click events in a workspace's database so far."""
+    import sqlite3
+
+    db = sqlite3.connect(root / "tailormail.db", timeout=30)
+    try:
+        return int(
+            db.execute("SELECT count(*) FROM events WHERE event IN ('email_opened', 'email_clicked')").fetchone()[0]
+        )
+    finally:
+        db.close()
 
 
 def free_port() -> int:
@@ -153,37 +176,39 @@ def main() -> None:
     env = {k: v for k, v in os.environ.items() if k != "TAILORMAIL_DATABASE_URL"}
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        root = folder / "ws"
-        sent = sent_workspace(root)
-        rt = open_runtime(root)
+        sent = sent_workspace(folder / "ws")
+        rt = open_runtime(folder / "ws")
         secret = rt.settings.secret
         rt.close()
         warm, paths = hit_paths(secret, sent, WARMUP), hit_paths(secret, sent, HITS, offset=WARMUP)
         load_avg = os.getloadavg()
+        runs = {}
+        for mode, batch_ms in (("each hit recorded before answering", 0), ("write-behind, batch_ms = 200", 200)):
+            root = folder / f"ws-{batch_ms}"
+            shutil.copytree(folder / "ws", root)
+            with (root / "tailormail.toml").open("a") as toml:
+                toml.write(f"\n[track]\nbatch_ms = {batch_ms}\n")
+            port = free_port()
+            command = [sys.executable, "-m", "tailormail", "serve", "--no-with-worker", "--port", str(port)]
+            result = measure([*command, "-w", str(root)], port, env, warm, paths, folder, lambda r=root: _recorded(r))
+            runs[mode] = (*result, _recorded(root))
         port = free_port()
-        ours, our_cpu = measure(
-            [sys.executable, "-m", "tailormail", "serve", "--no-with-worker", "--port", str(port), "-w", str(root)],
-            port, env, warm, paths, folder,
-        )  # fmt: skip
-        rt = open_runtime(root)
-        with rt.store.read() as conn:
-            recorded = conn.exec_driver_sql(
-                "SELECT count(*) FROM events WHERE event IN ('email_opened', 'email_clicked')"
-            ).scalar_one()
-        rt.close()
-        port = free_port()
-        base, base_cpu = measure(
+        base, base_cpu, _ = measure(
             [sys.executable, "-m", "bench.track_baseline", str(port)], port, env, warm, paths, folder
         )
         load_after = os.getloadavg()
     print(f"tracking: {HITS:,} hits (half pixel, half click) over {CONNECTIONS} keep-alive connections, "
           f"{RECIPIENTS:,} sent emails; server pinned to 1 core, client on the other")  # fmt: skip
     print(f"  load average before {load_avg[0]:.1f}, after {load_after[0]:.1f}")
-    rate = report("tailormail serve", ours, our_cpu)
-    print(f"  events recorded: {recorded:,} of {HITS + WARMUP:,} hits (warm-up included)")
     base_rate = report("baseline bare ASGI app", base, base_cpu)
-    print(f"  ratio tailormail/baseline: {rate / base_rate:.2f} wall, {base_cpu / our_cpu:.2f} CPU")
-    print(f"  target >= 2,000 hits/s on one core: {'met' if min(rate, HITS / our_cpu) >= 2000 else 'NOT met'}")
+    for mode, (result, cpu, done, recorded) in runs.items():
+        print(f"  tailormail serve, {mode}:")
+        rate = report("answered", result, cpu)
+        print(f"    {'recorded':26} {HITS / done:8,.0f} hits/s until the last event was written"
+              f" ({recorded:,} of {HITS + WARMUP:,} hits recorded, warm-up included)")  # fmt: skip
+        met = "met" if min(rate, HITS / done) >= 2000 else "NOT met"
+        print(f"    ratio to baseline: {rate / base_rate:.2f} wall, {base_cpu / cpu:.2f} CPU;"
+              f" target >= 2,000 hits/s on one core: {met}")  # fmt: skip
 
 
 if __name__ == "__main__":
