@@ -16,10 +16,10 @@ before a first purchase).
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import time
-import zlib
 from datetime import timedelta
 from email.message import EmailMessage
 from pathlib import Path
@@ -40,13 +40,14 @@ DAY = 86_400_000
 
 def _share(pid: int, salt: str) -> float:
     """A stable pseudo-random number in [0, 1) per person (so the layer is the same every build)."""
-    return (zlib.crc32(f"{salt}:{pid}".encode()) & 0xFFFFFFFF) / 2**32
+    digest = hashlib.blake2b(f"{salt}:{pid}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big") / 2**64
 
 
 def report_database(customers: int) -> Path:
     """A copy of the shop fixture with the email layer added (built once, then reused)."""
     shop = shop_database(customers)
-    final = cache_dir() / f"{shop.name}-report"
+    final = cache_dir() / f"{shop.name}-report2"  # -report2: independent per-salt hashes (crc32 ones correlated)
     if not (final / "done").exists():
         building = final.with_name(final.name + ".building")
         shutil.rmtree(building, ignore_errors=True)
