@@ -1,7 +1,7 @@
 """Email metrics by any grouping, with last-touch conversion attribution.
 
-Sends come from the outbox; opens, clicks and unsubscribes are the tracking
-events, which carry the email's idempotency key; conversions are goal events
+Sends come from the outbox; deliveries, bounces, opens, clicks and
+unsubscribes are events, which carry the email's idempotency key; conversions are goal events
 credited to the last email the person clicked within the attribution window,
 else the last one they opened.  Automated hits (proxies, scanners) are left
 out unless asked for.
@@ -10,6 +10,7 @@ out unless asked for.
 from __future__ import annotations
 
 import bisect
+import itertools
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -18,12 +19,15 @@ from typing import Any
 
 from sqlalchemy import Connection
 
+from tailormail.analytics.membership import NO_SEGMENT, memberships
 from tailormail.store import analytics as q
 
-DIMENSIONS = ("campaign", "journey", "node", "template", "variant", "day")
-"""What metrics can be grouped by."""
+DIMENSIONS = ("campaign", "journey", "node", "template", "variant", "segment", "day")
+"""What metrics can be grouped by (an email counts in every segment its recipient was in when it went out)."""
 
 DAY_MS = 86_400_000
+DELIVERY_EVENTS = ("email_delivered", "email_bounced")
+"""What the send loop writes back (see track.delivery): delivered and bounced count from these."""
 
 
 @dataclass
@@ -90,6 +94,8 @@ class EmailOutcome:
     """One sent email and what its recipient did with it."""
 
     send: dict[str, Any]
+    delivery: str | None = None
+    """``email_delivered`` or ``email_bounced`` when the send loop wrote the outcome back as an event."""
     opened: bool = False
     clicked: bool = False
     unsubscribed: bool = False
@@ -106,13 +112,32 @@ class _Touches:
 
 
 def compute(
-    conn: Connection, by: Sequence[str], *, goal_event: str, attribution_days: float, include_automated: bool = False
+    conn: Connection,
+    by: Sequence[str],
+    *,
+    goal_event: str,
+    attribution_days: float,
+    include_automated: bool = False,
+    emails: dict[str, EmailOutcome] | None = None,
 ) -> list[Metrics]:
-    """Metrics grouped by ``by`` (any of DIMENSIONS), biggest groups first."""
-    emails = outcomes(
-        conn, goal_event=goal_event, attribution_days=attribution_days, include_automated=include_automated
-    )
+    """Metrics grouped by ``by`` (any of DIMENSIONS), biggest groups first (``emails``: reuse outcomes)."""
+    if emails is None:
+        emails = outcomes(
+            conn, goal_event=goal_event, attribution_days=attribution_days, include_automated=include_automated
+        )
+    if "segment" in by:
+        _add_segments(conn, emails.values())
     return _group(emails.values(), by)
+
+
+def _add_segments(conn: Connection, emails: Iterable[EmailOutcome]) -> None:
+    """Note on each send the segments its recipient was in when it went out."""
+    emails = list(emails)
+    history = memberships(conn, {e.send["profile_id"] for e in emails if e.send["profile_id"] is not None})
+    for e in emails:
+        member = history.get(e.send["profile_id"])
+        at = e.send["sent_at"] or e.send["created_at"]
+        e.send["segment"] = member.segments_at(at) if member else [NO_SEGMENT]
 
 
 def outcomes(
@@ -122,17 +147,17 @@ def outcomes(
     emails = {row["idempotency_key"]: EmailOutcome(row) for row in q.sends(conn)}
     by_outbox_id = {e.send["id"]: e for e in emails.values()}
     touches = _Touches()
-    for event in q.events_named(conn, ["email_opened", "email_clicked", "unsubscribed"]):
+    for event in q.events_named(conn, ["email_opened", "email_clicked", "unsubscribed", *DELIVERY_EVENTS]):
         _apply_hit(emails, by_outbox_id, touches, event, include_automated)
     for table in (touches.opens, touches.clicks):
         for times in table.values():
             times.sort()
     window = int(attribution_days * DAY_MS)
-    for goal in q.events_named(conn, [goal_event]):
-        key = _credited(touches, goal["profile_id"], goal["ts"], window)
+    for _, profile_id, ts, revenue in q.goal_events(conn, [goal_event]):
+        key = _credited(touches, profile_id, ts, window)
         if key in emails:
             emails[key].conversions += 1
-            emails[key].revenue += float(goal["revenue"] or 0.0)
+            emails[key].revenue += revenue
     return emails
 
 
@@ -144,6 +169,11 @@ def _apply_hit(
     include_automated: bool,
 ) -> None:
     props = event["properties"] or {}
+    if event["event"] in DELIVERY_EVENTS:
+        match = emails.get(props.get("message_key"))  # type: ignore[arg-type]
+        if match and match.delivery != "email_bounced":  # a bounce after a delivery (async DSN) wins
+            match.delivery = event["event"]
+        return
     if event["event"] == "unsubscribed":
         match = by_outbox_id.get(props.get("outbox_id"))  # type: ignore[arg-type]
         if match:
@@ -175,28 +205,35 @@ def _credited(touches: _Touches, profile_id: int, at: int, window: int) -> str |
 def _group(emails: Iterable[EmailOutcome], by: Sequence[str]) -> list[Metrics]:
     groups: dict[tuple[Any, ...], Metrics] = {}
     for e in emails:
-        key = tuple(_value(e.send, d) for d in by)
-        m = groups.get(key)
-        if m is None:
-            m = groups[key] = Metrics(dict(zip(by, key, strict=True)))
-        status = e.send["status"]
-        if status in ("sent", "bounced"):
-            m.sent += 1
-            m.delivered += status == "sent"
-            m.bounced += status == "bounced"
-        m.opened += e.opened
-        m.clicked += e.clicked
-        m.unsubscribed += e.unsubscribed
-        m.conversions += e.conversions
-        m.revenue += e.revenue
+        for key in itertools.product(*(_values(e.send, d) for d in by)):
+            m = groups.get(key)
+            if m is None:
+                m = groups[key] = Metrics(dict(zip(by, key, strict=True)))
+            _add(m, e)
     return sorted(groups.values(), key=lambda m: (-m.sent, str(m.group)))
 
 
-def _value(send: dict[str, Any], dimension: str) -> Any:
+def _add(m: Metrics, e: EmailOutcome) -> None:
+    # The events say what became of the email; the outbox status stands in where none was written.
+    status = {"email_delivered": "sent", "email_bounced": "bounced"}.get(e.delivery or "", e.send["status"])
+    if status in ("sent", "bounced"):
+        m.sent += 1
+        m.delivered += status == "sent"
+        m.bounced += status == "bounced"
+    m.opened += e.opened
+    m.clicked += e.clicked
+    m.unsubscribed += e.unsubscribed
+    m.conversions += e.conversions
+    m.revenue += e.revenue
+
+
+def _values(send: dict[str, Any], dimension: str) -> list[Any]:
+    """The group(s) an email falls in along one dimension (several segments at once)."""
     if dimension == "day":
         at = send["sent_at"] or send["created_at"]
-        return datetime.fromtimestamp(at / 1000, UTC).date().isoformat()
-    return send[dimension]
+        return [datetime.fromtimestamp(at / 1000, UTC).date().isoformat()]
+    value = send[dimension]
+    return value if isinstance(value, list) else [value]
 
 
 def _ratio(a: int, b: int) -> float:

@@ -6,10 +6,12 @@ network; every number in a chart also stands in a table beside it.
 
 from __future__ import annotations
 
+import base64
 import html
 import itertools
 import math
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -17,11 +19,15 @@ import plotly.graph_objects as go
 from sqlalchemy import Connection
 
 from tailormail.analytics.cohorts import CohortTable, cohorts
-from tailormail.analytics.experiment_data import METRICS, send_experiments
+from tailormail.analytics.experiment_data import HOLDOUT, SplitPlan, all_experiments
 from tailormail.analytics.experiments import ExperimentResult
+from tailormail.analytics.heatmap import HeatmapData, link_clicks
 from tailormail.analytics.metrics import Metrics, compute, outcomes
 from tailormail.analytics.paths import PathStat, paths_to_goal
-from tailormail.analytics.verdicts import analyze
+from tailormail.errors import TailormailError
+
+PictureMaker = Callable[[HeatmapData], bytes]
+"""Draws a template's heatmap as PNG bytes (raises TailormailError when it cannot)."""
 
 
 @dataclass(frozen=True)
@@ -40,6 +46,10 @@ class ReportOptions:
     simulated: bool = False
     """Label the data as simulated (the demo's recipients are not people)."""
     title: str = "tailormail report"
+    split_plans: dict[tuple[str, str], SplitPlan] = field(default_factory=dict)
+    """Planned weights and goals of the journeys' splits (from the workspace's journey files)."""
+    heatmap_templates: int = 3
+    """How many of the most clicked templates get a heatmap (each takes a Chromium run)."""
 
 
 class _Page:
@@ -58,19 +68,31 @@ class _Page:
         self._js_done = True
 
 
-def build_report(conn: Connection, now_ms: int, options: ReportOptions) -> str:
-    """The whole report as one HTML document."""
+def build_report(conn: Connection, now_ms: int, options: ReportOptions, pictures: PictureMaker | None = None) -> str:
+    """The whole report as one HTML document; ``pictures`` draws the heatmaps (None: tables only)."""
     page = _Page()
     emails = outcomes(conn, goal_event=options.goal_event, attribution_days=options.attribution_days)
     _metrics_section(
         page,
         compute(
-            conn, ["campaign", "journey"], goal_event=options.goal_event, attribution_days=options.attribution_days
+            conn,
+            ["campaign", "journey"],
+            goal_event=options.goal_event,
+            attribution_days=options.attribution_days,
+            emails=emails,
         ),
     )
     _experiments_section(
-        page, [(e.name, analyze(e.observations, e.control, METRICS)) for e in send_experiments(emails)]
+        page,
+        all_experiments(
+            conn,
+            goal_event=options.goal_event,
+            attribution_days=options.attribution_days,
+            plans=options.split_plans,
+            emails=emails,
+        ),
     )
+    _heatmap_section(page, link_clicks(conn)[: options.heatmap_templates], pictures)
     _cohort_section(
         page,
         "Customers by first week, share active in each later week",
@@ -193,7 +215,7 @@ def _metrics_section(page: _Page, rows: list[Metrics]) -> None:
 def _experiments_section(page: _Page, experiments: list[tuple[str, ExperimentResult]]) -> None:
     page.add("<h2>Experiments</h2>")
     if not experiments:
-        page.add("<p>No campaign or journey step has sent two variants yet.</p>")
+        page.add("<p>No campaign or journey step has sent two variants yet, and no journey split has two arms.</p>")
         return
     for name, result in experiments:
         srm = result.sample_ratio
@@ -204,6 +226,11 @@ def _experiments_section(page: _Page, experiments: list[tuple[str, ExperimentRes
             + (" — <strong>mismatch: the split is broken</strong>" if srm.mismatch else " (ok)")
             + ".</p>"
         )
+        if result.control == HOLDOUT:
+            page.add(
+                "<p>The control is the holdout, who got nothing: each arm's lift is what the journey's"
+                " emails themselves added. Conversions count the goal within the window after assignment.</p>"
+            )
         for metric in result.metrics:
             rows = [[f"{metric.control} (control)", metric.control_n, metric.control_value, "", "", "", ""]]
             rows += [
@@ -221,6 +248,64 @@ def _experiments_section(page: _Page, experiments: list[tuple[str, ExperimentRes
             page.add(f"<h4>{html.escape(metric.metric)} ({metric.kind})</h4>")
             page.add(table(["arm", "n", "value", "lift", "95 % CI", "p", "P(beat control)"], rows))
             page.add(f"<p class=verdict>{html.escape(metric.verdict)}</p>")
+
+
+def _heatmap_section(page: _Page, templates: list[HeatmapData], pictures: PictureMaker | None) -> None:
+    page.add("<h2>Which links get the clicks</h2>")
+    if not templates:
+        page.add("<p>No clicks yet.</p>")
+        return
+    for data in templates:
+        page.add(f"<h3>{html.escape(data.template)}: {data.clicks:,} clicks, {data.delivered:,} delivered</h3>")
+        page.add(_picture(data, pictures))
+        page.add(
+            table(
+                ["link", "block", "position", "clicks", "share", "unique clicks", "click rate", "top destinations"],
+                [
+                    [
+                        r["link_id"],
+                        r["block"],
+                        r["position"],
+                        r["clicks"],
+                        _pct(r["share"]),
+                        r["unique_clicks"],
+                        _pct(r["click_rate"]),
+                        ", ".join(f"{url} ({n:,})" for url, n in r["top_urls"]),
+                    ]
+                    for r in data.link_rows()
+                ],
+            )
+        )
+        page.add(
+            table(
+                ["block", "clicks", "share", "unique clicks", "click rate"],
+                [
+                    [
+                        r["block"] or "(outside blocks)",
+                        r["clicks"],
+                        _pct(r["share"]),
+                        r["unique_clicks"],
+                        _pct(r["click_rate"]),
+                    ]
+                    for r in data.block_rows()
+                ],
+            )
+        )
+
+
+def _picture(data: HeatmapData, pictures: PictureMaker | None) -> str:
+    """The heatmap as an inline PNG, or a sentence saying why there is none."""
+    if pictures is None:
+        return "<p>No heatmap picture: this report was built without Chromium screenshots (the tables stand alone).</p>"
+    try:
+        png = pictures(data)
+    except TailormailError as error:
+        return f"<p>No heatmap picture: {html.escape(error.message)}.</p>"
+    encoded = base64.b64encode(png).decode("ascii")
+    return (
+        f'<p><img alt="clicks per link of {html.escape(data.template)}" style="max-width:600px;border:1px solid #ddd"'
+        f' src="data:image/png;base64,{encoded}"></p>'
+    )
 
 
 def _cohort_section(page: _Page, title: str, cohort: CohortTable) -> None:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Any
 from urllib.parse import parse_qs
 
 from fastapi import APIRouter, Request
@@ -11,6 +14,8 @@ from fastapi.responses import HTMLResponse, PlainTextResponse, RedirectResponse,
 from tailormail.api import pages
 from tailormail.runtime import Runtime
 from tailormail.track import hits
+from tailormail.track.buffer import HitBuffer
+from tailormail.track.settings import track_settings
 from tailormail.track.signing import BadToken
 
 PIXEL = bytes.fromhex("47494638396101000100800000000000ffffff21f90401000000002c00000000010001000002024401003b")
@@ -26,13 +31,25 @@ def visitor(request: Request) -> hits.Visitor:
 
 def router(runtime: Runtime) -> APIRouter:
     """Routes a recipient's mail client and browser reach."""
-    api = APIRouter()
+    delay_ms = track_settings(runtime.settings).batch_ms
+    buffer = HitBuffer(runtime, delay_ms / 1000) if delay_ms > 0 else None
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: Any) -> AsyncIterator[None]:
+        yield
+        if buffer is not None:
+            await run_in_threadpool(buffer.close)  # a clean shutdown records every pending hit
+
+    api = APIRouter(lifespan=lifespan)
 
     @api.get("/o/{token}.gif")
     async def open_pixel(token: str, request: Request) -> Response:
         """Record an open; answer a 1x1 GIF that no cache keeps."""
         try:
-            await run_in_threadpool(hits.record_open, runtime, token, visitor(request))
+            if buffer is not None:
+                buffer.add(hits.open_hit(runtime, token, visitor(request)))
+            else:
+                await run_in_threadpool(hits.record_open, runtime, token, visitor(request))
         except BadToken:
             return NOT_FOUND
         return Response(PIXEL, media_type="image/gif", headers=NO_CACHE)
@@ -41,7 +58,11 @@ def router(runtime: Runtime) -> APIRouter:
     async def click(token: str, request: Request) -> Response:
         """Record a click and redirect to the URL that was in the email (and nowhere else)."""
         try:
-            url = await run_in_threadpool(hits.record_click, runtime, token, visitor(request))
+            if buffer is not None:
+                hit, url = hits.click_hit(runtime, token, visitor(request))
+                buffer.add(hit)
+            else:
+                url = await run_in_threadpool(hits.record_click, runtime, token, visitor(request))
         except BadToken:
             return NOT_FOUND
         return RedirectResponse(url, status_code=302, headers=NO_CACHE)

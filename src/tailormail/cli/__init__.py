@@ -15,6 +15,7 @@ from tailormail.cli import (
     demo,
     experiment,
     exports,
+    heatmap,
     imports,
     journeys,
     keys,
@@ -57,6 +58,7 @@ app.add_typer(segments.app, name="segments")
 app.add_typer(journeys.app, name="journeys")
 app.command("metrics")(metrics.metrics)
 app.command("report")(report.report)
+app.command("heatmap")(heatmap.heatmap)
 
 
 @app.command()

@@ -38,7 +38,7 @@ def analyze_file(
     if as_json:
         print_json(dataclasses.asdict(result))
         return
-    _print(result)
+    print_result(result)
 
 
 def _weights(text: str | None) -> dict[str, float] | None:
@@ -54,7 +54,8 @@ def _weights(text: str | None) -> dict[str, float] | None:
     return out
 
 
-def _print(result: ExperimentResult) -> None:
+def print_result(result: ExperimentResult) -> None:
+    """Print an experiment's sample-ratio check and one table and verdict per metric."""
     srm = result.sample_ratio
     sizes = ", ".join(f"{a} {n:,}" for a, n in srm.counts.items())
     status = "[bold red]MISMATCH: the split is broken; do not trust the results[/]" if srm.mismatch else "ok"

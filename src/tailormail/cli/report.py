@@ -7,6 +7,8 @@ from typing import Annotated
 
 import typer
 
+from tailormail.analytics.experiment_data import split_plans
+from tailormail.analytics.heatmap import picture_maker
 from tailormail.analytics.report import ReportOptions, build_report
 from tailormail.cli.common import WorkspaceOption, console, runtime_for
 from tailormail.clock import to_ms
@@ -18,9 +20,12 @@ def report(
         Path | None, typer.Option("--html", help="Where to write it (default: reports/report.html).")
     ] = None,
     simulated: Annotated[bool, typer.Option(help="Label the data as simulated.")] = False,
+    heatmaps: Annotated[
+        bool, typer.Option(help="Draw click heatmaps over the emails (needs Chromium; tables appear either way).")
+    ] = True,
     workspace: WorkspaceOption = None,
 ) -> None:
-    """Write the HTML report: metrics, experiments, cohorts and paths, with charts; opens with no network."""
+    """Write the HTML report: metrics, experiments, click heatmaps, cohorts and paths; opens with no network."""
     with runtime_for(workspace) as rt:
         track = track_settings(rt.settings)
         events = rt.settings.events
@@ -35,10 +40,12 @@ def report(
                 "email_clicked",
             ),
             simulated=simulated,
+            split_plans=split_plans(rt.settings),
             title=f"{rt.settings.name}: what worked",
         )
         with rt.store.read() as conn:
-            document = build_report(conn, to_ms(rt.clock.now()), options)
+            pictures = picture_maker(conn, rt.settings, rt.clock.now()) if heatmaps else None
+            document = build_report(conn, to_ms(rt.clock.now()), options, pictures)
         target = html or rt.settings.workspace / "reports" / "report.html"
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text(document, encoding="utf-8")

@@ -25,7 +25,7 @@ from tailormail.content import rules
 from tailormail.content.batch import Addressee, DataSources, load_recipients
 from tailormail.content.compile import compile_template
 from tailormail.content.recommend import RecommendSettings, recommendation_source
-from tailormail.content.render import Envelope, RuleEvaluator, choose_variants, render_batch
+from tailormail.content.render import Envelope, LinkSigner, RuleEvaluator, choose_variants, render_batch, unsigned
 from tailormail.content.screenshot import VIEWPORTS, Viewport, find_chromium, png_size, screenshot
 from tailormail.errors import NotFound, TailormailError
 from tailormail.segments.definitions import load_segments
@@ -239,8 +239,9 @@ def render_mails(
     request: PreviewRequest,
     now: datetime,
     evaluate: RuleEvaluator | None = None,
+    signer: LinkSigner = unsigned,
 ) -> list[RenderedMail]:
-    """Render the request's people through the send pipeline (links unsigned, nothing recorded)."""
+    """Render the request's people through the send pipeline (links unsigned unless ``signer``; nothing recorded)."""
     compiled = compile_template(settings.workspace, request.template)
     ids = _profile_ids(conn, request)
     now_ms = int(now.timestamp() * 1000)
@@ -257,7 +258,7 @@ def render_mails(
     recipients = load_recipients(conn, [Addressee(pid, f"preview:{pid}") for pid in ids], sources)
     segments = tuple(sorted(load_segments(settings)))
     envelope = Envelope("preview@example.invalid", "preview.invalid", now, {"name": "preview"}, segments)
-    results = render_batch(compiled, recipients, envelope, variants=variants)
+    results = render_batch(compiled, recipients, envelope, signer=signer, variants=variants)
     labels = _labels(conn, ids)
     return [
         RenderedMail(labels[r.profile_id], r.message, r.subject, _names(variants[r.profile_id]), r.error)

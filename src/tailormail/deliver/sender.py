@@ -14,6 +14,7 @@ import logging
 import os
 import secrets
 import socket
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -114,8 +115,11 @@ class Sender:
         secret: str,
         signer: Signer | None = None,
         worker_id: str | None = None,
+        on_recorded: Callable[[list[dict[str, Any]], list[dict[str, Any]]], None] | None = None,
     ) -> None:
         self.store, self.clock, self.settings, self.transport = store, clock, settings, transport
+        self.on_recorded = on_recorded
+        """Called with (rows, new states) after each batch's outcomes commit (tracking writes events)."""
         self.secret, self.signer = secret, signer
         self.worker_id = worker_id or new_worker_id()
         self.limiter = RateLimiter(
@@ -258,6 +262,11 @@ class Sender:
             queries.finish_claimed(conn, self.worker_id, states + broken)
             queries.log_attempts(conn, logged)
             queries.add_suppressions(conn, bounced)
+        if self.on_recorded is not None:
+            try:
+                self.on_recorded(rows, states)
+            except Exception:  # the mail is sent and recorded; a failed write-back must not resend it
+                log.exception("could not record delivery events for %d rows", len(rows))
 
     def close(self) -> None:
         """Close pooled connections and the event loop."""

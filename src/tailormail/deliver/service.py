@@ -47,7 +47,9 @@ def build_signer(settings: DeliverSettings, workspace: Path) -> Signer | None:
 
 
 def open_sender(runtime: Runtime, transport: Transport | None = None) -> Sender:
-    """A Sender for a workspace; ``transport`` overrides the configured one."""
+    """A Sender for a workspace; ``transport`` overrides the configured one; outcomes come back as events."""
+    from tailormail.track.delivery import recorder
+
     settings = deliver_settings(runtime.settings)
     root = runtime.settings.workspace
     return Sender(
@@ -57,6 +59,7 @@ def open_sender(runtime: Runtime, transport: Transport | None = None) -> Sender:
         transport or build_transport(settings, root),
         secret=runtime.settings.secret,
         signer=build_signer(settings, root),
+        on_recorded=recorder(runtime),
     )
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 from sqlalchemy import Connection, func, select
@@ -24,6 +24,16 @@ SEND_COLUMNS = (
 )
 
 
+def sends_by_key(conn: Connection, keys: Iterable[str]) -> dict[str, dict[str, Any]]:
+    """Outbox rows (without their bytes) by idempotency key; unknown keys are left out."""
+    columns = [outbox.c.id, *(outbox.c[name] for name in SEND_COLUMNS)]
+    wanted, found = sorted(set(keys)), {}
+    for start in range(0, len(wanted), 500):
+        stmt = select(*columns).where(outbox.c.idempotency_key.in_(wanted[start : start + 500]))
+        found.update({r["idempotency_key"]: dict(r) for r in conn.execute(stmt).mappings()})
+    return found
+
+
 def sends(conn: Connection, batch: int = 20_000) -> Iterator[dict[str, Any]]:
     """Every outbox row (without its bytes), in id order."""
     columns = [outbox.c.id, *(outbox.c[name] for name in SEND_COLUMNS)]
@@ -38,6 +48,50 @@ def sends(conn: Connection, batch: int = 20_000) -> Iterator[dict[str, Any]]:
         last = rows[-1]["id"]
 
 
+def delivered_by_template(
+    conn: Connection, *, campaign: str | None = None, journey: str | None = None
+) -> dict[str, int]:
+    """Delivered (sent, not bounced) emails per template, optionally of one campaign or journey."""
+    stmt = select(outbox.c.template, func.count()).where(outbox.c.status == "sent").group_by(outbox.c.template)
+    if campaign is not None:
+        stmt = stmt.where(outbox.c.campaign == campaign)
+    if journey is not None:
+        stmt = stmt.where(outbox.c.journey == journey)
+    return {str(t): int(n) for t, n in conn.execute(stmt) if t is not None}
+
+
+def segment_history(conn: Connection, profile_ids: Sequence[int] | None = None) -> Iterator[tuple[int, str, str, int]]:
+    """(profile id, segment, 'entered' or 'exited', at) of every recorded membership change, oldest first."""
+    from tailormail.store.schema_segments import segment_changes as c
+
+    stmt = select(c.c.profile_id, c.c.segment, c.c.change, c.c.at).order_by(c.c.at, c.c.id)
+    if profile_ids is not None:
+        stmt = stmt.where(c.c.profile_id.in_(list(profile_ids)))
+    for p, s, change, at in conn.execute(stmt):
+        yield int(p), str(s), str(change), int(at)
+
+
+def segment_members_now(conn: Connection) -> Iterator[tuple[int, str, int]]:
+    """(profile id, segment, member since) of the current membership."""
+    from tailormail.store.schema_segments import segment_members as m
+
+    for p, s, since in conn.execute(select(m.c.profile_id, m.c.segment, m.c.since)):
+        yield int(p), str(s), int(since)
+
+
+def split_assignments(conn: Connection) -> Iterator[tuple[str, str, int, str, int]]:
+    """(journey, split node, profile id, arm, at) of every journey split assignment, oldest first."""
+    from tailormail.store.schema_journeys import journey_log as log
+
+    stmt = (
+        select(log.c.journey, log.c.node, log.c.profile_id, log.c.detail, log.c.at)
+        .where(log.c.action == "assigned")
+        .order_by(log.c.at, log.c.id)
+    )
+    for journey, node, pid, detail, at in conn.execute(stmt):
+        yield str(journey), str(node), int(pid), str((detail or {}).get("arm")), int(at)
+
+
 def events_named(conn: Connection, names: Sequence[str], batch: int = 50_000) -> Iterator[dict[str, Any]]:
     """Events with these names (profile, time, properties, revenue), in id order."""
     columns = [events.c.id, events.c.profile_id, events.c.event, events.c.ts, events.c.properties, events.c.revenue]
@@ -49,6 +103,20 @@ def events_named(conn: Connection, names: Sequence[str], batch: int = 50_000) ->
             return
         yield from (dict(r) for r in rows)
         last = rows[-1]["id"]
+
+
+def goal_events(conn: Connection, names: Sequence[str], batch: int = 100_000) -> Iterator[tuple[str, int, int, float]]:
+    """(event, profile id, time, revenue) of events with these names, in id order (no properties read)."""
+    columns = [events.c.id, events.c.event, events.c.profile_id, events.c.ts, events.c.revenue]
+    last = 0
+    while True:
+        stmt = select(*columns).where(events.c.event.in_(list(names)), events.c.id > last)
+        rows = conn.execute(stmt.order_by(events.c.id).limit(batch)).all()
+        if not rows:
+            return
+        for _, name, pid, ts, revenue in rows:
+            yield str(name), int(pid), int(ts), float(revenue or 0.0)
+        last = rows[-1][0]
 
 
 def cohort_counts(

@@ -17,8 +17,10 @@ from typing import Any
 from tailormail.clock import from_ms, to_ms
 from tailormail.errors import NotFound
 from tailormail.runtime import Runtime
+from tailormail.store import analytics as analytics_q
 from tailormail.store import deliver as outbox_q
 from tailormail.store import profiles as profile_q
+from tailormail.store.segments import user_ids
 from tailormail.track import detect
 from tailormail.track.links import CLICK, OPEN, VIEW
 from tailormail.track.settings import TrackSettings, track_settings
@@ -39,18 +41,86 @@ class Visitor:
     address: str | None = None
 
 
+@dataclass(frozen=True)
+class Hit:
+    """A verified open or click waiting to be recorded."""
+
+    name: str
+    payload: dict[str, Any]
+    extra: dict[str, Any]
+    visitor: Visitor
+    token: str
+    at_ms: int
+
+
+def open_hit(runtime: Runtime, token: str, visitor: Visitor) -> Hit:
+    """Verify a pixel token; the open to record (raises BadToken)."""
+    payload = _verify(runtime, OPEN, token)
+    return Hit("email_opened", payload, {}, visitor, token, to_ms(runtime.clock.now()))
+
+
+def click_hit(runtime: Runtime, token: str, visitor: Visitor) -> tuple[Hit, str]:
+    """Verify a click token; the click to record and the URL that was in the email (raises BadToken)."""
+    payload = _verify(runtime, CLICK, token)
+    link = {"link_id": payload.get("l"), "block": payload.get("b"), "position": payload.get("i"), "url": payload["u"]}
+    return Hit("email_clicked", payload, link, visitor, token, to_ms(runtime.clock.now())), str(payload["u"])
+
+
 def record_open(runtime: Runtime, token: str, visitor: Visitor) -> None:
     """Record an open of the email a pixel token names."""
-    payload = _verify(runtime, OPEN, token)
-    _record(runtime, "email_opened", payload, {}, visitor, token)
+    record_hits(runtime, [open_hit(runtime, token, visitor)])
 
 
 def record_click(runtime: Runtime, token: str, visitor: Visitor) -> str:
     """Record a click and return the URL that was in the email (the only place we redirect to)."""
-    payload = _verify(runtime, CLICK, token)
-    link = {"link_id": payload.get("l"), "block": payload.get("b"), "position": payload.get("i"), "url": payload["u"]}
-    _record(runtime, "email_clicked", payload, link, visitor, token)
-    return str(payload["u"])
+    hit, url = click_hit(runtime, token, visitor)
+    record_hits(runtime, [hit])
+    return url
+
+
+def record_hits(runtime: Runtime, batch: list[Hit]) -> int:
+    """Record verified hits as events through ingest, in one call; return how many were recorded."""
+    if not batch:
+        return 0
+    settings = track_settings(runtime.settings)
+    with runtime.store.read() as conn:
+        rows = analytics_q.sends_by_key(conn, {str(h.payload["k"]) for h in batch})
+        profile_ids = {h.payload.get("p") or (rows.get(str(h.payload["k"])) or {}).get("profile_id") for h in batch}
+        users = user_ids(conn, {p for p in profile_ids if isinstance(p, int)})
+    payloads = []
+    for hit in batch:
+        key = str(hit.payload["k"])
+        row = rows.get(key)
+        user_id = users.get(hit.payload.get("p") or (row or {}).get("profile_id"))  # type: ignore[arg-type]
+        if user_id is None:
+            log.info("%s for %s: the person is gone (erased); not recorded", hit.name, key)
+            continue
+        payloads.append(_event(hit, row, user_id, settings))
+    if payloads:
+        runtime.ingestor.ingest_raw(payloads)
+    return len(payloads)
+
+
+def _event(hit: Hit, row: dict[str, Any] | None, user_id: str, settings: TrackSettings) -> dict[str, Any]:
+    since = (hit.at_ms - row["sent_at"]) / 1000 if row and row.get("sent_at") else None
+    reason = detect.automated_reason(hit.visitor.user_agent, hit.visitor.address, since, settings.automated_seconds)
+    properties = {
+        "message_key": str(hit.payload["k"]),
+        **{f: (row or {}).get(f) for f in MESSAGE_FIELDS},
+        **hit.extra,
+        "automated": reason is not None,
+        "automated_reason": reason,
+    }
+    digest = hashlib.sha256(f"{hit.token}:{hit.at_ms}".encode()).hexdigest()[:32]
+    return {
+        "type": "track",
+        "userId": user_id,
+        "event": hit.name,
+        "messageId": f"{hit.name}:{digest}",
+        "timestamp": from_ms(hit.at_ms).isoformat(),
+        "properties": properties,
+        "context": {"userAgent": hit.visitor.user_agent, "ip": hit.visitor.address},
+    }
 
 
 def view_in_browser(runtime: Runtime, token: str) -> str:
@@ -74,42 +144,6 @@ def _outbox_row(runtime: Runtime, key: str) -> dict[str, Any] | None:
     with runtime.store.read() as conn:
         ids = outbox_q.outbox_ids_by_key(conn, [key])
         return outbox_q.get_outbox(conn, ids[key]) if key in ids else None
-
-
-def _record(
-    runtime: Runtime, name: str, payload: dict[str, Any], extra: dict[str, Any], visitor: Visitor, token: str
-) -> None:
-    settings = track_settings(runtime.settings)
-    now_ms = to_ms(runtime.clock.now())
-    key = str(payload["k"])
-    row = _outbox_row(runtime, key)
-    user_id = _user_id(runtime, payload.get("p") or (row or {}).get("profile_id"))
-    if user_id is None:
-        log.info("%s for %s: the person is gone (erased); not recorded", name, key)
-        return
-    since = (now_ms - row["sent_at"]) / 1000 if row and row.get("sent_at") else None
-    reason = detect.automated_reason(visitor.user_agent, visitor.address, since, settings.automated_seconds)
-    properties = {
-        "message_key": key,
-        **{f: (row or {}).get(f) for f in MESSAGE_FIELDS},
-        **extra,
-        "automated": reason is not None,
-        "automated_reason": reason,
-    }
-    digest = hashlib.sha256(f"{token}:{now_ms}".encode()).hexdigest()[:32]
-    runtime.ingestor.ingest_raw(
-        [
-            {
-                "type": "track",
-                "userId": user_id,
-                "event": name,
-                "messageId": f"{name}:{digest}",
-                "timestamp": from_ms(now_ms).isoformat(),
-                "properties": properties,
-                "context": {"userAgent": visitor.user_agent, "ip": visitor.address},
-            }
-        ]
-    )
 
 
 def _user_id(runtime: Runtime, profile_id: Any) -> str | None:
