@@ -280,6 +280,7 @@ def _html(mime: bytes) -> str:
 
 def final_report(run: DemoRun) -> Section:
     """Write the analytics report (metrics, experiments, cohorts, paths) and summarise the experiments."""
+    from tailormail.analytics.heatmap import picture_maker
     from tailormail.analytics.report import ReportOptions, build_report
     from tailormail.demo import Section, Table
     from tailormail.track.settings import track_settings
@@ -297,6 +298,7 @@ def final_report(run: DemoRun) -> Section:
                 simulated=True,
                 title="tailormail demo: what worked",
             ),
+            picture_maker(conn, rt.settings, from_ms(now_ms)),
         )
         rows = analytics_q.sends_by_step(conn)
     path = rt.settings.workspace / "reports" / "report.html"
