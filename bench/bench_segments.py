@@ -161,13 +161,14 @@ class TimedHook:
         self.cpu += time.process_time() - c0
 
 
-def with_timed_segments_hook(rt: Runtime, clock: ManualClock) -> tuple[Ingestor, TimedHook]:
-    """The workspace's real ingest path (every hook) with the segments hook timed."""
-    hooks = list(rt.ingestor.hooks)
-    (index,) = [i for i, h in enumerate(hooks) if getattr(h, "__name__", "") == "segments_hook"]
-    timed = TimedHook(hooks[index])
-    hooks[index] = timed
-    return Ingestor(rt.store, clock, hooks), timed
+def with_timed_hooks(rt: Runtime, clock: ManualClock) -> tuple[Ingestor, dict[str, TimedHook]]:
+    """The workspace's real ingest path (every hook, in order) with each hook timed, by name."""
+    timed: dict[str, TimedHook] = {}
+    for hook in rt.ingestor.hooks:
+        name = getattr(hook, "__name__", type(hook).__name__)
+        timed[name if name not in timed else f"{name}#{len(timed)}"] = TimedHook(hook)
+    assert "segments_hook" in timed, "the segments hook is not wired into the ingest path"
+    return Ingestor(rt.store, clock, list(timed.values())), timed
 
 
 def message(rng: random.Random, user: str, mid: str) -> dict[str, Any]:
@@ -256,13 +257,15 @@ def real_time(rt: Runtime, clock: ManualClock, users: list[str]) -> dict[str, An
     """Plain ingest vs the real ingest path (every hook, every preset active): throughput, then latency."""
     total = int(os.environ.get("BENCH_SEGMENTS_EVENTS", "20000"))
     plain = Ingestor(rt.store, clock, [])
-    full, timed = with_timed_segments_hook(rt, clock)
+    full, hooks = with_timed_hooks(rt, clock)
+    timed = hooks["segments_hook"]
     out: dict[str, Any] = {}
     out["plain"] = stream(rt, plain, clock, users, rate=None, total=total, max_batch=1000, seed=1)
     # Without hooks memberships fell behind: a full refresh makes every preset current (and active) again.
     out["refresh_s"] = full_refresh(rt, to_ms(clock.now()))
     out["full"] = stream(rt, full, clock, users, rate=None, total=total, max_batch=1000, seed=2)
     out["full_hook"] = (list(timed.wall_ms), timed.cpu)
+    out["hooks_cpu"] = {name: hook.cpu for name, hook in hooks.items()}
     # Latency at the target rate, then at a rate this machine sustains (80 % of the throughput above).
     for label, rate in (("at_target", 20_000.0), ("sustained", 0.8 * out["full"].rate)):
         timed.wall_ms.clear()
@@ -290,6 +293,8 @@ def print_real_time(r: dict[str, Any]) -> None:
     print(f"  segments hook alone: {per_event:,.0f} CPU-us per event = {full.events / hook_cpu:,.0f} events per "
           f"CPU-second; per batch of 1,000: p50 {percentile(hook_ms, 50):.1f} ms, "
           f"p99 {percentile(hook_ms, 99):.1f} ms")  # fmt: skip
+    print("  every hook, CPU-us per event: " + ", ".join(
+        f"{name} {cpu / full.events * 1e6:,.0f}" for name, cpu in r["hooks_cpu"].items()))  # fmt: skip
     for label in ("at_target", "sustained"):
         s, rate = r[label], r[label + "_rate"]
         hook_ms, _ = r[label + "_hook"]

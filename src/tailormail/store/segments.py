@@ -25,6 +25,7 @@ from sqlalchemy import (
     select,
     update,
 )
+from sqlalchemy.sql.dml import Insert
 from sqlalchemy.types import Integer, String
 
 from tailormail.store import jsonsql
@@ -119,27 +120,51 @@ def apply_many_changes(conn: Connection, changes: list[tuple[str, int, str]], no
     """
     if not changes:
         return
-    exits = [{"s": s, "p": p} for s, p, c in changes if c == EXITED]
-    enters = [{"segment": s, "profile_id": p, "since": now_ms} for s, p, c in changes if c == ENTERED]
+    exits = [(s, p) for s, p, c in changes if c == EXITED]
     if exits:
-        conn.execute(
-            delete(segment_members).where(
-                segment_members.c.segment == bindparam("s"), segment_members.c.profile_id == bindparam("p")
-            ),
-            exits,
+        gone = delete(segment_members).where(
+            segment_members.c.segment == bindparam("segment"), segment_members.c.profile_id == bindparam("profile_id")
         )
+        insert_many(conn, gone, ("segment", "profile_id"), exits)
+    enters = [(s, p, now_ms) for s, p, c in changes if c == ENTERED]
     if enters:
-        conn.execute(insert(segment_members), enters)
-    conn.execute(
-        insert(segment_changes),
-        [{"segment": s, "profile_id": p, "change": c, "at": now_ms, "source": source} for s, p, c in changes],
-    )
-    conn.execute(insert(events), [_change_event(s, p, c, now_ms) for s, p, c in changes])
+        insert_many(conn, insert(segment_members), ("segment", "profile_id", "since"), enters)
+    history = [(s, p, c, now_ms, source) for s, p, c in changes]
+    insert_many(conn, insert(segment_changes), ("segment", "profile_id", "change", "at", "source"), history)
+    emitted = [_change_event(s, p, c, now_ms, conn.dialect.name) for s, p, c in changes]
+    insert_many(conn, insert(events), CHANGE_EVENT_COLUMNS, emitted)
     moved = sorted({s for s, _, _ in changes})
     conn.execute(
         update(segment_state).where(segment_state.c.name == bindparam("n")).values(changed_at=now_ms),
         [{"n": name} for name in moved],
     )
+
+
+def insert_many(conn: Connection, stmt: Any, columns: tuple[str, ...], rows: list[tuple[Any, ...]]) -> None:
+    """Run ``stmt`` for each row of values in ``columns`` order.
+
+    SQLite: compiled once, then the driver's own executemany (SQLAlchemy's
+    per-row parameter processing costs more than SQLite's insert itself);
+    PostgreSQL: SQLAlchemy's batched executemany.
+    """
+    if not rows:
+        return
+    if conn.dialect.name != "sqlite":
+        conn.execute(stmt, [dict(zip(columns, row, strict=True)) for row in rows])
+        return
+    key = (type(stmt).__name__, stmt.table.name, columns)
+    sql = _SQLITE_SQL.get(key)
+    if sql is None:
+        values = stmt.values({c: bindparam(c) for c in columns}) if isinstance(stmt, Insert) else stmt
+        compiled = values.compile(dialect=conn.dialect)
+        if list(compiled.positiontup or []) != list(columns):
+            raise AssertionError(f"unexpected parameter order {compiled.positiontup} for {columns}")
+        sql = _SQLITE_SQL[key] = str(compiled)
+    conn.exec_driver_sql(sql, rows)
+
+
+_SQLITE_SQL: dict[tuple[str, str, tuple[str, ...]], str] = {}
+"""Compiled SQLite text of ``insert_many`` statements (one per kind, table and columns)."""
 
 
 def memberships_among(conn: Connection, segments: Iterable[str], ids: Iterable[int]) -> set[tuple[str, int]]:
@@ -164,19 +189,15 @@ def profile_clocks(conn: Connection, ids: Iterable[int]) -> dict[int, tuple[int,
     return {int(p): (int(u), int(f), int(last)) for p, u, f, last in conn.execute(stmt).all()}
 
 
-def _change_event(segment: str, profile_id: int, change: str, now_ms: int) -> dict[str, Any]:
-    return {
-        "message_id": f"segment-{uuid.uuid4().hex}",
-        "profile_id": profile_id,
-        "anonymous_id": None,
-        "type": "track",
-        "event": EVENT_OF_CHANGE[change],
-        "properties": {"segment": segment},
-        "context": None,
-        "revenue": None,
-        "ts": now_ms,
-        "received_at": now_ms,
-    }
+CHANGE_EVENT_COLUMNS = ("message_id", "profile_id", "type", "event", "properties", "ts", "received_at")
+
+
+def _change_event(segment: str, profile_id: int, change: str, now_ms: int, dialect: str) -> tuple[Any, ...]:
+    """A ``segment_entered``/``segment_exited`` event row in ``CHANGE_EVENT_COLUMNS`` order."""
+    properties: Any = {"segment": segment}
+    if dialect == "sqlite":  # the driver gets the JSON text SQLAlchemy would have written
+        properties = json.dumps(properties)
+    return (f"segment-{uuid.uuid4().hex}", profile_id, "track", EVENT_OF_CHANGE[change], properties, now_ms, now_ms)
 
 
 def history(conn: Connection, segment: str | None = None, profile_id: int | None = None) -> list[dict[str, Any]]:
