@@ -254,11 +254,16 @@ def check_real_time_agrees(rt: Runtime, clock: ManualClock) -> int:
 
 
 def real_time(rt: Runtime, clock: ManualClock, users: list[str]) -> dict[str, Any]:
-    """Plain ingest vs the real ingest path (every hook, every preset active): throughput, then latency."""
+    """Plain ingest vs the real ingest path (every hook, every preset active): throughput, then latency.
+
+    The same measures with the segments hook as the only hook show what
+    segments cost on their own (journeys' hook is timed beside it).
+    """
     total = int(os.environ.get("BENCH_SEGMENTS_EVENTS", "20000"))
     plain = Ingestor(rt.store, clock, [])
     full, hooks = with_timed_hooks(rt, clock)
     timed = hooks["segments_hook"]
+    alone = Ingestor(rt.store, clock, [timed])
     out: dict[str, Any] = {}
     out["plain"] = stream(rt, plain, clock, users, rate=None, total=total, max_batch=1000, seed=1)
     # Without hooks memberships fell behind: a full refresh makes every preset current (and active) again.
@@ -266,12 +271,18 @@ def real_time(rt: Runtime, clock: ManualClock, users: list[str]) -> dict[str, An
     out["full"] = stream(rt, full, clock, users, rate=None, total=total, max_batch=1000, seed=2)
     out["full_hook"] = (list(timed.wall_ms), timed.cpu)
     out["hooks_cpu"] = {name: hook.cpu for name, hook in hooks.items()}
-    # Latency at the target rate, then at a rate this machine sustains (80 % of the throughput above).
-    for label, rate in (("at_target", 20_000.0), ("sustained", 0.8 * out["full"].rate)):
+    out["alone"] = stream(rt, alone, clock, users, rate=None, total=total, max_batch=1000, seed=4)
+    # Latency at the target rate, then at rates this machine sustains (80 % of the throughputs above).
+    runs = (
+        ("at_target", full, 20_000.0),
+        ("sustained", full, 0.8 * out["full"].rate),
+        ("alone_sustained", alone, 0.8 * out["alone"].rate),
+    )
+    for label, ingestor, rate in runs:
         timed.wall_ms.clear()
         timed.cpu = 0.0
-        n = min(total, max(2000, int(rate * 5)))
-        out[label] = stream(rt, full, clock, users, rate=rate, total=n, max_batch=2000, seed=3)
+        n = min(total, max(2000, int(rate * 5)), 5000 if label == "at_target" else total)
+        out[label] = stream(rt, ingestor, clock, users, rate=rate, total=n, max_batch=2000, seed=3)
         out[label + "_rate"] = rate
         out[label + "_hook"] = (list(timed.wall_ms), timed.cpu)
     out["members"] = check_real_time_agrees(rt, clock)
@@ -285,7 +296,7 @@ def print_real_time(r: dict[str, Any]) -> None:
     print(f"  full refresh of every preset (RFM, diffs written, rechecks scheduled): {r['refresh_s']:.2f} s")
     print("  real time: the real ingest path (Ingestor with every hook: catalog, journeys, segments, sync;")
     print("  every preset active) beside the same ingest with no hooks, same database, same run")
-    for label, s in (("ingest, no hooks", plain), ("ingest, all hooks", full)):
+    for label, s in (("ingest, no hooks", plain), ("ingest, all hooks", full), ("ingest + segments only", r["alone"])):
         print(f"  {label:22} {s.rate:9,.0f} events/s wall, {s.events / s.cpu:9,.0f} per CPU-second "
               f"(batches of 1,000; {s.events:,} events)")  # fmt: skip
     print(f"  ratio all hooks / no hooks: {full.rate / plain.rate:.2f} wall, {(plain.cpu / full.cpu):.2f} CPU")
@@ -295,9 +306,10 @@ def print_real_time(r: dict[str, Any]) -> None:
           f"p99 {percentile(hook_ms, 99):.1f} ms")  # fmt: skip
     print("  every hook, CPU-us per event: " + ", ".join(
         f"{name} {cpu / full.events * 1e6:,.0f}" for name, cpu in r["hooks_cpu"].items()))  # fmt: skip
-    for label in ("at_target", "sustained"):
+    for label in ("at_target", "sustained", "alone_sustained"):
         s, rate = r[label], r[label + "_rate"]
         hook_ms, _ = r[label + "_hook"]
+        print("  segments hook only:" if label == "alone_sustained" else "  all hooks:", end="")
         print(f"  offered {rate:8,.0f} events/s: committed {s.rate:8,.0f}/s; arrival -> commit (membership "
               f"included) p50 {percentile(s.latencies_ms, 50):,.1f} ms, p99 {percentile(s.latencies_ms, 99):,.1f} ms;"
               f" batch p50 {percentile([float(b) for b in s.batch_sizes], 50):,.0f} events; segments hook per batch "
