@@ -1,4 +1,10 @@
-"""Batch and real time agree: random event streams, random times, presets and generated rules."""
+"""Batch and real time agree: random event streams, random times, presets and generated rules.
+
+Events arrive one per call and in batches of several people's events (late
+ones and slightly future ones too), so the set-based real-time path (one
+query per affected segment per batch, skipping events outside every window)
+is checked against the compiled batch query.
+"""
 
 from __future__ import annotations
 
@@ -42,6 +48,17 @@ aggregate_leaf = st.fixed_dictionaries(
         "aggregate": st.fixed_dictionaries({"sum": st.just("revenue"), "gt": st.sampled_from([0, 40, 100])}),
     }
 )
+between_leaf = st.fixed_dictionaries(
+    {
+        "event": st.sampled_from(EVENTS),
+        "window": st.sampled_from([{"from": "7 days", "to": "24 hours"}, {"from": "3 days", "to": "2 hours"}]),
+    },
+    optional={"not_followed_by": st.fixed_dictionaries({"event": st.sampled_from(EVENTS)})},
+)
+profile_leaf = st.fixed_dictionaries(
+    {"profile": st.sampled_from(["first_seen", "last_seen"])},
+    optional={"within_last_days": st.integers(1, 3)},
+).map(lambda node: node if len(node) == 2 else {**node, "more_than_days_ago": 1})
 last_leaf = st.fixed_dictionaries(
     {
         "event": st.sampled_from(EVENTS),
@@ -49,7 +66,7 @@ last_leaf = st.fixed_dictionaries(
     }
 )
 trait_leaf = st.fixed_dictionaries({"trait": st.just("plan"), "equals": st.sampled_from(["pro", "free"])})
-leaf = st.one_of(event_leaf, aggregate_leaf, last_leaf, trait_leaf)
+leaf = st.one_of(event_leaf, between_leaf, aggregate_leaf, last_leaf, trait_leaf, profile_leaf)
 rules = st.recursive(
     leaf,
     lambda inner: st.one_of(
@@ -59,19 +76,24 @@ rules = st.recursive(
     ),
     max_leaves=4,
 )
+tracked = st.tuples(st.integers(0, USERS - 1), st.sampled_from(EVENTS), st.integers(-2, 48), st.integers(1, 80))
+"""(user, event, hours before now it happened: -2 is two hours ahead, money)"""
 step = st.one_of(
     st.tuples(
         st.just("track"), st.integers(0, USERS - 1), st.sampled_from(EVENTS), st.integers(0, 48), st.integers(1, 80)
     ),
+    st.tuples(st.just("batch"), st.just(0), st.lists(tracked, min_size=2, max_size=6), st.just(0), st.just(0)),
     st.tuples(st.just("identify"), st.integers(0, USERS - 1), st.sampled_from(["pro", "free"]), st.just(0), st.just(0)),
     st.tuples(st.just("wait"), st.just(0), st.just(""), st.integers(1, 24 * 12), st.just(0)),
 )
 
 
-def apply(rt: Runtime, clock: ManualClock, run: int, kind: str, user: int, what: str, hours: int, money: int) -> None:
+def apply(rt: Runtime, clock: ManualClock, run: int, kind: str, user: int, what: Any, hours: int, money: int) -> None:
     uid = f"r{run}-u{user}"
     mid = f"r{run}-{to_ms(clock.now())}-{kind}-{user}-{what}-{hours}-{money}"
-    if kind == "wait":
+    if kind == "batch":  # several people's events in one call: one transaction, one hook call
+        rt.ingestor.ingest_raw([track(clock, run, i, *event) for i, event in enumerate(what)])
+    elif kind == "wait":
         clock.advance(timedelta(hours=hours))
     elif kind == "identify":
         rt.ingestor.ingest_raw([{"type": "identify", "userId": uid, "messageId": mid, "traits": {"plan": what}}])
@@ -89,6 +111,18 @@ def apply(rt: Runtime, clock: ManualClock, run: int, kind: str, user: int, what:
                 }
             ]
         )
+
+
+def track(clock: ManualClock, run: int, index: int, user: int, event: str, hours: int, money: int) -> dict[str, Any]:
+    when = clock.now() - timedelta(hours=hours)
+    return {
+        "type": "track",
+        "userId": f"r{run}-u{user}",
+        "event": event,
+        "messageId": f"r{run}-{to_ms(clock.now())}-b{index}-{user}-{event}-{hours}-{money}",
+        "timestamp": when.isoformat(),
+        "properties": {"revenue": money},
+    }
 
 
 @settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture], phases=PHASES)

@@ -8,11 +8,11 @@ from sqlalchemy import Connection
 
 from tailormail.config import Settings
 from tailormail.segments import rules as r
-from tailormail.segments.sql import Scope, compile_rule, prepared
+from tailormail.segments.sql import Scope, compile_rule, id_list, prepared
 from tailormail.store import segments as q
 
 CHUNK = 1000
-"""Profile ids per query when restricted: keeps bound parameters under SQLite's limit."""
+"""Profile ids per query when ids are inlined (rules with dates): keeps bound parameters under SQLite's limit."""
 
 
 def matching_profiles(
@@ -32,10 +32,12 @@ def matching_profiles(
         if stmt is not None:
             return q.run_profile_query(conn, stmt, {"now": now_ms})
         return q.run_profile_query(conn, compile_rule(rule, Scope(now_ms, dialect, None, timezone)))
+    wanted = sorted(set(profile_ids))
+    if not wanted:
+        return set()
+    if stmt is not None:  # one query, the ids as one parameter
+        return q.run_profile_query(conn, stmt, {"now": now_ms, "ids": id_list(dialect, wanted)})
     found: set[int] = set()
-    for chunk in q.chunks(sorted(set(profile_ids)), CHUNK):
-        if stmt is not None:
-            found |= q.run_profile_query(conn, stmt, {"now": now_ms, "ids": chunk})
-        else:
-            found |= q.run_profile_query(conn, compile_rule(rule, Scope(now_ms, dialect, tuple(chunk), timezone)))
+    for chunk in q.chunks(wanted, CHUNK):
+        found |= q.run_profile_query(conn, compile_rule(rule, Scope(now_ms, dialect, tuple(chunk), timezone)))
     return found

@@ -6,7 +6,7 @@ a refresh and real time cannot disagree; each writes only the difference.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import Connection
@@ -61,6 +61,38 @@ def reevaluate(
     q.apply_changes(conn, segment.name, set(diff.entered), set(diff.exited), now_ms, source)
     schedule(conn, segment.name, segment.rule, now_ms, wanted, _tz(settings), times)
     return diff
+
+
+def reevaluate_many(
+    conn: Connection,
+    work: Sequence[tuple[Segment, Collection[int]]],
+    now_ms: int,
+    *,
+    source: str,
+    settings: Settings | None = None,
+) -> list[Diff]:
+    """Evaluate each segment once for its people; read and write memberships of all of them together.
+
+    One restricted query per segment, one read of current memberships, and one
+    executemany per table for the changes.  Rechecks are the caller's (real
+    time adds the moments its events bring; see ``schedule.schedule_batch``).
+    """
+    work = [(segment, ids) for segment, ids in work if ids]
+    if not work:
+        return []
+    everyone = set().union(*(ids for _, ids in work))
+    current = q.memberships_among(conn, [segment.name for segment, _ in work], everyone)
+    diffs: list[Diff] = []
+    changes: list[tuple[str, int, str]] = []
+    for segment, ids in work:
+        matching = matching_profiles(conn, segment.rule, now_ms=now_ms, profile_ids=ids, settings=settings)
+        before = {p for p in ids if (segment.name, p) in current}
+        diff = Diff(segment.name, frozenset(matching - before), frozenset(before - matching))
+        changes += [(segment.name, p, q.ENTERED) for p in sorted(diff.entered)]
+        changes += [(segment.name, p, q.EXITED) for p in sorted(diff.exited)]
+        diffs.append(diff)
+    q.apply_many_changes(conn, changes, now_ms, source)
+    return diffs
 
 
 def refresh(conn: Connection, segment: Segment, now_ms: int, *, settings: Settings | None = None) -> Diff:

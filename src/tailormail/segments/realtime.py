@@ -1,15 +1,17 @@
 """Real time: the ingest hook and the worker tasks that keep memberships current.
 
 The hook re-evaluates, inside the ingest transaction, only the segments the
-new events can affect and only for the people they belong to, with the same
-compiled query a refresh runs.  Time-window rules also get scheduled
-rechecks; the worker applies those when due, so exits happen on time.
+new events can affect (the dependency index, ``depends``) and only for the
+people they belong to, with the same compiled query a refresh runs, once per
+segment per batch.  Time-window rules also get scheduled rechecks; the worker
+applies those when due, so entries and exits happen on time.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -18,11 +20,11 @@ from sqlalchemy import Connection
 from tailormail.clock import to_ms
 from tailormail.config import Settings
 from tailormail.errors import TailormailError
-from tailormail.segments import rules as r
 from tailormail.segments.definitions import Segment, folder, load_segments
-from tailormail.segments.membership import Diff, reevaluate, refresh
+from tailormail.segments.depends import dependencies
+from tailormail.segments.membership import Diff, reevaluate, reevaluate_many, refresh
 from tailormail.segments.rfm import refresh_rfm
-from tailormail.segments.schedule import event_times, profile_offsets
+from tailormail.segments.schedule import Clocks, schedule_batch
 from tailormail.store import Store
 from tailormail.store import profiles as profile_q
 from tailormail.store import segments as q
@@ -65,43 +67,84 @@ def active_segments(conn: Connection, segments: dict[str, Segment]) -> list[Segm
     return [s for s in segments.values() if s.active and state.get(s.name, {}).get("rule_hash") == s.rule_hash]
 
 
-def affected_profiles(segment: Segment, stored: Sequence[StoredEvent], touched: set[int]) -> set[int]:
-    """The people in a batch whose membership in ``segment`` the batch can change.
+@dataclass
+class Batch:
+    """A batch of new events as real time reads it: (profile id, event, ts), by event name, seen range."""
+
+    events: list[tuple[int, str | None, int]]
+    by_name: dict[str | None, list[tuple[int, int]]] = field(default_factory=dict)
+    seen: dict[int, tuple[int, int]] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, stored: Sequence[StoredEvent]) -> Batch:
+        """Index a batch of stored events once for every segment."""
+        batch = cls([(item.profile_id, item.message.event, item.message.timestamp) for item in stored])
+        for pid, name, ts in batch.events:
+            batch.by_name.setdefault(name, []).append((pid, ts))
+            lo, hi = batch.seen.get(pid, (ts, ts))
+            batch.seen[pid] = (min(lo, ts), max(hi, ts))
+        return batch
+
+
+def affected_profiles(segment: Segment, batch: Batch, touched: set[int], clocks: Clocks, now_ms: int) -> set[int]:
+    """The people of a batch whose membership in ``segment`` the batch can change now.
 
     ``touched``: profiles created, merged or given traits by the batch; any
     segment may move for them (a new profile already matches "not ..." rules).
+    Otherwise only an event inside one of the rule's windows counts, or a
+    first/last seen time the batch moved; events that count only later (an add
+    to cart stamped now, for a rule about carts older than a day) are left to
+    the scheduled rechecks.
     """
-    names = r.event_names(segment.rule)
-    if profile_offsets(segment.rule):  # first_seen/last_seen move with any event
-        return {item.profile_id for item in stored}
+    deps = dependencies(segment.rule)
     out = set(touched)
-    out.update(i.profile_id for i in stored if i.message.type == "track" and i.message.event in names)
+    for name, spans in deps.events.items():
+        items = batch.by_name.get(name)
+        for lo, hi in (span.bounds(now_ms) for span in spans) if items else ():
+            out.update(pid for pid, ts in items or () if lo < ts <= hi)
+    if deps.profile_columns:
+        first_moved = "first_seen" in deps.profile_columns
+        last_moved = "last_seen" in deps.profile_columns
+        for pid, (lo_ts, hi_ts) in batch.seen.items():
+            _, first, last = clocks.get(pid, (0, None, None))
+            if (first_moved and first == lo_ts) or (last_moved and last == hi_ts):
+                out.add(pid)
     return out
 
 
 def on_events(
     conn: Connection, segments: dict[str, Segment], stored: Sequence[StoredEvent], now_ms: int, settings: Settings
 ) -> list[Diff]:
-    """Re-evaluate what a batch (not yet committed) can affect; write enters and exits."""
+    """Bring memberships up to date with a batch, inside its transaction; write enters, exits and rechecks.
+
+    Set-based: one read of the batch's profiles, then each affected segment is
+    evaluated once for all the people it may move (one query), memberships of
+    everyone are read once, and all changes and new rechecks are written with
+    a few statements.
+    """
     active = active_segments(conn, segments)
-    if not active:
+    if not active or not stored:
         return []
-    touched = q.touched_profiles(conn, {item.profile_id for item in stored}, now_ms)
-    work = [(segment, affected_profiles(segment, stored, touched)) for segment in active]
-    work = [(segment, ids) for segment, ids in work if ids]
-    everyone = sorted(set().union(*(ids for _, ids in work))) if work else []
-    times = event_times(conn, [segment.rule for segment, _ in work], everyone, now_ms)
-    return [
-        reevaluate(conn, segment, ids, now_ms, source="realtime", settings=settings, times=times)
-        for segment, ids in work
-    ]
+    batch = Batch.of(stored)
+    clocks = q.profile_clocks(conn, batch.seen)
+    touched = {pid for pid, (updated, _, _) in clocks.items() if updated == now_ms}
+    work = [(segment, affected_profiles(segment, batch, touched, clocks, now_ms)) for segment in active]
+    diffs = reevaluate_many(conn, work, now_ms, source="realtime", settings=settings)
+    schedule_batch(conn, active, batch.by_name, clocks, touched, now_ms, settings.timezone)
+    return diffs
 
 
-def make_hook(settings: Settings) -> Callable[[Connection, list[StoredEvent], int], None]:
-    """The ingest hook of a workspace (registered in runtime.ingest_hooks)."""
+def make_hook(settings: Settings) -> Callable[[Connection, Sequence[StoredEvent], int], None]:
+    """The ingest hook of a workspace (registered in runtime.ingest_hooks).
+
+    Call it once per batch, inside the transaction that stores the batch (or
+    right after it commits, with a new transaction), with every new event of
+    the batch: it needs each event's ``profile_id`` and ``message.event`` /
+    ``message.timestamp``, and profiles already resolved and stamped.
+    """
     catalog = Catalog(settings)
 
-    def segments_hook(conn: Connection, stored: list[StoredEvent], now_ms: int) -> None:
+    def segments_hook(conn: Connection, stored: Sequence[StoredEvent], now_ms: int) -> None:
         on_events(conn, catalog.segments(), stored, now_ms, settings)
 
     return segments_hook

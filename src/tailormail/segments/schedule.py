@@ -8,8 +8,10 @@ Over-approximating is safe: a recheck that finds no change changes nothing.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
-from typing import Any
+from functools import lru_cache
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import Connection
@@ -19,9 +21,16 @@ from tailormail.segments import rules as r
 from tailormail.store import profiles as profile_q
 from tailormail.store import segments as q
 
+if TYPE_CHECKING:
+    from tailormail.segments.definitions import Segment
 
+Clocks = dict[int, tuple[int, int, int]]
+"""Profile id -> (updated_at, first_seen, last_seen), read once per batch (``store.segments.profile_clocks``)."""
+
+
+@lru_cache(maxsize=256)
 def event_offsets(rule: r.Condition) -> dict[str, set[int]]:
-    """Event name -> durations after an event's time at which the rule may flip."""
+    """Event name -> durations after an event's time at which the rule may flip (cached: do not modify)."""
     out: dict[str, set[int]] = {}
     for node in r.walk(rule):
         if not isinstance(node, r.Event):
@@ -40,8 +49,9 @@ def event_offsets(rule: r.Condition) -> dict[str, set[int]]:
     return out
 
 
+@lru_cache(maxsize=256)
 def profile_offsets(rule: r.Condition) -> dict[str, set[int]]:
-    """Profile column -> durations after its value at which the rule may flip."""
+    """Profile column -> durations after its value at which the rule may flip (cached: do not modify)."""
     out: dict[str, set[int]] = {}
     for node in r.walk(rule):
         if isinstance(node, r.ProfileTime):
@@ -49,9 +59,10 @@ def profile_offsets(rule: r.Condition) -> dict[str, set[int]]:
     return out
 
 
-def trait_dates(rule: r.Condition) -> list[r.Compare]:
+@lru_cache(maxsize=256)
+def trait_dates(rule: r.Condition) -> tuple[r.Compare, ...]:
     """Trait conditions relative to now (dates, anniversaries)."""
-    return [n.compare for n in r.walk(rule) if isinstance(n, r.Trait) and n.compare.op in r.DATE_OPS]
+    return tuple(n.compare for n in r.walk(rule) if isinstance(n, r.Trait) and n.compare.op in r.DATE_OPS)
 
 
 EventTimes = dict[int, list[tuple[str, int]]]
@@ -103,6 +114,47 @@ def schedule(
     q.add_rechecks(conn, segment, {p: due[p] for p in stale if p in due})
 
 
+def schedule_batch(
+    conn: Connection,
+    segments: Sequence[Segment],
+    events: Mapping[str | None, Sequence[tuple[int, int]]],
+    clocks: Clocks,
+    touched: set[int],
+    now_ms: int,
+    timezone: str = "UTC",
+) -> int:
+    """Real time: add the recheck moments a batch's events bring, where earlier than what is scheduled.
+
+    ``events``: event name -> (profile id, ts) of the batch.  Every moment
+    comes from one event (``ts + offset``), a profile column or a date trait,
+    so a batch only adds moments; a person keeps their earliest, and when it
+    fires the worker reschedules them in full (``schedule``).  Extra rechecks
+    are harmless: one that finds no change changes nothing.  Returns rows added.
+    """
+    wanted: dict[tuple[str, int], int] = {}
+
+    def consider(segment: str, pid: int, moment: int) -> None:
+        key = (segment, pid)
+        if moment > now_ms and moment < wanted.get(key, moment + 1):
+            wanted[key] = moment
+
+    for segment in segments:
+        for name, offsets in event_offsets(segment.rule).items():
+            for pid, ts in events.get(name, ()):
+                for offset in offsets:
+                    consider(segment.name, pid, ts + offset)
+        for column, column_offsets in profile_offsets(segment.rule).items():
+            index = 1 if column == "first_seen" else 2
+            for pid, clock in clocks.items():
+                for offset in column_offsets:
+                    consider(segment.name, pid, clock[index] + offset)
+        dated = trait_dates(segment.rule)
+        if dated and touched:
+            for pid, moment in _trait_due(conn, dated, now_ms, sorted(touched), timezone).items():
+                consider(segment.name, pid, moment)
+    return q.add_earlier_rechecks(conn, [(s, p, due) for (s, p), due in sorted(wanted.items())])
+
+
 def _schedule_everyone(conn: Connection, segment: str, rule: r.Condition, now_ms: int) -> None:
     """A refresh: one INSERT ... SELECT per (event, offset), all in SQL."""
     for event, offsets in event_offsets(rule).items():
@@ -138,7 +190,7 @@ def _due_for(
 
 
 def _trait_due(
-    conn: Connection, dated: list[r.Compare], now_ms: int, ids: list[int] | None, timezone: str
+    conn: Connection, dated: Sequence[r.Compare], now_ms: int, ids: list[int] | None, timezone: str
 ) -> dict[int, int]:
     """The next moment each person's date traits move a condition (Python: dates come in many shapes)."""
     traits = profile_q.traits_of(conn, ids) if ids is not None else _all_traits(conn)

@@ -11,6 +11,7 @@ batch and real time agree by construction.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -18,7 +19,23 @@ from functools import lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo, available_timezones
 
-from sqlalchemy import BigInteger, Select, and_, bindparam, except_, exists, func, intersect, not_, or_, select, union
+from sqlalchemy import (
+    BigInteger,
+    Select,
+    String,
+    and_,
+    any_,
+    bindparam,
+    except_,
+    exists,
+    func,
+    intersect,
+    not_,
+    or_,
+    select,
+    union,
+)
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.sql.elements import ColumnElement
 
 from tailormail.segments import rules as r
@@ -46,13 +63,29 @@ def prepared(rule: r.Condition, dialect: str, restricted: bool, timezone: str = 
     """The same query with ``:now`` (and ``:ids``) left as parameters, built once per rule.
 
     Real time runs it for every batch, so building the statement once matters.
+    ``:ids`` is ONE parameter (see ``id_list``): the SQL text stays the same
+    whatever the number of people, so no statement is re-rendered per batch.
     None for rules that need ``now`` while compiling (dates in traits, anniversaries).
     """
     if any(isinstance(n, r.Trait) and n.compare.op in r.DATE_OPS for n in r.walk(rule)):
         return None
     now = bindparam("now", type_=BigInteger())
-    ids: Any = bindparam("ids", expanding=True) if restricted else None
+    ids = _among_id_list(dialect) if restricted else None
     return _Compiler(Scope(0, dialect, None, timezone), now=now, ids=ids).condition(rule)
+
+
+def id_list(dialect: str, ids: Sequence[int]) -> Any:
+    """The value of ``:ids`` in a prepared query: a JSON list on SQLite, an array on PostgreSQL."""
+    return list(ids) if dialect == "postgresql" else json.dumps(list(ids))
+
+
+def _among_id_list(dialect: str) -> Any:
+    """``column`` is one of ``:ids`` (json_each on SQLite, ``= ANY`` on PostgreSQL)."""
+    if dialect == "postgresql":
+        array = bindparam("ids", type_=postgresql.ARRAY(BigInteger()))
+        return lambda column: column == any_(array)
+    text = bindparam("ids", type_=String())
+    return lambda column: column.in_(select(func.json_each(text).table_valued("value").c.value))
 
 
 class _Compiler:
@@ -64,9 +97,15 @@ class _Compiler:
 
     # --- sets -----------------------------------------------------------------
 
+    def among(self, column: Any) -> ColumnElement[bool]:
+        """``column`` is one of the scope's ids (a tuple of values, or the prepared ``:ids``)."""
+        if isinstance(self.ids, tuple):
+            return column.in_(self.ids)
+        return self.ids(column)  # type: ignore[no-any-return]
+
     def everyone(self) -> Select[Any]:
         stmt = select(profiles.c.id.label("profile_id"))
-        return stmt.where(profiles.c.id.in_(self.ids)) if self.ids is not None else stmt
+        return stmt.where(self.among(profiles.c.id)) if self.ids is not None else stmt
 
     def wrap(self, compound: Any) -> Select[Any]:
         """A compound as a plain SELECT (SQLite cannot nest compounds in parentheses)."""
@@ -183,7 +222,7 @@ class _Compiler:
         if window.before is not None:
             out.append(e.c.ts < window.before)
         if self.ids is not None:
-            out.append(e.c.profile_id.in_(self.ids))
+            out.append(self.among(e.c.profile_id))
         out.extend(self.compare(e.c.properties, c, e.c.revenue) for c in where)
         return out
 

@@ -2,15 +2,34 @@
 
 from __future__ import annotations
 
+import json
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import Connection, Select, and_, cast, delete, distinct, func, insert, literal, or_, select, update
+from sqlalchemy import (
+    BigInteger,
+    Connection,
+    Select,
+    and_,
+    bindparam,
+    cast,
+    delete,
+    distinct,
+    exists,
+    func,
+    insert,
+    literal,
+    not_,
+    or_,
+    select,
+    update,
+)
+from sqlalchemy.sql.dml import Insert
 from sqlalchemy.types import Integer, String
 
 from tailormail.store import jsonsql
-from tailormail.store.dialect import upsert
+from tailormail.store.dialect import one_of, unnest_select, upsert
 from tailormail.store.schema import events, profiles
 from tailormail.store.schema_segments import segment_changes, segment_members, segment_rechecks, segment_state
 
@@ -18,9 +37,14 @@ ENTERED, EXITED = "entered", "exited"
 EVENT_OF_CHANGE = {ENTERED: "segment_entered", EXITED: "segment_exited"}
 
 
+def among(conn: Connection, column: Any, ids: Sequence[int]) -> Any:
+    """``column IN (ids)`` as one parameter (a JSON list on SQLite, an array on PostgreSQL)."""
+    return one_of(conn, column, ids)  # type: ignore[arg-type]  # one_of takes any JSON-able values
+
+
 def run_profile_query(conn: Connection, stmt: Select[Any], params: dict[str, Any] | None = None) -> set[int]:
     """Execute a compiled segment query: the set of profile ids it selects."""
-    return {int(pid) for pid in conn.execute(stmt, params or {}).scalars()}
+    return {int(pid) for pid in conn.execute(stmt, params or {}).scalars().all()}  # fetchall: no per-row calls
 
 
 def run_row(conn: Connection, stmt: Select[Any]) -> dict[str, Any]:
@@ -84,39 +108,96 @@ def apply_changes(
     conn: Connection, segment: str, entered: set[int], exited: set[int], now_ms: int, source: str
 ) -> None:
     """Write enters and exits: memberships, history, and segment_entered/exited events."""
-    if exited:
-        for chunk in chunks(sorted(exited), 2000):
-            conn.execute(
-                delete(segment_members).where(
-                    segment_members.c.segment == segment, segment_members.c.profile_id.in_(chunk)
-                )
-            )
-    if entered:
-        conn.execute(insert(segment_members), [{"segment": segment, "profile_id": p, "since": now_ms} for p in entered])
-    changes = [(p, ENTERED) for p in sorted(entered)] + [(p, EXITED) for p in sorted(exited)]
+    changes = [(segment, p, ENTERED) for p in sorted(entered)] + [(segment, p, EXITED) for p in sorted(exited)]
+    apply_many_changes(conn, changes, now_ms, source)
+
+
+def apply_many_changes(conn: Connection, changes: list[tuple[str, int, str]], now_ms: int, source: str) -> None:
+    """Write (segment, profile id, entered|exited) changes of several segments: a few statements in all.
+
+    Memberships, history rows and ``segment_entered``/``segment_exited`` events,
+    each as one executemany; ``changed_at`` of every segment that moved.
+    """
     if not changes:
         return
+    exits = [(s, p) for s, p, c in changes if c == EXITED]
+    if exits:
+        gone = delete(segment_members).where(
+            segment_members.c.segment == bindparam("segment"), segment_members.c.profile_id == bindparam("profile_id")
+        )
+        insert_many(conn, gone, ("segment", "profile_id"), exits)
+    enters = [(s, p, now_ms) for s, p, c in changes if c == ENTERED]
+    if enters:
+        insert_many(conn, insert(segment_members), ("segment", "profile_id", "since"), enters)
+    history = [(s, p, c, now_ms, source) for s, p, c in changes]
+    insert_many(conn, insert(segment_changes), ("segment", "profile_id", "change", "at", "source"), history)
+    emitted = [_change_event(s, p, c, now_ms, conn.dialect.name) for s, p, c in changes]
+    insert_many(conn, insert(events), CHANGE_EVENT_COLUMNS, emitted)
+    moved = sorted({s for s, _, _ in changes})
     conn.execute(
-        insert(segment_changes),
-        [{"segment": segment, "profile_id": p, "change": c, "at": now_ms, "source": source} for p, c in changes],
+        update(segment_state).where(segment_state.c.name == bindparam("n")).values(changed_at=now_ms),
+        [{"n": name} for name in moved],
     )
-    conn.execute(insert(events), [_change_event(segment, p, c, now_ms) for p, c in changes])
-    conn.execute(update(segment_state).where(segment_state.c.name == segment).values(changed_at=now_ms))
 
 
-def _change_event(segment: str, profile_id: int, change: str, now_ms: int) -> dict[str, Any]:
-    return {
-        "message_id": f"segment-{uuid.uuid4().hex}",
-        "profile_id": profile_id,
-        "anonymous_id": None,
-        "type": "track",
-        "event": EVENT_OF_CHANGE[change],
-        "properties": {"segment": segment},
-        "context": None,
-        "revenue": None,
-        "ts": now_ms,
-        "received_at": now_ms,
-    }
+def insert_many(conn: Connection, stmt: Any, columns: tuple[str, ...], rows: list[tuple[Any, ...]]) -> None:
+    """Run ``stmt`` for each row of values in ``columns`` order.
+
+    SQLite: compiled once, then the driver's own executemany (SQLAlchemy's
+    per-row parameter processing costs more than SQLite's insert itself);
+    PostgreSQL: SQLAlchemy's batched executemany.
+    """
+    if not rows:
+        return
+    if conn.dialect.name != "sqlite":
+        conn.execute(stmt, [dict(zip(columns, row, strict=True)) for row in rows])
+        return
+    key = (type(stmt).__name__, stmt.table.name, columns)
+    sql = _SQLITE_SQL.get(key)
+    if sql is None:
+        values = stmt.values({c: bindparam(c) for c in columns}) if isinstance(stmt, Insert) else stmt
+        compiled = values.compile(dialect=conn.dialect)
+        if list(compiled.positiontup or []) != list(columns):
+            raise AssertionError(f"unexpected parameter order {compiled.positiontup} for {columns}")
+        sql = _SQLITE_SQL[key] = str(compiled)
+    conn.exec_driver_sql(sql, rows)
+
+
+_SQLITE_SQL: dict[tuple[str, str, tuple[str, ...]], str] = {}
+"""Compiled SQLite text of ``insert_many`` statements (one per kind, table and columns)."""
+
+
+def memberships_among(conn: Connection, segments: Iterable[str], ids: Iterable[int]) -> set[tuple[str, int]]:
+    """(segment, profile id) of these people's memberships in these segments: one query."""
+    wanted = sorted(set(ids))
+    names = sorted(set(segments))
+    if not wanted or not names:
+        return set()
+    stmt = select(segment_members.c.segment, segment_members.c.profile_id).where(
+        among(conn, segment_members.c.profile_id, wanted), segment_members.c.segment.in_(names)
+    )
+    return {(str(s), int(p)) for s, p in conn.execute(stmt).all()}
+
+
+def profile_clocks(conn: Connection, ids: Iterable[int]) -> dict[int, tuple[int, int, int]]:
+    """Profile id -> (updated_at, first_seen, last_seen) of these people: one query."""
+    wanted = sorted(set(ids))
+    if not wanted:
+        return {}
+    cols = (profiles.c.id, profiles.c.updated_at, profiles.c.first_seen, profiles.c.last_seen)
+    stmt = select(*cols).where(among(conn, profiles.c.id, wanted))
+    return {int(p): (int(u), int(f), int(last)) for p, u, f, last in conn.execute(stmt).all()}
+
+
+CHANGE_EVENT_COLUMNS = ("message_id", "profile_id", "type", "event", "properties", "ts", "received_at")
+
+
+def _change_event(segment: str, profile_id: int, change: str, now_ms: int, dialect: str) -> tuple[Any, ...]:
+    """A ``segment_entered``/``segment_exited`` event row in ``CHANGE_EVENT_COLUMNS`` order."""
+    properties: Any = {"segment": segment}
+    if dialect == "sqlite":  # the driver gets the JSON text SQLAlchemy would have written
+        properties = json.dumps(properties)
+    return (f"segment-{uuid.uuid4().hex}", profile_id, "track", EVENT_OF_CHANGE[change], properties, now_ms, now_ms)
 
 
 def history(conn: Connection, segment: str | None = None, profile_id: int | None = None) -> list[dict[str, Any]]:
@@ -256,6 +337,33 @@ def add_rechecks(conn: Connection, segment: str, due: dict[int, int]) -> None:
         conn.execute(
             insert(segment_rechecks), [{"segment": segment, "profile_id": p, "due_at": t} for p, t in due.items()]
         )
+
+
+def add_earlier_rechecks(conn: Connection, rows: Sequence[tuple[str, int, int]]) -> int:
+    """Schedule each (segment, profile id, due_at) unless that person already has a recheck at or before it.
+
+    One INSERT ... SELECT over the rows passed as one parameter (a JSON list on
+    SQLite, arrays on PostgreSQL): no rows travel back to Python.  Returns rows added.
+    """
+    if not rows:
+        return 0
+    if conn.dialect.name == "postgresql":
+        new: Any = unnest_select(
+            {
+                "segment": (String(), [s for s, _, _ in rows]),
+                "profile_id": (BigInteger(), [p for _, p, _ in rows]),
+                "due_at": (BigInteger(), [d for _, _, d in rows]),
+            }
+        ).subquery("new")
+        seg, pid, due = new.c.segment, new.c.profile_id, new.c.due_at
+    else:
+        new = func.json_each(json.dumps([list(row) for row in rows])).table_valued("value").alias("new")
+        seg, pid, due = (func.json_extract(new.c.value, f"$[{i}]") for i in range(3))
+    r = segment_rechecks.alias("r")
+    earlier = exists(select(r.c.id).where(r.c.segment == seg, r.c.profile_id == pid, r.c.due_at <= due))
+    source = select(seg, pid, due).select_from(new).where(not_(earlier))
+    done = conn.execute(insert(segment_rechecks).from_select(["segment", "profile_id", "due_at"], source))
+    return int(done.rowcount or 0)
 
 
 def due_rechecks(conn: Connection, now_ms: int, limit: int = 5000) -> dict[str, set[int]]:
