@@ -159,8 +159,12 @@ class Liquid(Language):
         return sorted(paths, key=repr)
 
     def escape(self, value: str) -> str:
-        """Escape like python-liquid's autoescape (markupsafe)."""
-        return str(markupsafe.escape(value))
+        """Escape like python-liquid's autoescape (markupsafe), without building a Markup per value."""
+        if value.__class__ is not str:
+            return str(markupsafe.escape(value))  # a str subclass may carry __html__
+        if "&" in value or "<" in value or ">" in value or "'" in value or '"' in value:
+            return value.translate(_MARKUPSAFE)
+        return value
 
     def condition(self, flag: str, then: str, otherwise: str) -> str:
         """``{% if flag %}then{% else %}otherwise{% endif %}``."""
@@ -180,6 +184,9 @@ def _liquid_path(text: str) -> tuple[str | int, ...]:
     """``a.b[0].c`` -> ("a", "b", 0, "c")."""
     return tuple(int(p) if p.isdigit() else p for p in re.split(r"\.|\[|\]\.?", text.rstrip("]")) if p != "")
 
+
+_MARKUPSAFE = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;", "'": "&#39;", '"': "&#34;"})
+"""markupsafe's replacements, character for character."""
 
 _DEFAULT = re.compile(r"^(.+?)\s*\|\s*default:\s*(?:\"([^\"]*)\"|'([^']*)')$")
 

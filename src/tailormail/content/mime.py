@@ -58,8 +58,25 @@ _qp_cache: dict[str, bytes] = {}
 
 
 def _qp(text: str) -> bytes:
-    body = binascii.b2a_qp(text.replace("\r\n", "\n").encode("utf-8"), istext=True)
-    return body.replace(b"\n", _CRLF)
+    """Quoted-printable with CRLF line ends; the last line is at most 75 long, so a soft break can follow."""
+    if text.isascii() and text.isprintable() and "=" not in text and not text.endswith(" "):
+        # Printable ASCII without "=" (a signed URL, a name) is its own QP: only wrap it
+        # with soft breaks (a space before "=" is allowed: it is not at the line's end).
+        raw = text.encode("ascii")
+        if len(raw) <= 75:
+            return raw
+        return _SOFT_BREAK.join([raw[i : i + 75] for i in range(0, len(raw), 75)])
+    body = binascii.b2a_qp(text.replace("\r\n", "\n").encode("utf-8"), istext=True).replace(b"\n", _CRLF)
+    if len(body) - (body.rfind(_CRLF) + 2) > 75:
+        # b2a_qp ends lines at 76; the join's "=" would make 77. Move the last character
+        # (or the "=XX" escape it belongs to) to a line of its own.
+        cut = len(body) - 1
+        for back in (1, 2):
+            if body[cut - back] == 0x3D:  # "=" in QP output always starts an escape
+                cut -= back
+                break
+        body = body[:cut] + _SOFT_BREAK + body[cut:]
+    return body
 
 
 def qp_pieces(pieces: list[str]) -> bytes:
