@@ -144,6 +144,24 @@ def test_fast_output_prints_exactly_what_the_language_prints(
         assert fragment.render(context) == language.compile(source, escape=escape, where="t")(context), context
 
 
+CONDITION_SOURCES = [
+    (".liquid", "{% if customer.firstName %}yes{% endif %}"),
+    (".liquid", "{% if customer.x %}x{% elsif customer.firstName %}yes{% else %}no{% endif %}"),
+    (".liquid", "{% unless customer.firstName %}none{% else %}some{% endunless %}"),
+    (".liquid", "{% if customer.firstName == 'Ada' %}Ada{% endif %}"),
+    (".hbs", "{{#if customer.firstName}}yes{{else}}no{{/if}}"),
+]
+
+
+@pytest.mark.parametrize(("extension", "source"), CONDITION_SOURCES)
+@pytest.mark.parametrize("value", FAST_PATH_VALUES)
+def test_split_conditions_print_exactly_what_the_language_prints(extension: str, source: str, value: Any) -> None:
+    language = LANGUAGES[extension]
+    fragment = split(source, language, escape=True, where="t")
+    for context in ({"customer": {"firstName": value}}, {"customer": {}}, {"customer": "text"}, {}):
+        assert fragment.render(context) == language.compile(source, escape=True, where="t")(context), context
+
+
 def test_variants_chosen_per_person_with_one_rule_call_per_variant(ws: Path) -> None:
     compiled = compile_template(ws, "regional")
     calls: list[Any] = []

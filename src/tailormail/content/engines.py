@@ -114,6 +114,10 @@ class Language:
         """A fragment printing "1" when the branch opened by ``head`` is taken (None: ``else``)."""
         raise NotImplementedError
 
+    def truth_path(self, block: str, head: str, *, first: bool) -> tuple[str, ...] | None:
+        """For a branch taken when a path holds a string (any string): that path; else None."""
+        return None
+
 
 class Liquid(Language):
     """Liquid through python-liquid 2 (autoescaped HTML, plain text without escaping)."""
@@ -178,6 +182,14 @@ class Liquid(Language):
             return None
         keyword = block if first else "if"
         return f"{{% {keyword} {condition.strip()} %}}1{{% end{keyword} %}}"
+
+    def truth_path(self, block: str, head: str, *, first: bool) -> tuple[str, ...] | None:
+        """``{% if a.b %}`` / ``{% elsif a.b %}``: ("a", "b"), since Liquid holds every string true."""
+        name, _, condition = head[2:-2].strip().partition(" ")
+        condition = condition.strip()
+        if name not in ("if", "elsif") or (first and block != "if") or not _PATH.match(condition):
+            return None
+        return tuple(condition.split("."))
 
 
 def _liquid_path(text: str) -> tuple[str | int, ...]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import hashlib
 from datetime import datetime
 from email.utils import format_datetime, formataddr
@@ -45,6 +46,16 @@ def _encoded_words(text: str) -> str:
         size += length
     words.append("".join(chunk))
     return "\r\n ".join(f"=?utf-8?b?{base64.b64encode(w.encode('utf-8')).decode('ascii')}?=" for w in words)
+
+
+@functools.lru_cache(maxsize=256)
+def _date(date: datetime) -> str:
+    return format_datetime(date)  # a batch shares one date
+
+
+@functools.lru_cache(maxsize=256)
+def _sender(name: str, address: str) -> str:
+    return _address(name, address)  # a batch shares one sender
 
 
 def _address(name: str, address: str) -> str:
@@ -96,15 +107,15 @@ def qp_lines(text: str) -> bytes:
 
 def _encoded(pieces: list[str]) -> list[bytes]:
     cache = _qp_cache
-    out = []
-    for piece in pieces:
-        encoded = cache.get(piece)
-        if encoded is None:
-            if len(cache) >= QP_CACHE_SIZE:
-                cache.clear()
-            encoded = cache[piece] = _qp(piece)
-        out.append(encoded)
-    return out
+    out: list[bytes | None] = list(map(cache.get, pieces))  # static pieces: the same objects, hashed once
+    if None in out:
+        for index, encoded in enumerate(out):
+            if encoded is None:
+                piece = pieces[index]
+                if len(cache) >= QP_CACHE_SIZE:
+                    cache.clear()
+                out[index] = cache[piece] = _qp(piece)
+    return out  # type: ignore[return-value]
 
 
 def assemble(
@@ -121,10 +132,10 @@ def assemble(
     """The complete message, CRLF line ends, ready for SMTP (bodies as text, or already encoded)."""
     boundary = "=_tm_" + message_id.strip("<>").split("@", 1)[0][:24]  # "=_" never occurs in QP text
     lines = [
-        f"From: {_address(*sender)}",
+        f"From: {_sender(*sender)}",
         f"To: {_address('', to)}",
         f"Subject: {_header_text(subject)}",
-        f"Date: {format_datetime(date)}",
+        f"Date: {_date(date)}",
         f"Message-ID: {message_id}",
         "MIME-Version: 1.0",
         *(f"{k}: {_header_text(v)}" for k, v in (headers or {}).items()),

@@ -56,14 +56,21 @@ class Output:
         """The value as the language would print it."""
         value: Any = context
         for key in self.path:
-            if value.__class__ is dict:
+            kind = value.__class__
+            if kind is dict:
                 value = value.get(key, _MISSING)
-            elif value.__class__ is list and key.__class__ is int:
-                value = value[key] if -len(value) <= key < len(value) else _MISSING  # type: ignore[operator]
+                if value is _MISSING:
+                    return self._empty()
+            elif kind is list and key.__class__ is int:
+                if not -len(value) <= key < len(value):  # type: ignore[operator]
+                    return self._empty()
+                value = value[key]
             else:
                 return self.fallback(context)
-            if value is _MISSING:
+        if value.__class__ is str:
+            if value == "" and self.default is not None:
                 return self._empty()
+            return self.escape(value) if self.escape else value
         if value is None or (self.default is not None and (value is False or value == "" or value == [])):
             return self._empty()
         if isinstance(value, str):
@@ -89,9 +96,20 @@ class Island:
     dependencies: list[tuple[str | int, ...]] | None
     escape: bool = True
     cache: dict[Any, str] = field(default_factory=dict)
+    links: dict[str, list[str | tuple[int, str]]] = field(default_factory=dict)
+    """An output with links -> its text pieces and (slot id, URL as written) between them."""
+    truthy_when_text: tuple[str, ...] | None = None
+    """For a test ``{% if a.b %}``: the path; a string there is always true in Liquid (even ""),
+    so a per-person value (a signed link) does not run the engine and fill the cache."""
 
     def render(self, context: dict[str, Any]) -> str:
         """The fragment's output for this context (from cache when its inputs were seen)."""
+        if self.truthy_when_text is not None:
+            value: Any = context
+            for key in self.truthy_when_text:
+                value = value.get(key) if value.__class__ is dict else None
+            if value.__class__ is str:
+                return "1"
         if self.dependencies is None:
             return self.run(context)
         key = repr([_lookup(context, path) for path in self.dependencies])
@@ -104,11 +122,27 @@ class Island:
         return hit
 
     def pieces(self, context: dict[str, Any], sign: Signer | None, out: list[str]) -> None:
-        """Append the output, with links inside it (a loop's links) signed."""
+        """Append the output, with links inside it (a loop's links) signed.
+
+        The text between links goes out as the same string objects every time the
+        output repeats, and each signed URL as a piece of its own, so MIME encoding
+        reuses the text's encoding and encodes only the URLs (see ``mime.qp_pieces``).
+        """
         text = self.render(context)
-        if sign is not None and SLOT_OPEN in text:
-            text = sign_slots(text, sign, self.escape)
-        out.append(text)
+        if sign is None or SLOT_OPEN not in text:
+            out.append(text)
+            return
+        split_text = self.links.get(text)
+        if split_text is None:
+            if len(self.links) >= ISLAND_CACHE_SIZE:
+                self.links.clear()
+            split_text = self.links[text] = _split_links(text, self.escape)
+        for item in split_text:
+            if item.__class__ is str:
+                out.append(item)  # type: ignore[arg-type]
+            else:
+                signed = sign(item[0], item[1])  # type: ignore[index]
+                out.append(_escape_url(signed) if self.escape else signed)
 
 
 _LIST_PROPERTIES = {"size": len, "first": lambda v: v[0] if v else None, "last": lambda v: v[-1] if v else None}
@@ -117,7 +151,7 @@ _LIST_PROPERTIES = {"size": len, "first": lambda v: v[0] if v else None, "last":
 def _lookup(context: dict[str, Any], path: tuple[str | int, ...]) -> Any:
     value: Any = context
     for key in path:
-        if isinstance(value, dict):
+        if value.__class__ is dict or isinstance(value, dict):
             value = value.get(key)
         elif isinstance(value, list | str) and key in _LIST_PROPERTIES:
             value = _LIST_PROPERTIES[key](value)  # type: ignore[index]
@@ -184,6 +218,28 @@ class Link:
             out.append(html.escape(signed) if "&" in signed or '"' in signed or "<" in signed else signed)
         else:
             out.append(sign(self.slot, url))
+
+
+def _split_links(text: str, escape: bool) -> list[str | tuple[int, str]]:
+    """``text`` as static pieces and (slot id, URL) links (the URL unescaped in HTML)."""
+    items: list[str | tuple[int, str]] = []
+    last = 0
+    for match in SLOT.finditer(text):
+        if match.start() > last:
+            items.append(text[last : match.start()])
+        url = match.group(2)
+        items.append((int(match.group(1)), html.unescape(url) if escape else url))
+        last = match.end()
+    if last < len(text):
+        items.append(text[last:])
+    return items
+
+
+def _escape_url(url: str) -> str:
+    """``html.escape(url)``, skipped for the usual URL that has nothing to escape."""
+    if "&" in url or '"' in url or "<" in url or ">" in url or "'" in url:
+        return html.escape(url)
+    return url
 
 
 def sign_slots(text: str, sign: Signer, escape: bool) -> str:
@@ -280,6 +336,7 @@ def _conditional(
         island = None
         if test is not None:
             island = Island(test, language.compile(test, escape=False, where=where), language.dependencies(test))
+            island.truthy_when_text = language.truth_path(opening.name, tags[head].text, first=head == start)
         branches.append((island, body))
     return Conditional(branches)
 

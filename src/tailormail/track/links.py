@@ -19,8 +19,8 @@ from tailormail.track.signing import json_value as _j
 from tailormail.track.signing import key_for, sign
 
 CLICK, OPEN, VIEW, UNSUBSCRIBE = "click", "open", "view", "unsubscribe"
-UTM_CACHE_SIZE = 10_000
-"""Links (slot, URL) remembered per signer; bounds memory when URLs are per person."""
+CACHE_SIZE = 20_000
+"""Links and tagged URLs remembered per tracker; bounds memory when URLs are per person."""
 
 
 class Slot(Protocol):
@@ -65,26 +65,34 @@ class Tracker:
         self.base = base.rstrip("/")
         self.utm = dict(utm or {})
         self._secret = secret  # keys are prepared on first use: a workspace without a secret fails there
+        # Shared by every signer this tracker makes (a journey makes one per send): the JSON
+        # around the two per-person values for each link, and each URL with its UTM tags.
+        self._around: dict[tuple[str | None, int, int, str], tuple[str, str, str]] = {}
+        self._tagged: dict[str, str] = {}
 
     def signer(self, profile_of: dict[str, int | None]) -> Callable[[str, Slot, str], str]:
         """A content LinkSigner: (message key, slot, url) -> tracked URL, with UTM tags added.
 
         The same tokens as ``click_url`` (keys in sorted order, JSON as ``json.dumps``).
         """
-        # Per (slot, url): the JSON around the two per-person values, and the tagged URL, made once.
-        around: dict[tuple[int, str | None, int, str], tuple[str, str, str]] = {}
+        around, tagged, utm = self._around, self._tagged, self.utm
         token, prefix = key_for(self._secret, CLICK).token, f"{self.base}/c/"
-        last: list[Any] = [None, ""]  # (message key, its JSON head): links come person by person
+        last: list[Any] = [None, ""]  # (message key, its JSON values): links come person by person
 
         def signed(key: str, slot: Slot, url: str) -> str:
-            parts = around.get((slot.id, slot.block, slot.position, url))
+            parts = around.get((slot.block, slot.position, slot.id, url))
             if parts is None:
-                if len(around) >= UTM_CACHE_SIZE:
+                target = tagged.get(url)
+                if target is None:
+                    if len(tagged) >= CACHE_SIZE:
+                        tagged.clear()
+                    target = tagged[url] = _j(with_utm(url, utm))
+                if len(around) >= CACHE_SIZE:
                     around.clear()
-                parts = around[(slot.id, slot.block, slot.position, url)] = (
+                parts = around[(slot.block, slot.position, slot.id, url)] = (
                     f'{{"b":{_j(slot.block)},"i":{_j(slot.position)},"k":',
                     f',"l":{_j(slot.id)},"p":',
-                    f',"u":{_j(with_utm(url, self.utm))}}}',
+                    f',"u":{target}}}',
                 )
             if last[0] != key:
                 last[0], last[1] = key, (_j(key), _j(profile_of.get(key)))
