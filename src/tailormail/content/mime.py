@@ -68,15 +68,22 @@ QP_CACHE_SIZE = 50_000
 _qp_cache: dict[str, bytes] = {}
 
 
-def _qp(text: str) -> bytes:
-    """Quoted-printable with CRLF line ends; the last line is at most 75 long, so a soft break can follow."""
+def _plain_qp(text: str) -> bytes | None:
+    """The QP of printable ASCII without "=" (a signed URL, a name): itself, wrapped; None for other text."""
     if text.isascii() and text.isprintable() and "=" not in text and not text.endswith(" "):
-        # Printable ASCII without "=" (a signed URL, a name) is its own QP: only wrap it
-        # with soft breaks (a space before "=" is allowed: it is not at the line's end).
+        # Only soft breaks are needed (a space before "=" is allowed: it is not at the line's end).
         raw = text.encode("ascii")
         if len(raw) <= 75:
             return raw
         return _SOFT_BREAK.join([raw[i : i + 75] for i in range(0, len(raw), 75)])
+    return None
+
+
+def _qp(text: str) -> bytes:
+    """Quoted-printable with CRLF line ends; the last line is at most 75 long, so a soft break can follow."""
+    plain = _plain_qp(text)
+    if plain is not None:
+        return plain
     body = binascii.b2a_qp(text.replace("\r\n", "\n").encode("utf-8"), istext=True).replace(b"\n", _CRLF)
     if len(body) - (body.rfind(_CRLF) + 2) > 75:
         # b2a_qp ends lines at 76; the join's "=" would make 77. Move the last character
