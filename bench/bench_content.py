@@ -213,7 +213,9 @@ _REST = '<a href="{}">offer</a><a href="{}">rewards</a><a href="{}">unsubscribe<
 _TEXT = "z" * 3000
 
 
-def in_batches(compiled, people: list[Recipient], envelope: Envelope, variants: dict, *, sign=True) -> tuple[Timing, int]:
+def in_batches(
+    compiled, people: list[Recipient], envelope: Envelope, variants: dict, *, sign=True
+) -> tuple[Timing, int]:
     """Time to render everyone in send batches of 1,000 (results dropped as a sender would), failures.
 
     Per batch and per person exactly what a send does (content.batch.load_recipients and
@@ -235,7 +237,9 @@ def in_batches(compiled, people: list[Recipient], envelope: Envelope, variants: 
     return timed(run), failures
 
 
-_UNSIGNED_LINKS = {k: f"https://t.example.com/{k}/x" for k in ("unsubscribe", "preferences", "view_in_browser", "open_pixel")}
+_UNSIGNED_LINKS = {
+    k: f"https://t.example.com/{k}/x" for k in ("unsubscribe", "preferences", "view_in_browser", "open_pixel")
+}
 
 
 class Timing:

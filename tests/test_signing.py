@@ -60,7 +60,7 @@ def _old_sign(secret: str, purpose: str, payload: dict) -> str:  # type: ignore[
 
 PAYLOADS = [
     {"m": "msg-1", "l": 3},
-    {"k": "send:1", "p": None, "l": 0, "b": None, "i": 1, "u": "https://x.example/é?a=1&b=\"q\""},
+    {"k": "send:1", "p": None, "l": 0, "b": None, "i": 1, "u": 'https://x.example/é?a=1&b="q"'},
     {"email": "zoë@example.com", "profile_id": 12, "outbox_id": None},
     {"k": "a\\b\u2028", "p": -5, "nested": {"z": [1, 2.5, True]}},
 ]
@@ -73,7 +73,9 @@ def test_tokens_are_unchanged_and_old_ones_verify(payload: dict) -> None:  # typ
     assert verify(SECRET, "click", old) == payload
 
 
-@pytest.mark.parametrize("value", ["plain", "é\"\\\n\u2028😀", "", None, 0, -12, 10**20, True, 1.5, [1, "a"], {"b": 1, "a": None}])
+@pytest.mark.parametrize(
+    "value", ["plain", 'é"\\\n\u2028😀', "", None, 0, -12, 10**20, True, 1.5, [1, "a"], {"b": 1, "a": None}]
+)
 def test_json_value_matches_json_dumps(value: object) -> None:
     import json
 

@@ -233,11 +233,19 @@ def test_utm_parameters_are_added_not_overwritten(url: str, utm: dict[str, str],
     ("key", "profile_id", "slot", "url", "utm"),
     [
         ("send-1:7", 7, Slot(3, "product_grid", 4), "https://shop.example/p/1?x=1", {"utm_source": "tm"}),
-        ("j:é\"", None, Slot(0, None, 1), "https://shop.example/é", {}),
-        ("k", 0, Slot(12, "hero", 13), "https://shop.example/?utm_source=kept", {"utm_source": "tm", "utm_medium": "email"}),
+        ('j:é"', None, Slot(0, None, 1), "https://shop.example/é", {}),
+        (
+            "k",
+            0,
+            Slot(12, "hero", 13),
+            "https://shop.example/?utm_source=kept",
+            {"utm_source": "tm", "utm_medium": "email"},
+        ),
     ],
 )
-def test_tracker_signs_exactly_like_click_url(key: str, profile_id: int | None, slot: Slot, url: str, utm: dict[str, str]) -> None:
+def test_tracker_signs_exactly_like_click_url(
+    key: str, profile_id: int | None, slot: Slot, url: str, utm: dict[str, str]
+) -> None:
     tracker = links.Tracker(BASE + "/", "s3cret", utm)
     signed = tracker.signer({key: profile_id})
     expected = links.click_url(BASE, "s3cret", key, profile_id, slot, links.with_utm(url, utm))

@@ -138,10 +138,10 @@ class Island:
                 self.links.clear()
             split_text = self.links[text] = _split_links(text, self.escape)
         for item in split_text:
-            if item.__class__ is str:
-                out.append(item)  # type: ignore[arg-type]
+            if isinstance(item, str):
+                out.append(item)
             else:
-                signed = sign(item[0], item[1])  # type: ignore[index]
+                signed = sign(*item)
                 out.append(_escape_url(signed) if self.escape else signed)
 
 

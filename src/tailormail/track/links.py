@@ -70,7 +70,7 @@ class Tracker:
         self._around: dict[tuple[str | None, int, int, str], tuple[str, str, str]] = {}
         self._tagged: dict[str, str] = {}
 
-    def signer(self, profile_of: dict[str, int | None]) -> Callable[[str, Slot, str], str]:
+    def signer(self, profile_of: dict[str, int | None]) -> Callable[[str, Any, str], str]:
         """A content LinkSigner: (message key, slot, url) -> tracked URL, with UTM tags added.
 
         The same tokens as ``click_url`` (keys in sorted order, JSON as ``json.dumps``).
@@ -104,9 +104,12 @@ class Tracker:
     def links_for(self, recipient: Any) -> dict[str, str]:
         """The system links of one person's email: unsubscribe, preferences, view in browser, open pixel."""
         key, pid = _j(recipient.message_key), _j(recipient.profile_id)
-        unsubscribe = key_for(self._secret, UNSUBSCRIBE).token('{"email":%s,"outbox_id":null,"profile_id":%s}' % (_j(recipient.email), pid))
-        view = key_for(self._secret, VIEW).token('{"k":%s}' % key)
-        pixel = key_for(self._secret, OPEN).token('{"k":%s,"p":%s}' % (key, pid))
+        email = _j(recipient.email)
+        unsubscribe = key_for(self._secret, UNSUBSCRIBE).token(
+            f'{{"email":{email},"outbox_id":null,"profile_id":{pid}}}'
+        )
+        view = key_for(self._secret, VIEW).token(f'{{"k":{key}}}')
+        pixel = key_for(self._secret, OPEN).token(f'{{"k":{key},"p":{pid}}}')
         return {
             "unsubscribe": f"{self.base}/u/{unsubscribe}",
             "preferences": f"{self.base}/p/{unsubscribe}",

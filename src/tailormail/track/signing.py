@@ -14,11 +14,11 @@ same as ever, and every token already sent still verifies.
 from __future__ import annotations
 
 import base64
-from binascii import b2a_base64
 import functools
 import hashlib
 import hmac
 import json
+from binascii import b2a_base64
 from json.encoder import encode_basestring_ascii
 from typing import Any
 
@@ -106,7 +106,9 @@ def verify(secret: str, purpose: str, token: str) -> dict[str, Any]:
     body, _, signature = token.partition(".")
     try:
         # Compare the canonical text, so no alternative spelling of a valid MAC passes.
-        valid = bool(secret) and hmac.compare_digest(signature, _b64(key_for(secret, purpose).mac(body.encode("ascii"))))
+        valid = bool(secret) and hmac.compare_digest(
+            signature, _b64(key_for(secret, purpose).mac(body.encode("ascii")))
+        )
         payload = json.loads(_unb64(body)) if valid else None
     except (ValueError, UnicodeDecodeError):
         valid, payload = False, None
