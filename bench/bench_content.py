@@ -2,14 +2,17 @@
 
 The email is the preset newsletter's blocks (greeting, hero and loyalty and
 regional variants, a 4-product grid, footer) with 12 tracked links (plus the
-three footer links, which the tracker signs itself).  Per recipient: render,
-sign every tracked link with HMAC (tailormail.track.signing), assemble MIME.
+footer's system links).  Per recipient, exactly what a send does (see
+``runtime.journey_effects`` and ``content.batch``): the person's system links
+signed by ``track.links.Tracker`` (unsubscribe, preferences, view in browser,
+open pixel), render, every tracked link signed by the tracker's click signer
+(UTM tags added), MIME assembled (``content.mime``).
 
 Baselines in the same run, on the same recipients:
 - naive: render the MJML source with Liquid, then run MJML and CSS inlining
   for every recipient (what "compile once" avoids), then sign and assemble;
 - floor: a plain f-string fill of the same compiled output (no template
-  engine at all), then sign and assemble.
+  engine at all), then the same tracker, signer and MIME code.
 """
 
 from __future__ import annotations
@@ -178,25 +181,25 @@ def floor(people: list[Recipient], envelope: Envelope) -> None:
 
 
 def _floor_one(person: Recipient, envelope: Envelope, sign_link, escape) -> None:
-    if True:
-        key, recs = person.message_key, person.recommendations
-        name = escape(person.traits["firstName"])
-        cells = [
-            f'<td><a href="{sign_link(key, _S, r["url"])}"><img src="{r["image"]}" alt="{r["name"]}"></a>'
-            f'<a href="{sign_link(key, _S, r["url"])}">{r["name"]}</a> ${r["price"]}</td>'
-            for r in recs
-        ]
-        links = [sign_link(key, _S, f"https://shop.example.com/x/{i}") for i in range(4)]
-        hero = _HERO.format(*links[:2])
-        rest = _REST.format(*links[2:], person.links["unsubscribe"])
-        html = [_HEAD, f"<p>Hi {name},</p>", hero, "<table><tr>", *cells, "</tr></table>", rest]
-        first = person.traits["firstName"]
-        text = f"Hi {first},\n{_TEXT}\n" + "\n".join(f"{r['name']} ({r['url']})" for r in recs)
-        assemble(
-            sender=("Tailormail Shop", envelope.from_address), to=person.email, subject=f"{first}, picks for you",
-            text=qp_lines(text), html=qp_pieces(html), message_id=message_id_for(key, envelope.domain),
-            date=envelope.date,
-        )  # fmt: skip
+    key, recs = person.message_key, person.recommendations
+    name = escape(person.traits["firstName"])
+    signed = [sign_link(key, _S, r["url"]) for r in recs]  # image and name link, in HTML and text
+    cells = [
+        f'<td><a href="{url}"><img src="{r["image"]}" alt="{r["name"]}"></a>'
+        f'<a href="{url}">{r["name"]}</a> ${r["price"]}</td>'
+        for r, url in zip(recs, signed, strict=True)
+    ]
+    links = [sign_link(key, _S, f"https://shop.example.com/x/{i}") for i in range(4)]
+    hero = _HERO.format(*links[:2])
+    rest = _REST.format(*links[2:], person.links["unsubscribe"])
+    html = [_HEAD, f"<p>Hi {name},</p>", hero, "<table><tr>", *cells, "</tr></table>", rest]
+    first = person.traits["firstName"]
+    text = f"Hi {first},\n{_TEXT}\n" + "\n".join(f"{r['name']} ({url})" for r, url in zip(recs, signed, strict=True))
+    assemble(
+        sender=("Tailormail Shop", envelope.from_address), to=person.email, subject=f"{first}, picks for you",
+        text=qp_lines(text), html=qp_pieces(html), message_id=message_id_for(key, envelope.domain),
+        date=envelope.date,
+    )  # fmt: skip
 
 
 class _Slot:
