@@ -149,6 +149,7 @@ CONDITION_SOURCES = [
     (".liquid", "{% if customer.x %}x{% elsif customer.firstName %}yes{% else %}no{% endif %}"),
     (".liquid", "{% unless customer.firstName %}none{% else %}some{% endunless %}"),
     (".liquid", "{% if customer.firstName == 'Ada' %}Ada{% endif %}"),
+    (".liquid", "{% if customer.first %}first{% endif %}"),
     (".hbs", "{{#if customer.firstName}}yes{{else}}no{{/if}}"),
 ]
 
@@ -158,7 +159,11 @@ CONDITION_SOURCES = [
 def test_split_conditions_print_exactly_what_the_language_prints(extension: str, source: str, value: Any) -> None:
     language = LANGUAGES[extension]
     fragment = split(source, language, escape=True, where="t")
-    for context in ({"customer": {"firstName": value}}, {"customer": {}}, {"customer": "text"}, {}):
+    contexts = [{"customer": {"firstName": value}}, {"customer": {}}, {"customer": "text"}, {}, {"customer": None}]
+    contexts += [{"customer": [value]}, {"customer": {"firstName": 0}}, {"customer": {"firstName": 0.0}}]
+    if extension == ".hbs":
+        contexts = contexts[:4]  # pybars itself fails on a list or None where it expects a mapping
+    for context in contexts:
         assert fragment.render(context) == language.compile(source, escape=True, where="t")(context), context
 
 

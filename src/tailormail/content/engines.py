@@ -81,6 +81,7 @@ _PATH = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*$")
 _INDEXED_PATH = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*|\[\d+\])*$")
 _LIQUID_BLOCKS = {"if", "unless", "for", "case", "tablerow", "capture"}
 _LIQUID_MIDDLE = {"else", "elsif", "when"}
+_LIQUID_SPECIAL = frozenset({"size", "first", "last", "empty", "blank", "nil", "null", "true", "false"})
 _LIQUID_STATEFUL = {"assign", "capture", "increment", "decrement", "cycle", "liquid"}
 
 
@@ -115,7 +116,7 @@ class Language:
         raise NotImplementedError
 
     def truth_path(self, block: str, head: str, *, first: bool) -> tuple[str, ...] | None:
-        """For a branch taken when a path holds a string (any string): that path; else None."""
+        """For a branch taken when a path's value is truthy (``{% if a.b %}``): that path; else None."""
         return None
 
 
@@ -184,12 +185,14 @@ class Liquid(Language):
         return f"{{% {keyword} {condition.strip()} %}}1{{% end{keyword} %}}"
 
     def truth_path(self, block: str, head: str, *, first: bool) -> tuple[str, ...] | None:
-        """``{% if a.b %}`` / ``{% elsif a.b %}``: ("a", "b"), since Liquid holds every string true."""
+        """``{% if a.b %}`` / ``{% elsif a.b %}``: ("a", "b") (plain truthiness, see ``parts._truth``)."""
         name, _, condition = head[2:-2].strip().partition(" ")
         condition = condition.strip()
         if name not in ("if", "elsif") or (first and block != "if") or not _PATH.match(condition):
             return None
-        return tuple(condition.split("."))
+        path = tuple(condition.split("."))
+        # Liquid's own properties and literals: only the engine knows what they mean there.
+        return None if _LIQUID_SPECIAL.intersection(path) else path
 
 
 def _liquid_path(text: str) -> tuple[str | int, ...]:

@@ -98,18 +98,15 @@ class Island:
     cache: dict[Any, str] = field(default_factory=dict)
     links: dict[str, list[str | tuple[int, str]]] = field(default_factory=dict)
     """An output with links -> its text pieces and (slot id, URL as written) between them."""
-    truthy_when_text: tuple[str, ...] | None = None
-    """For a test ``{% if a.b %}``: the path; a string there is always true in Liquid (even ""),
-    so a per-person value (a signed link) does not run the engine and fill the cache."""
+    truth_path: tuple[str, ...] | None = None
+    """For a Liquid test ``{% if a.b %}``: the path, decided here for plain values (see ``_truth``)."""
 
     def render(self, context: dict[str, Any]) -> str:
         """The fragment's output for this context (from cache when its inputs were seen)."""
-        if self.truthy_when_text is not None:
-            value: Any = context
-            for key in self.truthy_when_text:
-                value = value.get(key) if value.__class__ is dict else None
-            if value.__class__ is str:
-                return "1"
+        if self.truth_path is not None:
+            decided = _truth(context, self.truth_path)
+            if decided is not None:
+                return decided
         if self.dependencies is None:
             return self.run(context)
         key = repr([_lookup(context, path) for path in self.dependencies])
@@ -145,6 +142,26 @@ class Island:
                 out.append(_escape_url(signed) if self.escape else signed)
 
 
+def _truth(context: dict[str, Any], path: tuple[str, ...]) -> str | None:
+    """``{% if path %}`` as Liquid decides it ("1" or ""), or None when the engine must decide.
+
+    Liquid holds only nil and false false: every string (even ""), number and
+    true is true, and a missing key or a key of nil is nil.  Variant flags and
+    per-person links decide here without the engine or the output cache.
+    """
+    value: Any = context
+    for key in path:
+        if value.__class__ is not dict:
+            return "" if value is None else None  # nil.anything is nil; a list's .first: ask the engine
+        value = value.get(key)
+    kind = value.__class__
+    if kind is str or kind is int or value is True:
+        return "1"
+    if value is None or value is False:
+        return ""
+    return None
+
+
 _LIST_PROPERTIES = {"size": len, "first": lambda v: v[0] if v else None, "last": lambda v: v[-1] if v else None}
 
 
@@ -152,6 +169,8 @@ def _lookup(context: dict[str, Any], path: tuple[str | int, ...]) -> Any:
     value: Any = context
     for key in path:
         if value.__class__ is dict or isinstance(value, dict):
+            if key in _LIST_PROPERTIES and key not in value:
+                return value  # Liquid's .first/.size of a mapping: key the cache on all of it
             value = value.get(key)
         elif isinstance(value, list | str) and key in _LIST_PROPERTIES:
             value = _LIST_PROPERTIES[key](value)  # type: ignore[index]
@@ -336,7 +355,7 @@ def _conditional(
         island = None
         if test is not None:
             island = Island(test, language.compile(test, escape=False, where=where), language.dependencies(test))
-            island.truthy_when_text = language.truth_path(opening.name, tags[head].text, first=head == start)
+            island.truth_path = language.truth_path(opening.name, tags[head].text, first=head == start)
         branches.append((island, body))
     return Conditional(branches)
 
