@@ -12,6 +12,7 @@ import base64
 import binascii
 import functools
 import hashlib
+from collections.abc import Mapping
 from datetime import datetime
 from email.utils import format_datetime, formataddr
 
@@ -134,7 +135,7 @@ def assemble(
     html: str | bytes,
     message_id: str,
     date: datetime,
-    headers: dict[str, str] | None = None,
+    headers: Mapping[str, str] | None = None,
 ) -> bytes:
     """The complete message, CRLF line ends, ready for SMTP (bodies as text, or already encoded)."""
     boundary = "=_tm_" + message_id.strip("<>").split("@", 1)[0][:24]  # "=_" never occurs in QP text

@@ -62,9 +62,10 @@ class Output:
                 if value is _MISSING:
                     return self._empty()
             elif kind is list and key.__class__ is int:
-                if not -len(value) <= key < len(value):  # type: ignore[operator]
+                try:
+                    value = value[key]  # Python's indexing is Liquid's: -len <= key < len
+                except IndexError:
                     return self._empty()
-                value = value[key]
             else:
                 return self.fallback(context)
         if value.__class__ is str:
@@ -281,9 +282,13 @@ class Fragment:
 
     def pieces(self, context: dict[str, Any], sign: Signer | None, out: list[str]) -> None:
         """Append the recipient's pieces: static text as the same string objects, links signed."""
+        append = out.append
         for part in self.parts:
-            if part.__class__ is str:
-                out.append(part)
+            kind = part.__class__
+            if kind is str:
+                append(part)
+            elif kind is Output:
+                append(part.render(context))  # the most common part: skip its pieces() hop
             else:
                 part.pieces(context, sign, out)
 
