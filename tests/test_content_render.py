@@ -144,6 +144,29 @@ def test_fast_output_prints_exactly_what_the_language_prints(
         assert fragment.render(context) == language.compile(source, escape=escape, where="t")(context), context
 
 
+CONDITION_SOURCES = [
+    (".liquid", "{% if customer.firstName %}yes{% endif %}"),
+    (".liquid", "{% if customer.x %}x{% elsif customer.firstName %}yes{% else %}no{% endif %}"),
+    (".liquid", "{% unless customer.firstName %}none{% else %}some{% endunless %}"),
+    (".liquid", "{% if customer.firstName == 'Ada' %}Ada{% endif %}"),
+    (".liquid", "{% if customer.first %}first{% endif %}"),
+    (".hbs", "{{#if customer.firstName}}yes{{else}}no{{/if}}"),
+]
+
+
+@pytest.mark.parametrize(("extension", "source"), CONDITION_SOURCES)
+@pytest.mark.parametrize("value", FAST_PATH_VALUES)
+def test_split_conditions_print_exactly_what_the_language_prints(extension: str, source: str, value: Any) -> None:
+    language = LANGUAGES[extension]
+    fragment = split(source, language, escape=True, where="t")
+    contexts = [{"customer": {"firstName": value}}, {"customer": {}}, {"customer": "text"}, {}, {"customer": None}]
+    contexts += [{"customer": [value]}, {"customer": {"firstName": 0}}, {"customer": {"firstName": 0.0}}]
+    if extension == ".hbs":
+        contexts = contexts[:4]  # pybars itself fails on a list or None where it expects a mapping
+    for context in contexts:
+        assert fragment.render(context) == language.compile(source, escape=True, where="t")(context), context
+
+
 def test_variants_chosen_per_person_with_one_rule_call_per_variant(ws: Path) -> None:
     compiled = compile_template(ws, "regional")
     calls: list[Any] = []
@@ -325,3 +348,48 @@ def test_handlebars_templates_use_blocks_in_their_language(ws: Path) -> None:
     write(ws, "templates/wrong.hbs", "---\nsubject: Hi\n---\n{{> liquid_only}}\n")
     with pytest.raises(TemplateError, match="written in liquid"):
         compile_template(ws, "wrong")
+
+
+QP_PIECES = [
+    "https://t.example.com/c/" + "eyJiIjoicHJvZHVjdF9ncmlkIiw" * 12 + ".AbC-_x",
+    "Hi Ada, ",
+    "x" * 75,
+    "x" * 76,
+    "y" * 77,
+    "Zoë <b>&amp;</b> — ✓",
+    "a=b=c",
+    ".",
+    "tab\there",
+    " " * 100,
+    "word " * 40,
+    "é" * 40,
+    "a" + "é" * 40,
+    "ab" + "é" * 40,
+    "x" * 74 + "é",
+    "",
+]
+
+
+@pytest.mark.parametrize("count", [1, 2, len(QP_PIECES)])
+def test_quoted_printable_decodes_back_with_short_lines(count: int) -> None:
+    import quopri
+
+    from tailormail.content.mime import qp_lines, qp_pieces
+
+    pieces = QP_PIECES[:count]
+    for encoded, expected in ((qp_pieces(pieces), "".join(pieces)), (qp_lines("\n".join(pieces)), "\n".join(pieces))):
+        lines = encoded.split(b"\r\n")
+        assert all(len(line) <= 76 for line in lines), max(lines, key=len)
+        assert all(not line.endswith((b" ", b"\t")) for line in lines)
+        assert b"\n" not in encoded.replace(b"\r\n", b"")
+        assert quopri.decodestring(encoded).replace(b"\r\n", b"\n").decode("utf-8") == expected
+
+
+@pytest.mark.parametrize("value", ["plain", "<script>alert('x')</script>", 'a & "b"', "Zoë", "", "&amp;"])
+def test_liquid_escape_is_markupsafe_exactly(value: str) -> None:
+    import markupsafe
+
+    from tailormail.content.engines import LANGUAGES
+
+    assert LANGUAGES[".liquid"].escape(value) == str(markupsafe.escape(value))
+    assert LANGUAGES[".liquid"].escape(markupsafe.Markup("<b>x</b>")) == "<b>x</b>"

@@ -227,3 +227,42 @@ def test_automated_reason(agent: str, address: str | None, seconds: float | None
 )
 def test_utm_parameters_are_added_not_overwritten(url: str, utm: dict[str, str], expected: str) -> None:
     assert links.with_utm(url, utm) == expected
+
+
+@pytest.mark.parametrize(
+    ("key", "profile_id", "slot", "url", "utm"),
+    [
+        ("send-1:7", 7, Slot(3, "product_grid", 4), "https://shop.example/p/1?x=1", {"utm_source": "tm"}),
+        ('j:é"', None, Slot(0, None, 1), "https://shop.example/é", {}),
+        (
+            "k",
+            0,
+            Slot(12, "hero", 13),
+            "https://shop.example/?utm_source=kept",
+            {"utm_source": "tm", "utm_medium": "email"},
+        ),
+    ],
+)
+def test_tracker_signs_exactly_like_click_url(
+    key: str, profile_id: int | None, slot: Slot, url: str, utm: dict[str, str]
+) -> None:
+    tracker = links.Tracker(BASE + "/", "s3cret", utm)
+    signed = tracker.signer({key: profile_id})
+    expected = links.click_url(BASE, "s3cret", key, profile_id, slot, links.with_utm(url, utm))
+    assert signed(key, slot, url) == expected
+    assert signed(key, slot, url) == expected  # again, from the tagged-URL cache
+
+
+def test_tracker_system_links_are_the_signed_tokens() -> None:
+    from tailormail.content.context import Recipient
+
+    tracker = links.Tracker(BASE, "s3cret")
+    person = Recipient(42, "zoë@example.com", "send-9:42")
+    got = tracker.links_for(person)
+    token = sign("s3cret", "unsubscribe", {"email": "zoë@example.com", "profile_id": 42, "outbox_id": None})
+    assert got == {
+        "unsubscribe": f"{BASE}/u/{token}",
+        "preferences": f"{BASE}/p/{token}",
+        "view_in_browser": links.view_url(BASE, "s3cret", "send-9:42"),
+        "open_pixel": links.open_url(BASE, "s3cret", "send-9:42", 42),
+    }

@@ -51,31 +51,17 @@ def journey_effects(settings: Settings) -> Any:
     from tailormail.content.recommend.model import recommendation_source
     from tailormail.deliver.settings import deliver_settings
     from tailormail.journeys.effects import OutboxEffects
-    from tailormail.track.links import link_signer, open_url, view_url
+    from tailormail.track.links import Tracker
     from tailormail.track.settings import track_settings
-    from tailormail.track.signing import sign
 
     track, deliver = track_settings(settings), deliver_settings(settings)
     domain = deliver.domain or "example.com"
-    base = track.base_url.rstrip("/")
-
-    def links_for(recipient: Any) -> dict[str, str]:
-        token = sign(
-            settings.secret,
-            "unsubscribe",
-            {"email": recipient.email, "profile_id": recipient.profile_id, "outbox_id": None},
-        )
-        return {
-            "unsubscribe": f"{base}/u/{token}",
-            "preferences": f"{base}/p/{token}",
-            "view_in_browser": view_url(base, settings.secret, recipient.message_key),
-            "open_pixel": open_url(base, settings.secret, recipient.message_key, recipient.profile_id),
-        }
+    tracker = Tracker(track.base_url, settings.secret, track.utm)
 
     return OutboxEffects(
         settings=settings,
-        signer_for=lambda profiles: link_signer(base, settings.secret, profiles, track.utm),
-        links_for=links_for,
+        signer_for=tracker.signer,
+        links_for=tracker.links_for,
         from_address=deliver.sender or f"hello@{domain}",
         domain=domain,
         recommend=lambda now_ms: recommendation_source(now_ms, names=settings.events),

@@ -81,6 +81,7 @@ _PATH = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*$")
 _INDEXED_PATH = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*|\[\d+\])*$")
 _LIQUID_BLOCKS = {"if", "unless", "for", "case", "tablerow", "capture"}
 _LIQUID_MIDDLE = {"else", "elsif", "when"}
+_LIQUID_SPECIAL = frozenset({"size", "first", "last", "empty", "blank", "nil", "null", "true", "false"})
 _LIQUID_STATEFUL = {"assign", "capture", "increment", "decrement", "cycle", "liquid"}
 
 
@@ -113,6 +114,10 @@ class Language:
     def branch_test(self, block: str, head: str, *, first: bool) -> str | None:
         """A fragment printing "1" when the branch opened by ``head`` is taken (None: ``else``)."""
         raise NotImplementedError
+
+    def truth_path(self, block: str, head: str, *, first: bool) -> tuple[str, ...] | None:
+        """For a branch taken when a path's value is truthy (``{% if a.b %}``): that path; else None."""
+        return None
 
 
 class Liquid(Language):
@@ -159,8 +164,12 @@ class Liquid(Language):
         return sorted(paths, key=repr)
 
     def escape(self, value: str) -> str:
-        """Escape like python-liquid's autoescape (markupsafe)."""
-        return str(markupsafe.escape(value))
+        """Escape like python-liquid's autoescape (markupsafe), without building a Markup per value."""
+        if value.__class__ is not str:
+            return str(markupsafe.escape(value))  # a str subclass may carry __html__
+        if "&" in value or "<" in value or ">" in value or "'" in value or '"' in value:
+            return value.translate(_MARKUPSAFE)
+        return value
 
     def condition(self, flag: str, then: str, otherwise: str) -> str:
         """``{% if flag %}then{% else %}otherwise{% endif %}``."""
@@ -175,11 +184,24 @@ class Liquid(Language):
         keyword = block if first else "if"
         return f"{{% {keyword} {condition.strip()} %}}1{{% end{keyword} %}}"
 
+    def truth_path(self, block: str, head: str, *, first: bool) -> tuple[str, ...] | None:
+        """``{% if a.b %}`` / ``{% elsif a.b %}``: ("a", "b") (plain truthiness, see ``parts._truth``)."""
+        name, _, condition = head[2:-2].strip().partition(" ")
+        condition = condition.strip()
+        if name not in ("if", "elsif") or (first and block != "if") or not _PATH.match(condition):
+            return None
+        path = tuple(condition.split("."))
+        # Liquid's own properties and literals: only the engine knows what they mean there.
+        return None if _LIQUID_SPECIAL.intersection(path) else path
+
 
 def _liquid_path(text: str) -> tuple[str | int, ...]:
     """``a.b[0].c`` -> ("a", "b", 0, "c")."""
     return tuple(int(p) if p.isdigit() else p for p in re.split(r"\.|\[|\]\.?", text.rstrip("]")) if p != "")
 
+
+_MARKUPSAFE = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;", "'": "&#39;", '"': "&#34;"})
+"""markupsafe's replacements, character for character."""
 
 _DEFAULT = re.compile(r"^(.+?)\s*\|\s*default:\s*(?:\"([^\"]*)\"|'([^']*)')$")
 

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import hashlib
+from collections.abc import Mapping
 from datetime import datetime
 from email.utils import format_datetime, formataddr
 
@@ -47,6 +49,16 @@ def _encoded_words(text: str) -> str:
     return "\r\n ".join(f"=?utf-8?b?{base64.b64encode(w.encode('utf-8')).decode('ascii')}?=" for w in words)
 
 
+@functools.lru_cache(maxsize=256)
+def _date(date: datetime) -> str:
+    return format_datetime(date)  # a batch shares one date
+
+
+@functools.lru_cache(maxsize=256)
+def _sender(name: str, address: str) -> str:
+    return _address(name, address)  # a batch shares one sender
+
+
 def _address(name: str, address: str) -> str:
     return formataddr((" ".join(name.split()), "".join(address.split())), charset="utf-8")
 
@@ -57,9 +69,33 @@ QP_CACHE_SIZE = 50_000
 _qp_cache: dict[str, bytes] = {}
 
 
+def _plain_qp(text: str) -> bytes | None:
+    """The QP of printable ASCII without "=" (a signed URL, a name): itself, wrapped; None for other text."""
+    if text.isascii() and text.isprintable() and "=" not in text and not text.endswith(" "):
+        # Only soft breaks are needed (a space before "=" is allowed: it is not at the line's end).
+        raw = text.encode("ascii")
+        if len(raw) <= 75:
+            return raw
+        return _SOFT_BREAK.join([raw[i : i + 75] for i in range(0, len(raw), 75)])
+    return None
+
+
 def _qp(text: str) -> bytes:
-    body = binascii.b2a_qp(text.replace("\r\n", "\n").encode("utf-8"), istext=True)
-    return body.replace(b"\n", _CRLF)
+    """Quoted-printable with CRLF line ends; the last line is at most 75 long, so a soft break can follow."""
+    plain = _plain_qp(text)
+    if plain is not None:
+        return plain
+    body = binascii.b2a_qp(text.replace("\r\n", "\n").encode("utf-8"), istext=True).replace(b"\n", _CRLF)
+    if len(body) - (body.rfind(_CRLF) + 2) > 75:
+        # b2a_qp ends lines at 76; the join's "=" would make 77. Move the last character
+        # (or the "=XX" escape it belongs to) to a line of its own.
+        cut = len(body) - 1
+        for back in (1, 2):
+            if body[cut - back] == 0x3D:  # "=" in QP output always starts an escape
+                cut -= back
+                break
+        body = body[:cut] + _SOFT_BREAK + body[cut:]
+    return body
 
 
 def qp_pieces(pieces: list[str]) -> bytes:
@@ -79,15 +115,15 @@ def qp_lines(text: str) -> bytes:
 
 def _encoded(pieces: list[str]) -> list[bytes]:
     cache = _qp_cache
-    out = []
-    for piece in pieces:
-        encoded = cache.get(piece)
-        if encoded is None:
-            if len(cache) >= QP_CACHE_SIZE:
-                cache.clear()
-            encoded = cache[piece] = _qp(piece)
-        out.append(encoded)
-    return out
+    out: list[bytes | None] = list(map(cache.get, pieces))  # static pieces: the same objects, hashed once
+    if None in out:
+        for index, encoded in enumerate(out):
+            if encoded is None:
+                piece = pieces[index]
+                if len(cache) >= QP_CACHE_SIZE:
+                    cache.clear()
+                out[index] = cache[piece] = _qp(piece)
+    return out  # type: ignore[return-value]
 
 
 def assemble(
@@ -99,15 +135,15 @@ def assemble(
     html: str | bytes,
     message_id: str,
     date: datetime,
-    headers: dict[str, str] | None = None,
+    headers: Mapping[str, str] | None = None,
 ) -> bytes:
     """The complete message, CRLF line ends, ready for SMTP (bodies as text, or already encoded)."""
     boundary = "=_tm_" + message_id.strip("<>").split("@", 1)[0][:24]  # "=_" never occurs in QP text
     lines = [
-        f"From: {_address(*sender)}",
+        f"From: {_sender(*sender)}",
         f"To: {_address('', to)}",
         f"Subject: {_header_text(subject)}",
-        f"Date: {format_datetime(date)}",
+        f"Date: {_date(date)}",
         f"Message-ID: {message_id}",
         "MIME-Version: 1.0",
         *(f"{k}: {_header_text(v)}" for k, v in (headers or {}).items()),

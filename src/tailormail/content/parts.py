@@ -56,14 +56,22 @@ class Output:
         """The value as the language would print it."""
         value: Any = context
         for key in self.path:
-            if value.__class__ is dict:
+            kind = value.__class__
+            if kind is dict:
                 value = value.get(key, _MISSING)
-            elif value.__class__ is list and key.__class__ is int:
-                value = value[key] if -len(value) <= key < len(value) else _MISSING  # type: ignore[operator]
+                if value is _MISSING:
+                    return self._empty()
+            elif kind is list and key.__class__ is int:
+                try:
+                    value = value[key]  # Python's indexing is Liquid's: -len <= key < len
+                except IndexError:
+                    return self._empty()
             else:
                 return self.fallback(context)
-            if value is _MISSING:
+        if value.__class__ is str:
+            if value == "" and self.default is not None:
                 return self._empty()
+            return self.escape(value) if self.escape else value
         if value is None or (self.default is not None and (value is False or value == "" or value == [])):
             return self._empty()
         if isinstance(value, str):
@@ -89,9 +97,17 @@ class Island:
     dependencies: list[tuple[str | int, ...]] | None
     escape: bool = True
     cache: dict[Any, str] = field(default_factory=dict)
+    links: dict[str, list[str | tuple[int, str]]] = field(default_factory=dict)
+    """An output with links -> its text pieces and (slot id, URL as written) between them."""
+    truth_path: tuple[str, ...] | None = None
+    """For a Liquid test ``{% if a.b %}``: the path, decided here for plain values (see ``_truth``)."""
 
     def render(self, context: dict[str, Any]) -> str:
         """The fragment's output for this context (from cache when its inputs were seen)."""
+        if self.truth_path is not None:
+            decided = _truth(context, self.truth_path)
+            if decided is not None:
+                return decided
         if self.dependencies is None:
             return self.run(context)
         key = repr([_lookup(context, path) for path in self.dependencies])
@@ -104,11 +120,47 @@ class Island:
         return hit
 
     def pieces(self, context: dict[str, Any], sign: Signer | None, out: list[str]) -> None:
-        """Append the output, with links inside it (a loop's links) signed."""
+        """Append the output, with links inside it (a loop's links) signed.
+
+        The text between links goes out as the same string objects every time the
+        output repeats, and each signed URL as a piece of its own, so MIME encoding
+        reuses the text's encoding and encodes only the URLs (see ``mime.qp_pieces``).
+        """
         text = self.render(context)
-        if sign is not None and SLOT_OPEN in text:
-            text = sign_slots(text, sign, self.escape)
-        out.append(text)
+        if sign is None or SLOT_OPEN not in text:
+            out.append(text)
+            return
+        split_text = self.links.get(text)
+        if split_text is None:
+            if len(self.links) >= ISLAND_CACHE_SIZE:
+                self.links.clear()
+            split_text = self.links[text] = _split_links(text, self.escape)
+        for item in split_text:
+            if isinstance(item, str):
+                out.append(item)
+            else:
+                signed = sign(*item)
+                out.append(_escape_url(signed) if self.escape else signed)
+
+
+def _truth(context: dict[str, Any], path: tuple[str, ...]) -> str | None:
+    """``{% if path %}`` as Liquid decides it ("1" or ""), or None when the engine must decide.
+
+    Liquid holds only nil and false false: every string (even ""), number and
+    true is true, and a missing key or a key of nil is nil.  Variant flags and
+    per-person links decide here without the engine or the output cache.
+    """
+    value: Any = context
+    for key in path:
+        if value.__class__ is not dict:
+            return "" if value is None else None  # nil.anything is nil; a list's .first: ask the engine
+        value = value.get(key)
+    kind = value.__class__
+    if kind is str or kind is int or value is True:
+        return "1"
+    if value is None or value is False:
+        return ""
+    return None
 
 
 _LIST_PROPERTIES = {"size": len, "first": lambda v: v[0] if v else None, "last": lambda v: v[-1] if v else None}
@@ -117,7 +169,9 @@ _LIST_PROPERTIES = {"size": len, "first": lambda v: v[0] if v else None, "last":
 def _lookup(context: dict[str, Any], path: tuple[str | int, ...]) -> Any:
     value: Any = context
     for key in path:
-        if isinstance(value, dict):
+        if value.__class__ is dict or isinstance(value, dict):
+            if key in _LIST_PROPERTIES and key not in value:
+                return value  # Liquid's .first/.size of a mapping: key the cache on all of it
             value = value.get(key)
         elif isinstance(value, list | str) and key in _LIST_PROPERTIES:
             value = _LIST_PROPERTIES[key](value)  # type: ignore[index]
@@ -186,6 +240,28 @@ class Link:
             out.append(sign(self.slot, url))
 
 
+def _split_links(text: str, escape: bool) -> list[str | tuple[int, str]]:
+    """``text`` as static pieces and (slot id, URL) links (the URL unescaped in HTML)."""
+    items: list[str | tuple[int, str]] = []
+    last = 0
+    for match in SLOT.finditer(text):
+        if match.start() > last:
+            items.append(text[last : match.start()])
+        url = match.group(2)
+        items.append((int(match.group(1)), html.unescape(url) if escape else url))
+        last = match.end()
+    if last < len(text):
+        items.append(text[last:])
+    return items
+
+
+def _escape_url(url: str) -> str:
+    """``html.escape(url)``, skipped for the usual URL that has nothing to escape."""
+    if "&" in url or '"' in url or "<" in url or ">" in url or "'" in url:
+        return html.escape(url)
+    return url
+
+
 def sign_slots(text: str, sign: Signer, escape: bool) -> str:
     """Replace every slot marker left in ``text`` by its signed URL."""
     if escape:
@@ -206,9 +282,13 @@ class Fragment:
 
     def pieces(self, context: dict[str, Any], sign: Signer | None, out: list[str]) -> None:
         """Append the recipient's pieces: static text as the same string objects, links signed."""
+        append = out.append
         for part in self.parts:
-            if part.__class__ is str:
-                out.append(part)
+            kind = part.__class__
+            if kind is str:
+                append(part)
+            elif kind is Output:
+                append(part.render(context))  # the most common part: skip its pieces() hop
             else:
                 part.pieces(context, sign, out)
 
@@ -280,6 +360,7 @@ def _conditional(
         island = None
         if test is not None:
             island = Island(test, language.compile(test, escape=False, where=where), language.dependencies(test))
+            island.truth_path = language.truth_path(opening.name, tags[head].text, first=head == start)
         branches.append((island, body))
     return Conditional(branches)
 

@@ -109,7 +109,6 @@ def render_one(
 ) -> RenderResult:
     """Render one recipient's mail (fails closed: an error becomes the result's reason)."""
     message_id = message_id_for(recipient.message_key, envelope.domain)
-    result = RenderResult(recipient.profile_id, recipient.message_key, message_id)
     try:
         if not recipient.email or "@" not in recipient.email:
             raise RenderFailure("no valid email address")
@@ -135,13 +134,14 @@ def render_one(
             html=qp_pieces(html_pieces),
             message_id=message_id,
             date=envelope.date,
-            headers=dict(envelope.headers),
+            headers=envelope.headers,
         )
     except Exception as exc:  # any failure is this recipient's alone: record it, go on
-        return RenderResult(result.profile_id, result.message_key, message_id, error=_reason(exc))
+        return RenderResult(recipient.profile_id, recipient.message_key, message_id, error=_reason(exc))
     return RenderResult(
-        result.profile_id, result.message_key, message_id, message, subject, links={k[0]: v for k, v in links.items()}
-    )
+        recipient.profile_id, recipient.message_key, message_id, message, subject,
+        links={k[0]: v for k, v in links.items()},
+    )  # fmt: skip
 
 
 class RenderFailure(Exception):
