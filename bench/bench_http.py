@@ -73,7 +73,7 @@ def main() -> None:
         from live import served
 
         env = {k: v for k, v in os.environ.items() if k != "TAILORMAIL_DATABASE_URL"}
-        with served(root, env=env) as base:
+        with served(root, env=env, ready_within=120.0) as base:  # a busy machine starts slowly
             out = subprocess.run(
                 [
                     sys.executable,

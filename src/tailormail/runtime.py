@@ -43,7 +43,6 @@ def ingest_hooks(settings: Settings, store: Store, clock: Clock) -> list[IngestH
         journey_hook(settings, lambda: journey_effects(settings)),  # triggers, goals, awaited events
         segments_hook(settings),  # real-time segment memberships (and segment_* events)
         *sync_hooks(settings),  # outbound sync destinations: the outbox, in the same transaction
-        segments_hook(settings),
     ]
 
 

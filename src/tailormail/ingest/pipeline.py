@@ -99,8 +99,8 @@ def _store(conn: Connection, messages: list[Message], now_ms: int) -> list[Store
     resolution = identity.resolve_batch(conn, messages, now_ms)
     profile_ids = resolution.profile_ids
     apply_traits(conn, messages, profile_ids, now_ms)
-    rows = [event_row(m, pid, now_ms) for m, pid in zip(messages, profile_ids, strict=True)]
-    ids = dict((mid, eid) for eid, mid in event_q.insert_events(conn, rows))
+    rows = [event_values(m, pid, now_ms) for m, pid in zip(messages, profile_ids, strict=True)]
+    ids = {mid: eid for eid, mid in event_q.insert_event_values_returning(conn, rows)}
     profile_q.touch_seen(conn, seen_range(messages, profile_ids), resolution.created)
     return [
         StoredEvent(ids[m.message_id], pid, m)
