@@ -129,9 +129,7 @@ class JourneyRunner:
                 runs.changed.add(event.profile_id)
                 self._finish(conn, run, "goal", now_ms)
 
-    def _awaited(
-        self, conn: Connection, event: StoredEvent, now_ms: int, paused: set[str], runs: BatchRuns
-    ) -> None:
+    def _awaited(self, conn: Connection, event: StoredEvent, now_ms: int, paused: set[str], runs: BatchRuns) -> None:
         assert event.message.event is not None
         for run in runs.waiting_for(conn, event.message.event, event.profile_id):
             journey = self.journeys.get(run["journey"])

@@ -27,9 +27,7 @@ _CANCEL_TIMERS = (
 _UPDATE_RUN: dict[tuple[str, ...], Any] = {}
 
 
-def create_run(
-    conn: Connection, journey: str, profile_id: int, trigger: dict[str, Any], now_ms: int
-) -> dict[str, Any]:
+def create_run(conn: Connection, journey: str, profile_id: int, trigger: dict[str, Any], now_ms: int) -> dict[str, Any]:
     """A new run of ``journey`` for a person; returns it as ``get_run`` would (one statement, not two)."""
     row = {
         "journey": journey,
