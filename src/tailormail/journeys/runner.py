@@ -164,7 +164,7 @@ class JourneyRunner:
             return None
         if runs is not None:
             runs.changed.add(profile_id)
-        run = q.create_run(conn, journey.name, profile_id, trigger, now_ms)
+        run = _create_run(conn, journey.name, profile_id, trigger, now_ms)
         self._log(conn, run, None, "entered", {}, now_ms)
         self.advance(conn, journey, run, journey.start, now_ms)
         return int(run["id"])
@@ -321,6 +321,9 @@ class PendingWrites:
     journey tables (and every effect) in this module flushes first.
     """
 
+    runs: list[dict[str, Any]] = field(default_factory=list)
+    next_run_id: int | None = None
+    """SQLite: the id the next new run gets (the batch holds the write lock, so max + 1 is what SQLite would give)."""
     updates: dict[int, dict[str, Any]] = field(default_factory=dict)
     timers: list[dict[str, Any]] = field(default_factory=list)
     logs: list[dict[str, Any]] = field(default_factory=list)
@@ -331,6 +334,9 @@ def flush(conn: Connection) -> None:
     pending: PendingWrites | None = conn.info.get(_PENDING)
     if pending is None:
         return
+    if pending.runs:  # first: the updates below may be of these runs
+        q.insert_runs(conn, pending.runs)
+        pending.runs = []
     if pending.updates:
         q.update_runs(conn, pending.updates)
         pending.updates = {}
@@ -340,6 +346,20 @@ def flush(conn: Connection) -> None:
     if pending.logs:
         q.log(conn, pending.logs)
         pending.logs = []
+
+
+def _create_run(
+    conn: Connection, journey: str, profile_id: int, trigger: dict[str, Any], now_ms: int
+) -> dict[str, Any]:
+    pending: PendingWrites | None = conn.info.get(_PENDING)
+    if pending is None or conn.dialect.name != "sqlite":
+        return q.create_run(conn, journey, profile_id, trigger, now_ms)
+    if pending.next_run_id is None:
+        pending.next_run_id = q.max_run_id(conn) + 1
+    run = q.run_row(journey, profile_id, dict(trigger), now_ms, run_id=pending.next_run_id)
+    pending.next_run_id += 1
+    pending.runs.append(run)
+    return dict(run)
 
 
 def _update_run(conn: Connection, run_id: int, now_ms: int, **values: Any) -> None:

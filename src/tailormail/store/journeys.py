@@ -17,6 +17,7 @@ ACTIVE = ("active", "waiting")
 # statement's cache key, so executing it skips most of the per-call work
 # (building ``update().values(...)`` anew cost 10x SQLite's own time).
 _CREATE_RUN = journey_runs.insert().returning(*journey_runs.c)
+_INSERT_RUNS = journey_runs.insert()
 _ADD_TIMER = journey_timers.insert()
 _LOG = journey_log.insert()
 _CANCEL_TIMERS = (
@@ -29,16 +30,42 @@ _UPDATE_RUN: dict[tuple[str, ...], Any] = {}
 
 def create_run(conn: Connection, journey: str, profile_id: int, trigger: dict[str, Any], now_ms: int) -> dict[str, Any]:
     """A new run of ``journey`` for a person; returns it as ``get_run`` would (one statement, not two)."""
-    row = {
+    row = run_row(journey, profile_id, trigger, now_ms)
+    del row["id"]
+    return dict(conn.execute(_CREATE_RUN, row).mappings().one())
+
+
+def run_row(
+    journey: str, profile_id: int, trigger: dict[str, Any], now_ms: int, run_id: int | None = None
+) -> dict[str, Any]:
+    """Every column of a new run, as ``get_run`` returns it."""
+    return {
+        "id": run_id,
         "journey": journey,
         "profile_id": profile_id,
         "status": "active",
+        "position": None,
+        "waiting_for": None,
+        "on_event": None,
+        "on_timeout": None,
         "trigger": trigger,
         "attempt": 0,
         "entered_at": now_ms,
         "updated_at": now_ms,
+        "finished_at": None,
+        "finish_reason": None,
     }
-    return dict(conn.execute(_CREATE_RUN, row).mappings().one())
+
+
+def insert_runs(conn: Connection, rows: list[dict[str, Any]]) -> None:
+    """Insert runs given whole (``run_row`` with their ids), in one statement."""
+    if rows:
+        conn.execute(_INSERT_RUNS, rows)
+
+
+def max_run_id(conn: Connection) -> int:
+    """The highest run id so far (0: none)."""
+    return int(conn.execute(select(func.coalesce(func.max(journey_runs.c.id), 0))).scalar_one())
 
 
 def get_run(conn: Connection, run_id: int) -> dict[str, Any] | None:
