@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Iterator
 from typing import Any
 
 from sqlalchemy import JSON, Column, Connection, MetaData, Table, Text, bindparam, cast, func, select
 
-from tailormail.store.dialect import in_chunks, insert_ignoring_conflicts, one_of
+from tailormail.store.dialect import compact_json, in_chunks, insert_ignoring_conflicts, one_of
 from tailormail.store.schema import events, profiles
 
 EVENT_COLUMNS = (
@@ -58,7 +57,7 @@ def _sqlite_returning_sql(conn: Connection, n: int) -> str:
 
 def _encoded(rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
     """Rows with their JSON columns (properties, context) as compact JSON text."""
-    encode = _compact_json
+    encode = compact_json
     return [(*r[:5], encode(r[5]), None if r[6] is None else encode(r[6]), *r[7:]) for r in rows]
 
 
@@ -108,10 +107,6 @@ def _copy_insert_postgresql(conn: Connection, prepared: list[tuple[Any, ...]]) -
         for c in EVENT_COLUMNS
     ]
     conn.execute(insert_ignoring_conflicts(conn, events).from_select(list(EVENT_COLUMNS), select(*staged)))
-
-
-_compact_json = json.JSONEncoder(check_circular=False, separators=(",", ":")).encode
-"""JSON text for bulk rows: about a quarter faster than ``json.dumps`` with its defaults."""
 
 
 def _sqlite_insert_sql(conn: Connection) -> str:

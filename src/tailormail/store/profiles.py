@@ -7,7 +7,7 @@ from typing import Any
 
 from sqlalchemy import JSON, BigInteger, Connection, Table, bindparam, cast, delete, func, literal, select, update
 
-from tailormail.store.dialect import in_chunks, one_of, unnest_select
+from tailormail.store.dialect import compact_json, in_chunks, one_of, unnest_select
 from tailormail.store.schema import events, identity_links, profiles
 
 PROFILE_TABLES: list[tuple[Table, str]] = [(events, "profile_id"), (identity_links, "profile_id")]
@@ -127,7 +127,10 @@ def set_traits(conn: Connection, profile_id: int, traits: dict[str, Any], now_ms
 
 def set_traits_many(conn: Connection, traits: dict[int, dict[str, Any]], now_ms: int) -> None:
     """Replace the traits of several profiles (one statement, many parameter sets)."""
-    if traits:
+    if traits and conn.dialect.name == "sqlite":
+        encode = compact_json
+        conn.exec_driver_sql(_SQLITE_SET_TRAITS, [(encode(value), now_ms, pid) for pid, value in traits.items()])
+    elif traits:
         stmt = update(profiles).where(profiles.c.id == bindparam("pid")).values(traits=bindparam("new_traits"))
         conn.execute(
             stmt.values(updated_at=now_ms), [{"pid": pid, "new_traits": value} for pid, value in traits.items()]
@@ -163,6 +166,7 @@ def touch_seen(conn: Connection, seen: dict[int, tuple[int, int]], created: Coll
 # SQLite statements of the ingest path run through the driver's executemany: SQLAlchemy's
 # per-row parameter processing cost several times SQLite's own work at 100-event batches.
 _SQLITE_CREATE = "INSERT INTO profiles (user_id, traits, first_seen, last_seen, updated_at) VALUES (?, '{}', ?, ?, ?)"
+_SQLITE_SET_TRAITS = "UPDATE profiles SET traits = ?, updated_at = ? WHERE id = ?"
 _SQLITE_SEEN_EXACT = "UPDATE profiles SET first_seen = ?, last_seen = ? WHERE id = ?"
 _SQLITE_SEEN_WIDER = "UPDATE profiles SET first_seen = min(first_seen, ?), last_seen = max(last_seen, ?) WHERE id = ?"
 
