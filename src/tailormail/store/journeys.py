@@ -97,7 +97,7 @@ def update_runs(conn: Connection, changes: dict[int, dict[str, Any]]) -> None:
     for names, rows in groups.items():
         stmt = _UPDATE_RUN.get(names)
         if stmt is None:
-            columns = {name: bindparam(f"v_{name}") for name in names}
+            columns: dict[str, Any] = {name: bindparam(f"v_{name}") for name in names}
             stmt = update(journey_runs).where(journey_runs.c.id == bindparam("run_id")).values(columns)
             _UPDATE_RUN[names] = stmt
         conn.execute(stmt, rows)
