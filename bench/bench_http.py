@@ -2,6 +2,12 @@
 
 Baseline in the same run: plain sqlite3 executemany of the same rows into the
 same events table (what the database alone can take).  Target: >= 10,000 events/s.
+
+The server is `tailormail serve` on a fresh workspace with its preset journeys
+and segments.  BENCH_HTTP_SEGMENTS=on (default): segments are refreshed before
+the load starts, so the real-time segments hook works on every batch, and the
+worker runs beside the API as it does by default.  =off: no refresh and
+``--no-with-worker``, so the segments hook has nothing active to update.
 """
 
 from __future__ import annotations
@@ -61,19 +67,41 @@ def raw_baseline(rows: int) -> float:
     return len(params) / seconds
 
 
+def server_cpu_seconds() -> float | None:
+    """CPU seconds used so far by our `tailormail serve` child (Linux /proc; None elsewhere)."""
+    try:
+        children = " ".join(
+            Path(f"/proc/self/task/{tid}/children").read_text() for tid in os.listdir("/proc/self/task")
+        ).split()
+        for pid in children:
+            if b"serve" in Path(f"/proc/{pid}/cmdline").read_bytes():
+                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+                return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
+    except OSError:
+        return None
+    return None
+
+
 def main() -> None:
+    segments = os.environ.get("BENCH_HTTP_SEGMENTS", "on") != "off"
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp) / "ws"
         init_workspace(root)
         rt = open_runtime(root)
         with rt.store.begin() as conn:
             _, key = keys.create_key(conn, "write", "bench", to_ms(rt.clock.now()))
+        if segments:
+            from tailormail.segments.realtime import Catalog, sync_definitions
+
+            sync_definitions(rt.store, Catalog(rt.settings), to_ms(rt.clock.now()))
         rt.close()
         sys.path.insert(0, str(Path(__file__).parent.parent / "tests"))
         from live import served
 
         env = {k: v for k, v in os.environ.items() if k != "TAILORMAIL_DATABASE_URL"}
-        with served(root, env=env) as base:
+        args = () if segments else ("--no-with-worker",)
+        with served(root, env=env, ready_within=120.0, args=args) as base:  # a busy machine starts slowly
+            cpu_before = server_cpu_seconds()
             out = subprocess.run(
                 [
                     sys.executable,
@@ -88,17 +116,24 @@ def main() -> None:
                 text=True,
                 check=True,
             )
+            cpu_after = server_cpu_seconds()
+        load = os.getloadavg()[0]
         result = json.loads(out.stdout)
     events = BATCHES * BATCH_SIZE
     rate = events / result["seconds"]
     lat = result["latencies"]
     baseline = raw_baseline(events)
     print(f"HTTP /v1/batch: {events} events in {BATCHES} batches of {BATCH_SIZE}, {CLIENT_THREADS} client threads")
+    print(f"  segments hook: {'on (segments refreshed, worker running)' if segments else 'off (no worker)'}")
     print(f"  tailormail over HTTP: {rate:,.0f} events/s  (target >= 10,000)")
+    if cpu_before is not None and cpu_after is not None:
+        cpu = cpu_after - cpu_before
+        print(f"  server CPU: {cpu:.2f} s for {events:,} events = {events / cpu:,.0f} events per CPU-second")
     print(f"  latency per batch: p50 {percentile(lat, 50) * 1000:.1f} ms, p99 {percentile(lat, 99) * 1000:.1f} ms")
     print(f"  failures: {len(result['failures'])}")
     print(f"  baseline sqlite3 executemany, same rows, 100 per transaction: {baseline:,.0f} events/s")
-    print(f"  ratio tailormail/baseline: {rate / baseline:.2f}")
+    print(f"  ratio tailormail/baseline: {rate / baseline:.3f}")
+    print(f"  load average (1 min) at the end of the load: {load:.1f} on {os.cpu_count()} cores")
 
 
 if __name__ == "__main__":

@@ -99,12 +99,12 @@ def bench_pull() -> None:
     from tailormail.sync import tasks
 
     with crm() as base:
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         with httpx.Client() as client:
             n = 0
             for page in range(1, RECORDS // PAGE + 2):
                 n += len(client.get(f"{base}/customers", params={"page": page}).json()["data"])
-        baseline = time.perf_counter() - start
+        baseline, baseline_cpu = time.perf_counter() - start, time.process_time() - cpu
         config = f"""
 [sync]
 allow_private = true
@@ -121,18 +121,21 @@ updated = "updated_at"
 traits = {{ email = "email", name = "name", plan = "plan" }}
 """
         with workspace(config) as rt:
-            start = time.perf_counter()
+            start, cpu = time.perf_counter(), time.process_time()
             run = tasks.run_now(rt, "customers")
-            took = time.perf_counter() - start
+            took, took_cpu = time.perf_counter() - start, time.process_time() - cpu
     ceiling = ingest_ceiling()
     assert n == RECORDS and run["written"] == RECORDS, run
     print(f"pull {RECORDS:,} records in pages of {PAGE:,} (SQLite store)")
     print(f"  baseline (fetch + decode, no store): {baseline:.2f} s = {RECORDS / baseline:,.0f} records/s")
+    print(f"    CPU of this process (client and the loopback CRM thread): {baseline_cpu:.2f} s")
     print(
         f"  tailormail pull into the store:      {took:.2f} s = {RECORDS / took:,.0f} records/s "
         f"(target >= 20,000; {took / baseline:.1f}x the baseline's time)"
     )
+    print(f"    CPU of this process: {took_cpu:.2f} s = {RECORDS / took_cpu:,.0f} records per CPU-second")
     print(f"  bound: the shared ingest path alone (pre-parsed, pages of {PAGE:,}): {ceiling:,.0f} records/s")
+    print(f"  load average (1 min): {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
 
 
 def ingest_ceiling() -> float:
@@ -186,18 +189,18 @@ def bench_redis() -> None:
                 pipe.execute()
         pipe.execute()
         client.xgroup_create(stream, "baseline", id="0")
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         seen = 0
         while reply := client.xreadgroup("baseline", "b", {stream: ">"}, count=500):
             ids = [entry_id for entry_id, _ in reply[0][1]]
             client.xack(stream, "baseline", *ids)
             seen += len(ids)
-        baseline = time.perf_counter() - start
+        baseline, baseline_cpu = time.perf_counter() - start, time.process_time() - cpu
         with workspace() as rt:
             consumer = RedisStreamConsumer(rt.ingestor, client, stream, group="tm", batch=1000)
-            start = time.perf_counter()
+            start, cpu = time.perf_counter(), time.process_time()
             result = consumer.run(Until(idle=True))
-            took = time.perf_counter() - start
+            took, took_cpu = time.perf_counter() - start, time.process_time() - cpu
         assert seen == RECORDS and result.stored == RECORDS, result
         print(f"redis streams: {RECORDS:,} Segment track messages (SQLite store)")
         print(f"  baseline (XREADGROUP + XACK, no store): {baseline:.2f} s = {RECORDS / baseline:,.0f} events/s")
@@ -205,6 +208,11 @@ def bench_redis() -> None:
             f"  tailormail consumer into the store:     {took:.2f} s = {RECORDS / took:,.0f} events/s "
             f"(target >= 10,000; {took / baseline:.1f}x the baseline's time)"
         )
+        print(
+            f"  CPU of this process: baseline {baseline_cpu:.2f} s, tailormail {took_cpu:.2f} s"
+            f" = {RECORDS / took_cpu:,.0f} events per CPU-second"
+        )
+        print(f"  load average (1 min): {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
     finally:
         client.delete(stream)
         client.close()

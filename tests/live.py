@@ -22,11 +22,13 @@ def free_port() -> int:
 
 
 @contextmanager
-def served(workspace: Path, *, env: dict[str, str] | None = None, ready_within: float = 30.0) -> Iterator[str]:
-    """Run `tailormail serve` for ``workspace``; yield its base URL; stop it after."""
+def served(
+    workspace: Path, *, env: dict[str, str] | None = None, ready_within: float = 30.0, args: tuple[str, ...] = ()
+) -> Iterator[str]:
+    """Run `tailormail serve` for ``workspace`` (with extra ``args``); yield its base URL; stop it after."""
     port = free_port()
     process = subprocess.Popen(
-        [sys.executable, "-m", "tailormail", "serve", "--port", str(port), "--workspace", str(workspace)],
+        [sys.executable, "-m", "tailormail", "serve", "--port", str(port), "--workspace", str(workspace), *args],
         env={**os.environ, **(env or {})},
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,

@@ -167,3 +167,37 @@ def pid(runtime: Runtime, user: str) -> int:
         profile = profile_q.get_profile(conn, user_id=user)
     assert profile is not None
     return int(profile["id"])
+
+
+def test_one_batch_decides_as_the_same_events_in_separate_batches_would(
+    runtime: Runtime, clock: ManualClock, setup: tuple[JourneyRunner, RecordingEffects]
+) -> None:
+    """The hook reads a batch's runs once and writes at the end: later events of a person still see earlier ones."""
+    runner, effects = setup
+    now = clock.now().isoformat()
+    calls = [
+        ("ann", "add_to_cart", {}),
+        ("ann", "purchase", {"revenue": 20}),  # the goal, in the same batch as the entry
+        ("bob", "add_to_cart", {}),
+        ("bob", "add_to_cart", {}),  # already running: no second run
+        ("cat", "signed_up", {}),
+        ("cat", "purchase", {"revenue": 50}),  # the awaited event resumes the run just started
+    ]
+    runtime.ingestor.ingest_raw(
+        [
+            {"type": "track", "userId": u, "event": ev, "timestamp": now, "messageId": f"batch-{i}", "properties": p}
+            for i, (u, ev, p) in enumerate(calls)
+        ]
+    )
+    assert effects.sent == [("watch", pid(runtime, "cat"), "thanks")]
+    with runtime.store.read() as conn:
+        ann = q.runs_of(conn, "cart", pid(runtime, "ann"))
+        bob = q.runs_of(conn, "cart", pid(runtime, "bob"))
+        log = [row["action"] for row in q.log_of(conn, [ann[0]["id"]])]
+        pending = q.next_timer_due(conn, only_runs=[ann[0]["id"]])
+    assert [(r["status"], r["finish_reason"]) for r in ann] == [("done", "goal")]
+    assert pending is None  # the goal cancelled the wake-up the entry had scheduled
+    assert log == ["entered", "finished"]
+    assert [r["status"] for r in bob] == ["waiting"]
+    advance(runtime, clock, runner, hours=1)
+    assert effects.sent[1:] == [("cart", pid(runtime, "bob"), "cart_reminder")]

@@ -49,7 +49,7 @@ def bulk_ingest(
             if fresh:
                 resolution = identity.resolve_batch(conn, fresh, now_ms)
                 profile_ids = resolution.profile_ids
-                apply_traits(conn, fresh, profile_ids, now_ms)
+                apply_traits(conn, fresh, profile_ids, now_ms, blank=resolution.blank)
                 event_q.insert_event_values(
                     conn, [event_values(m, p, now_ms) for m, p in zip(fresh, profile_ids, strict=True)]
                 )

@@ -8,7 +8,7 @@ alias), after which everything the anonymous id did counts for the person.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sqlalchemy import Connection
 
@@ -22,6 +22,8 @@ class Resolution:
 
     profile_ids: list[int]
     created: set[int]
+    blank: set[int] = field(default_factory=set)
+    """Profiles created for the batch that nothing was merged into: their traits are still empty."""
 
 
 def resolve(conn: Connection, messages: list[Message], now_ms: int) -> list[int]:
@@ -34,7 +36,8 @@ def resolve_batch(conn: Connection, messages: list[Message], now_ms: int) -> Res
     resolver = _Resolver(conn, messages, now_ms)
     profile_ids = resolver.run()
     # A created profile merged into another is gone; the survivor keeps its own history.
-    return Resolution(profile_ids, {pid for pid in resolver.created if pid not in resolver.merged})
+    created = {pid for pid in resolver.created if pid not in resolver.merged}
+    return Resolution(profile_ids, created, created - set(resolver.merged.values()))
 
 
 class _Resolver:

@@ -48,7 +48,8 @@ def revenue_of(properties: dict[str, Any]) -> float | None:
     """The money in an event's properties (``revenue``, else ``total``, else ``value``)."""
     for key in REVENUE_KEYS:
         value = properties.get(key)
-        if isinstance(value, int | float) and not isinstance(value, bool):
+        # None first: most events carry none (an isinstance of a union per key cost more than the rest).
+        if value is not None and isinstance(value, (int, float)) and not isinstance(value, bool):
             return float(value)
     return None
 

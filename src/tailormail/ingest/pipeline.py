@@ -7,7 +7,7 @@ inside the same transaction and see exactly the events that were new.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -98,9 +98,9 @@ def first_of_each_id(messages: Sequence[Message]) -> list[Message]:
 def _store(conn: Connection, messages: list[Message], now_ms: int) -> list[StoredEvent]:
     resolution = identity.resolve_batch(conn, messages, now_ms)
     profile_ids = resolution.profile_ids
-    apply_traits(conn, messages, profile_ids, now_ms)
-    rows = [event_row(m, pid, now_ms) for m, pid in zip(messages, profile_ids, strict=True)]
-    ids = dict((mid, eid) for eid, mid in event_q.insert_events(conn, rows))
+    apply_traits(conn, messages, profile_ids, now_ms, blank=resolution.blank)
+    rows = [event_values(m, pid, now_ms) for m, pid in zip(messages, profile_ids, strict=True)]
+    ids = {mid: eid for eid, mid in event_q.insert_event_values_returning(conn, rows)}
     profile_q.touch_seen(conn, seen_range(messages, profile_ids), resolution.created)
     return [
         StoredEvent(ids[m.message_id], pid, m)
@@ -118,15 +118,17 @@ def seen_range(messages: Sequence[Message], profile_ids: Sequence[int]) -> dict[
     return seen
 
 
-def apply_traits(conn: Connection, messages: list[Message], profile_ids: list[int], now_ms: int) -> None:
-    """Merge identify traits into profiles, later messages winning."""
+def apply_traits(
+    conn: Connection, messages: list[Message], profile_ids: list[int], now_ms: int, *, blank: Collection[int] = ()
+) -> None:
+    """Merge identify traits into profiles, later messages winning (``blank``: profiles known to have none yet)."""
     updates: dict[int, dict[str, Any]] = {}
     for m, pid in zip(messages, profile_ids, strict=True):
         if m.type == "identify" and m.traits:
             updates.setdefault(pid, {}).update(m.traits)
     if not updates:
         return
-    current = profile_q.traits_of(conn, updates)
+    current = profile_q.traits_of(conn, [pid for pid in updates if pid not in blank])
     merged = {pid: {**current.get(pid, {}), **traits} for pid, traits in updates.items()}
     profile_q.set_traits_many(conn, merged, now_ms)
 

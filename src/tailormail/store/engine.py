@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, event
@@ -67,6 +68,12 @@ class Store:
     def __init__(self, url: str, **options: Any) -> None:
         self.url = normalize_url(url)
         self.engine = make_engine(self.url, **options)
+        # SQLite has one writer at a time.  Threads of this process queue here and
+        # wake the moment the writer before them commits; left to SQLite, a waiting
+        # writer polls with sleeps of up to 100 ms (its busy handler), and under
+        # concurrent API requests most of the time went to those sleeps.  Other
+        # processes (a separate worker) still meet SQLite's busy timeout.
+        self._write_lock = threading.RLock() if self.engine.dialect.name == "sqlite" else None
 
     @property
     def dialect(self) -> str:
@@ -76,7 +83,7 @@ class Store:
     @contextmanager
     def begin(self) -> Iterator[Connection]:
         """A write transaction: commits on success, rolls back on error."""
-        with self.engine.connect() as conn:
+        with self._write_lock or nullcontext(), self.engine.connect() as conn:
             conn.info[_WRITE] = True
             try:
                 with conn.begin():

@@ -5,28 +5,67 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import Connection, and_, func, select, update
+from sqlalchemy import Connection, and_, bindparam, func, select, update
 
-from tailormail.store.dialect import upsert
+from tailormail.store.dialect import in_chunks, upsert
 from tailormail.store.schema import profiles
 from tailormail.store.schema_journeys import journey_log, journey_runs, journey_state, journey_timers
 
 ACTIVE = ("active", "waiting")
 
+# Statements of the ingest hot path, built once: SQLAlchemy memoizes a built
+# statement's cache key, so executing it skips most of the per-call work
+# (building ``update().values(...)`` anew cost 10x SQLite's own time).
+_CREATE_RUN = journey_runs.insert().returning(*journey_runs.c)
+_INSERT_RUNS = journey_runs.insert()
+_ADD_TIMER = journey_timers.insert()
+_LOG = journey_log.insert()
+_CANCEL_TIMERS = (
+    update(journey_timers)
+    .where(journey_timers.c.run_id == bindparam("b_run_id"), journey_timers.c.fired_at.is_(None))
+    .values(fired_at=bindparam("b_now_ms"))
+)
+_UPDATE_RUN: dict[tuple[str, ...], Any] = {}
 
-def create_run(conn: Connection, journey: str, profile_id: int, trigger: dict[str, Any], now_ms: int) -> int:
-    """A new run of ``journey`` for a person; returns its id."""
-    stmt = journey_runs.insert().returning(journey_runs.c.id)
-    row = {
+
+def create_run(conn: Connection, journey: str, profile_id: int, trigger: dict[str, Any], now_ms: int) -> dict[str, Any]:
+    """A new run of ``journey`` for a person; returns it as ``get_run`` would (one statement, not two)."""
+    row = run_row(journey, profile_id, trigger, now_ms)
+    del row["id"]
+    return dict(conn.execute(_CREATE_RUN, row).mappings().one())
+
+
+def run_row(
+    journey: str, profile_id: int, trigger: dict[str, Any], now_ms: int, run_id: int | None = None
+) -> dict[str, Any]:
+    """Every column of a new run, as ``get_run`` returns it."""
+    return {
+        "id": run_id,
         "journey": journey,
         "profile_id": profile_id,
         "status": "active",
+        "position": None,
+        "waiting_for": None,
+        "on_event": None,
+        "on_timeout": None,
         "trigger": trigger,
         "attempt": 0,
         "entered_at": now_ms,
         "updated_at": now_ms,
+        "finished_at": None,
+        "finish_reason": None,
     }
-    return int(conn.execute(stmt, row).scalar_one())
+
+
+def insert_runs(conn: Connection, rows: list[dict[str, Any]]) -> None:
+    """Insert runs given whole (``run_row`` with their ids), in one statement."""
+    if rows:
+        conn.execute(_INSERT_RUNS, rows)
+
+
+def max_run_id(conn: Connection) -> int:
+    """The highest run id so far (0: none)."""
+    return int(conn.execute(select(func.coalesce(func.max(journey_runs.c.id), 0))).scalar_one())
 
 
 def get_run(conn: Connection, run_id: int) -> dict[str, Any] | None:
@@ -46,7 +85,22 @@ def last_entry(conn: Connection, journey: str, profile_id: int) -> tuple[int | N
 
 def update_run(conn: Connection, run_id: int, now_ms: int, **values: Any) -> None:
     """Change a run's columns."""
-    conn.execute(update(journey_runs).where(journey_runs.c.id == run_id).values(updated_at=now_ms, **values))
+    update_runs(conn, {run_id: {**values, "updated_at": now_ms}})
+
+
+def update_runs(conn: Connection, changes: dict[int, dict[str, Any]]) -> None:
+    """Change columns of many runs (run id -> column values), one executemany per set of columns."""
+    groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+    for run_id, values in changes.items():
+        params = {f"v_{name}": value for name, value in values.items()}
+        groups.setdefault(tuple(sorted(values)), []).append({"run_id": run_id, **params})
+    for names, rows in groups.items():
+        stmt = _UPDATE_RUN.get(names)
+        if stmt is None:
+            columns: dict[str, Any] = {name: bindparam(f"v_{name}") for name in names}
+            stmt = update(journey_runs).where(journey_runs.c.id == bindparam("run_id")).values(columns)
+            _UPDATE_RUN[names] = stmt
+        conn.execute(stmt, rows)
 
 
 def active_runs(conn: Connection, journeys: Iterable[str], profile_id: int) -> list[dict[str, Any]]:
@@ -57,6 +111,31 @@ def active_runs(conn: Connection, journeys: Iterable[str], profile_id: int) -> l
         journey_runs.c.status.in_(ACTIVE),
     )
     return [dict(r) for r in conn.execute(stmt).mappings()]
+
+
+def live_runs_of(conn: Connection, profile_ids: Iterable[int]) -> list[dict[str, Any]]:
+    """Every run still going (active or waiting) of these people, oldest first."""
+    out: list[dict[str, Any]] = []
+    for chunk in in_chunks(sorted(set(profile_ids))):
+        stmt = select(journey_runs).where(journey_runs.c.profile_id.in_(chunk), journey_runs.c.status.in_(ACTIVE))
+        out.extend(dict(r) for r in conn.execute(stmt).mappings())
+    return sorted(out, key=lambda run: run["id"])
+
+
+def last_entries(conn: Connection, journeys: Iterable[str], profile_ids: Iterable[int]) -> dict[tuple[str, int], int]:
+    """(journey, person) -> when the person last entered it, for these journeys and people."""
+    names = list(journeys)
+    out: dict[tuple[str, int], int] = {}
+    if not names:
+        return out
+    for chunk in in_chunks(sorted(set(profile_ids))):
+        stmt = (
+            select(journey_runs.c.journey, journey_runs.c.profile_id, func.max(journey_runs.c.entered_at))
+            .where(journey_runs.c.profile_id.in_(chunk), journey_runs.c.journey.in_(names))
+            .group_by(journey_runs.c.journey, journey_runs.c.profile_id)
+        )
+        out.update({(j, int(p)): int(last) for j, p, last in conn.execute(stmt)})
+    return out
 
 
 def runs_waiting_for(conn: Connection, event: str, profile_id: int) -> list[dict[str, Any]]:
@@ -71,18 +150,23 @@ def runs_waiting_for(conn: Connection, event: str, profile_id: int) -> list[dict
 
 def add_timer(conn: Connection, run_id: int, profile_id: int, due_ms: int, resume: str | None, kind: str) -> None:
     """Schedule a run to wake at ``due_ms``."""
-    conn.execute(
-        journey_timers.insert().values(run_id=run_id, profile_id=profile_id, due_at=due_ms, resume=resume, kind=kind)
-    )
+    conn.execute(_ADD_TIMER, timer_row(run_id, profile_id, due_ms, resume, kind))
+
+
+def timer_row(run_id: int, profile_id: int, due_ms: int, resume: str | None, kind: str) -> dict[str, Any]:
+    """The journey_timers row of ``add_timer``."""
+    return {"run_id": run_id, "profile_id": profile_id, "due_at": due_ms, "resume": resume, "kind": kind}
+
+
+def add_timers(conn: Connection, rows: list[dict[str, Any]]) -> None:
+    """Schedule many wake-ups (``timer_row`` rows) in one statement."""
+    if rows:
+        conn.execute(_ADD_TIMER, rows)
 
 
 def cancel_timers(conn: Connection, run_id: int, now_ms: int) -> None:
     """Retire a run's pending timers (they will not fire)."""
-    conn.execute(
-        update(journey_timers)
-        .where(journey_timers.c.run_id == run_id, journey_timers.c.fired_at.is_(None))
-        .values(fired_at=now_ms)
-    )
+    conn.execute(_CANCEL_TIMERS, {"b_run_id": run_id, "b_now_ms": now_ms})
 
 
 def claim_due_timers(
@@ -134,7 +218,7 @@ def log_of(conn: Connection, run_ids: Iterable[int]) -> list[dict[str, Any]]:
 def log(conn: Connection, rows: list[dict[str, Any]]) -> None:
     """Append to the run log."""
     if rows:
-        conn.execute(journey_log.insert(), rows)
+        conn.execute(_LOG, rows)
 
 
 def sends_since(conn: Connection, profile_id: int, since_ms: int, kind: str = "marketing") -> int:
