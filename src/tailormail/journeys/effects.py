@@ -24,6 +24,8 @@ from tailormail.deliver.outbox import Email, enqueue_many
 from tailormail.journeys import engine as e
 from tailormail.journeys import model as m
 from tailormail.store import content as content_store
+from tailormail.store import profiles as profile_store
+from tailormail.store import webhooks as webhook_store
 
 
 @dataclass(frozen=True)
@@ -145,5 +147,35 @@ class OutboxEffects:
     def webhook(
         self, conn: Connection, journey: m.Journey, run: dict[str, Any], action: e.CallWebhook, now_ms: int
     ) -> None:
-        """Webhook steps are validated and logged, but not yet posted (see the README's journeys section)."""
-        return None
+        """Queue the POST in the step's transaction; the worker posts it afterwards (``journeys.webhooks``)."""
+        profile_id = int(run["profile_id"])
+        person = profile_store.get_profile(conn, profile_id=profile_id)
+        payload = {
+            "journey": journey.name,
+            "node": action.node,
+            "run_id": run["id"],
+            "idempotency_key": action.key,
+            "profile": {
+                "id": profile_id,
+                "user_id": person["user_id"] if person else None,
+                "traits": person["traits"] if person else {},
+            },
+            "trigger": dict(run["trigger"] or {}),
+            "at": from_ms(now_ms).isoformat(),
+        }
+        webhook_store.enqueue(
+            conn,
+            {
+                "idempotency_key": action.key,
+                "url": action.url,
+                "payload": payload,
+                "journey": journey.name,
+                "node": action.node,
+                "profile_id": profile_id,
+                "status": "queued",
+                "attempts": 0,
+                "next_attempt_at": now_ms,
+                "created_at": now_ms,
+                "updated_at": now_ms,
+            },
+        )

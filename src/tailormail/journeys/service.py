@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import socket
+import uuid
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
@@ -15,6 +18,7 @@ from tailormail.journeys.definitions import load_journeys, send_policy
 from tailormail.journeys.effects import OutboxEffects
 from tailormail.journeys.runner import JourneyRunner
 from tailormail.journeys.scheduled import enter_scheduled
+from tailormail.journeys.webhooks import WebhookPoster, webhook_settings
 
 _RUNNERS: dict[str, JourneyRunner] = {}
 
@@ -103,3 +107,13 @@ def _campaign_effects(settings: Any, effects_factory: Callable[[], OutboxEffects
     if key not in _EFFECTS:
         _EFFECTS[key] = effects_factory()
     return _EFFECTS[key]
+
+
+def webhooks_task(runtime: Any, now: datetime) -> int:
+    """The worker task: post the journeys' due webhook steps (kept per runtime with its HTTP client)."""
+    poster = runtime.extras.get("journey_webhooks")
+    if poster is None:
+        poster = runtime.extras["journey_webhooks"] = WebhookPoster(
+            webhook_settings(runtime.settings), f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        )
+    return int(poster.run(runtime.store, to_ms(now)))

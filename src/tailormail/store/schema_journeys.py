@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import JSON, BigInteger, Boolean, Column, Float, Index, Integer, String, Table
+from sqlalchemy import JSON, BigInteger, Boolean, Column, Float, Index, Integer, String, Table, Text
 
 from tailormail.store.profiles import PROFILE_TABLES
 from tailormail.store.schema import Id, metadata
@@ -104,5 +104,30 @@ campaign_members = Table(
     Index("ix_campaign_members_due", "status", "due_at"),
 )
 
-CAMPAIGN_TABLES = (campaigns, campaign_members)
-PROFILE_TABLES.append((campaign_members, "profile_id"))
+webhook_outbox = Table(
+    "webhook_outbox",
+    metadata,
+    # A webhook step writes its POST here in the step's transaction; the worker posts it
+    # afterwards, outside any transaction, at least once, with the key as Idempotency-Key.
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("idempotency_key", String(255), nullable=False, unique=True),
+    Column("url", Text, nullable=False),
+    Column("payload", JSON, nullable=False),
+    Column("journey", String(255), nullable=True),
+    Column("node", String(255), nullable=True),
+    Column("profile_id", Id, nullable=True),
+    Column("status", String(16), nullable=False, doc="queued | sending | sent | failed"),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("next_attempt_at", BigInteger, nullable=False),
+    Column("last_status", Integer, nullable=True, doc="the last HTTP status received"),
+    Column("last_error", Text, nullable=True),
+    Column("claimed_by", String(128), nullable=True),
+    Column("lease_until", BigInteger, nullable=True),
+    Column("created_at", BigInteger, nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
+    Column("sent_at", BigInteger, nullable=True),
+    Index("ix_webhook_outbox_due", "status", "next_attempt_at"),
+)
+
+CAMPAIGN_TABLES = (campaigns, campaign_members, webhook_outbox)
+PROFILE_TABLES.extend([(campaign_members, "profile_id"), (webhook_outbox, "profile_id")])
