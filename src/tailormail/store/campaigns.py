@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Connection, func, select, update
+from sqlalchemy import Connection, bindparam, func, select, update
 
 from tailormail.store.dialect import in_chunks, insert_ignoring_conflicts
 from tailormail.store.schema_journeys import campaign_members, campaigns
@@ -72,10 +72,19 @@ def claim_pending(conn: Connection, now_ms: int, limit: int) -> list[dict[str, A
 
 def decide(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
     """Record what was decided for members: keys campaign, profile_id and the new values."""
+    # One executemany per shape of row (decided, or only moved by quiet hours), not one UPDATE per person.
+    shapes: dict[tuple[str, ...], list[dict[str, Any]]] = {}
     for row in rows:
-        keys = (campaign_members.c.campaign == row["campaign"], campaign_members.c.profile_id == row["profile_id"])
-        values = {k: v for k, v in row.items() if k not in ("campaign", "profile_id")}
-        conn.execute(update(campaign_members).where(*keys).values(**values))
+        values = tuple(sorted(k for k in row if k not in ("campaign", "profile_id")))
+        shapes.setdefault(values, []).append({f"b_{k}": v for k, v in row.items()})
+    c = campaign_members.c
+    for values, params in shapes.items():
+        stmt = (
+            update(campaign_members)
+            .where(c.campaign == bindparam("b_campaign"), c.profile_id == bindparam("b_profile_id"))
+            .values({name: bindparam(f"b_{name}") for name in values})
+        )
+        conn.execute(stmt, params)
 
 
 def unfinished(conn: Connection, names: Sequence[str]) -> set[str]:
