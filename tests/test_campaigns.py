@@ -11,6 +11,7 @@ import pytest
 from sqlalchemy import select
 from typer.testing import CliRunner
 
+from tailormail.analytics.experiment_data import holdout_experiments
 from tailormail.cli import app
 from tailormail.clock import ManualClock, to_ms
 from tailormail.deliver.admin import suppress
@@ -264,3 +265,36 @@ def test_the_cli_sends_lists_and_shows(workspace: Path) -> None:
     assert dup.exit_code != 0 and "exists" in dup.output
     bad = cli.invoke(app, [*args[:-4], "--ab", "subject", "--subject", "x", "-w", str(workspace)])
     assert bad.exit_code != 0 and "two or more" in bad.output
+
+
+def test_the_holdout_is_measured_against_the_recipients(runtime: Runtime, clock: ManualClock) -> None:
+    ids = people(runtime, 30)
+    with runtime.store.begin() as conn:
+        c.schedule(runtime.settings, conn, campaign(runtime, holdout=0.5), to_ms(clock.now()))
+    run_all(runtime)
+    with runtime.store.read() as conn:
+        arms = {r["profile_id"]: r["arm"] for r in q.arms_of(conn, "spring")}
+    held = sorted(p for p, a in arms.items() if a == "holdout")
+    treated = sorted(p for p, a in arms.items() if a != "holdout")
+    users = {pid: f"u{i}" for i, pid in enumerate(ids[address(i)] for i in range(30))}
+    buyers = [users[p] for p in treated[:4]] + [users[held[0]]]
+    clock.advance(timedelta(hours=1))
+    runtime.ingestor.ingest_raw(
+        [
+            {
+                "type": "track",
+                "userId": u,
+                "event": "purchase",
+                "timestamp": clock.now().isoformat(),
+                "properties": {"revenue": 50.0},
+            }
+            for u in buyers
+        ]
+    )
+    with runtime.store.read() as conn:
+        (experiment,) = holdout_experiments(conn, goal_event="purchase", attribution_days=7)
+    assert experiment.control == "holdout"
+    obs = experiment.observations
+    assert len(obs["holdout"]["converted"]) == len(held) and len(obs["treated"]["converted"]) == len(treated)
+    assert sum(obs["treated"]["converted"]) == 4 and sum(obs["holdout"]["converted"]) == 1
+    assert sum(obs["treated"]["revenue"]) == 200.0

@@ -17,7 +17,7 @@ import plotly.graph_objects as go
 from sqlalchemy import Connection
 
 from tailormail.analytics.cohorts import CohortTable, cohorts
-from tailormail.analytics.experiment_data import METRICS, send_experiments
+from tailormail.analytics.experiment_data import LIFT_METRICS, METRICS, holdout_experiments, send_experiments
 from tailormail.analytics.experiments import ExperimentResult
 from tailormail.analytics.metrics import Metrics, compute, outcomes
 from tailormail.analytics.paths import PathStat, paths_to_goal
@@ -69,7 +69,12 @@ def build_report(conn: Connection, now_ms: int, options: ReportOptions) -> str:
         ),
     )
     _experiments_section(
-        page, [(e.name, analyze(e.observations, e.control, METRICS)) for e in send_experiments(emails)]
+        page,
+        [(e.name, analyze(e.observations, e.control, METRICS)) for e in send_experiments(emails)]
+        + [
+            (e.name, analyze(e.observations, e.control, LIFT_METRICS))
+            for e in holdout_experiments(conn, goal_event=options.goal_event, attribution_days=options.attribution_days)
+        ],
     )
     _cohort_section(
         page,
