@@ -13,8 +13,9 @@ from tailormail.store.schema_journeys import campaign_members, campaigns
 
 def insert_campaign(conn: Connection, row: dict[str, Any]) -> bool:
     """Store a new campaign; False when the name is taken."""
-    result = conn.execute(insert_ignoring_conflicts(conn, campaigns), [row])
-    return bool(result.rowcount)
+    # RETURNING says whether the row went in on both databases (rowcount does not, on psycopg).
+    stmt = insert_ignoring_conflicts(conn, campaigns).values(**row).returning(campaigns.c.name)
+    return conn.execute(stmt).first() is not None
 
 
 def get_campaign(conn: Connection, name: str) -> dict[str, Any] | None:
