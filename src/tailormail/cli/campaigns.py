@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime, timedelta
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -15,6 +15,9 @@ from tailormail.journeys import campaigns as c
 from tailormail.journeys.definitions import send_policy
 from tailormail.journeys.engine import zone
 from tailormail.store import campaigns as q
+
+if TYPE_CHECKING:
+    from tailormail.runtime import Runtime
 
 app = typer.Typer(help="One-off broadcasts: send, list, show, cancel.", no_args_is_help=True)
 
@@ -84,21 +87,19 @@ def send(
         console.print("Queued in the outbox; `tailormail worker` (or `serve`) delivers it.")
 
 
-def _decide_now(rt: object, now_ms: int) -> None:
+def _decide_now(rt: Runtime, now_ms: int) -> None:
     """Resolve the segment and decide every member now, batch by batch, each batch its own transaction."""
     from tailormail.runtime import journey_effects
 
-    runtime = rt  # a Runtime; typed loosely to keep the CLI's imports light
-    settings = runtime.settings  # type: ignore[attr-defined]
-    store = runtime.store  # type: ignore[attr-defined]
-    with store.begin() as conn:
+    settings = rt.settings
+    with rt.store.begin() as conn:
         c.resolve_due(conn, settings, now_ms)
     effects, policy = journey_effects(settings), send_policy(settings)
     while True:
-        with store.begin() as conn:
+        with rt.store.begin() as conn:
             if not c.send_due(conn, effects, policy, now_ms, timezone=settings.timezone).decided:
                 break
-    with store.begin() as conn:
+    with rt.store.begin() as conn:
         c.finish_done(conn, now_ms)
 
 
