@@ -188,7 +188,7 @@ def main() -> None:
         for journey, (fired, wall, cpu) in results.items():
             label = "wake -> send (render, outbox)" if journey == "bench_wait_send" else "wake -> exit"
             print(f"    {label:31}  {fired / wall:9,.0f} timers/s  ({fired:,} fired in {wall:.2f} s, {cpu:.2f} CPU-s; "
-                  f"{(fired / wall) / (parked / hand):.3f}x the hand-written rate)")  # fmt: skip
+                  f"{(fired / wall) / (parked / hand):.2%} of the hand-written rate)")  # fmt: skip
         print(f"  load average after: {os.getloadavg()}")
     finally:
         forget_runners()
