@@ -32,7 +32,7 @@ class Task:
 def worker_tasks(runtime: Runtime) -> list[Task]:
     """Every domain's periodic tasks, in the order they run in a round."""
     # Each domain adds its tasks here (segment rechecks, journeys, delivery, sync).
-    from tailormail.journeys.service import TIMER_INTERVAL, timers_task
+    from tailormail.journeys.service import TIMER_INTERVAL, campaigns_task, timers_task, webhooks_task
     from tailormail.predict.tasks import retrain_task
     from tailormail.runtime import journey_effects
     from tailormail.segments.realtime import worker_tasks as segment_tasks
@@ -41,6 +41,8 @@ def worker_tasks(runtime: Runtime) -> list[Task]:
     return [
         *segment_tasks(runtime),
         Task("journeys", TIMER_INTERVAL, timers_task(lambda: journey_effects(runtime.settings))),
+        Task("campaigns", TIMER_INTERVAL, campaigns_task(lambda: journey_effects(runtime.settings))),
+        Task("journey_webhooks", TIMER_INTERVAL, webhooks_task),
         Task("sync_sources", timedelta(seconds=30), sync_tasks.run_due_sources),
         Task("sync_destinations", timedelta(seconds=1), sync_tasks.deliver_outbox),
         Task("deliver", timedelta(0), deliver_task),  # every round: an idle round costs one query

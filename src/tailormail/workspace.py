@@ -71,6 +71,15 @@ domain_rate_per_second = 0   # per recipient domain; 0 = no limit
 max_attempts = 8          # temporary failures (4xx, timeouts) retry with backoff this often
 retry_base_seconds = 60
 lease_seconds = 120       # a killed worker's messages are taken over after this
+[journeys]
+# Rules every journey send and campaign obeys (transactional mail skips the first two).
+frequency_cap = 3         # at most this many marketing emails per person ...
+frequency_days = 7        # ... in this many days (counted from the outbox)
+quiet_hours = "21:00-08:00"   # in each person's timezone; sends wait until they end ("off": none)
+# webhook_secret_env = "TAILORMAIL_WEBHOOK_SECRET"   # HMAC key of webhook steps (default: the workspace secret)
+# webhook_allow_private = false   # webhook steps refuse private/loopback addresses unless true
+# webhook_allowed_networks = ["10.1.0.0/16"]
+
 [predict]
 purchase_days = 30          # horizon of purchase_30d
 churn_days = 90             # horizon of churn_90d

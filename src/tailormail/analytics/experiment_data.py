@@ -13,6 +13,7 @@ from tailormail.analytics.verdicts import Observations, analyze
 from tailormail.config import Settings
 from tailormail.errors import TailormailError
 from tailormail.store import analytics as q
+from tailormail.store import campaigns as campaign_q
 
 METRICS = ("clicked", "converted", "revenue")
 """What every send experiment is judged on: click-through, conversion (0/1) and revenue per recipient."""
@@ -137,6 +138,45 @@ def all_experiments(
     if emails is None:
         emails = outcomes(conn, goal_event=goal_event, attribution_days=attribution_days)
     splits = split_experiments(conn, goal_event=goal_event, window_days=attribution_days, plans=plans)
-    return [(e.name, analyze(e.observations, e.control, METRICS)) for e in send_experiments(emails)] + [
-        (e.name, analyze(e.observations, e.control, SPLIT_METRICS, weights=w)) for e, w in splits
-    ]
+    holdouts = holdout_experiments(conn, goal_event=goal_event, attribution_days=attribution_days)
+    return (
+        [(e.name, analyze(e.observations, e.control, METRICS)) for e in send_experiments(emails)]
+        + [(e.name, analyze(e.observations, e.control, SPLIT_METRICS, weights=w)) for e, w in splits]
+        + [(e.name, analyze(e.observations, e.control, LIFT_METRICS)) for e in holdouts]
+    )
+
+
+LIFT_METRICS = ("converted", "revenue")
+"""What a holdout is judged on: whether the person converted, and their revenue, after the send."""
+
+
+def holdout_experiments(conn: Connection, *, goal_event: str, attribution_days: float) -> list[SendExperiment]:
+    """Every campaign with a holdout: its recipients against the holdout, on goal events after the send.
+
+    Intention to treat: everyone assigned to an arm that was not held out counts
+    as treated, whether or not their email was sent (skipped for the cap, say),
+    so the comparison is between the two randomly assigned groups.
+    """
+    found = []
+    for campaign in campaign_q.list_campaigns(conn):
+        if not campaign["holdout"] or campaign["resolved_at"] is None:
+            continue
+        members = campaign_q.arms_of(conn, campaign["name"])
+        start = int(campaign["resolved_at"])
+        end = start + int(attribution_days * 86_400_000)
+        outcome: dict[int, tuple[float, float]] = {}
+        for event in q.events_named(conn, [goal_event]):
+            if start <= event["ts"] < end:
+                _, revenue = outcome.get(event["profile_id"], (0.0, 0.0))
+                outcome[event["profile_id"]] = (1.0, revenue + float(event["revenue"] or 0.0))
+        arms: dict[str, dict[str, list[float]]] = {}
+        for member in members:
+            arm = arms.setdefault(
+                "holdout" if member["arm"] == "holdout" else "treated", {"converted": [], "revenue": []}
+            )
+            converted, revenue = outcome.get(member["profile_id"], (0.0, 0.0))
+            arm["converted"].append(converted)
+            arm["revenue"].append(revenue)
+        if len(arms) == 2:
+            found.append(SendExperiment(f"campaign {campaign['name']} vs holdout", "holdout", arms))  # type: ignore[arg-type]
+    return found

@@ -11,6 +11,7 @@ from typing import Annotated
 import typer
 
 from tailormail.cli import (
+    campaigns,
     consume,
     demo,
     experiment,
@@ -56,6 +57,7 @@ app.command("preview")(preview.preview)
 app.add_typer(recommend.app, name="recommend")
 app.add_typer(segments.app, name="segments")
 app.add_typer(journeys.app, name="journeys")
+app.add_typer(campaigns.app, name="campaigns")
 app.command("metrics")(metrics.metrics)
 app.command("report")(report.report)
 app.command("heatmap")(heatmap.heatmap)

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 from pathlib import Path
 
 from tailormail.config import Settings, load_settings
-from tailormail.errors import NotFound
+from tailormail.errors import ConfigError, NotFound
 from tailormail.journeys import model as m
+from tailormail.journeys.engine import SendPolicy
 from tailormail.journeys.parse import parse_journey
 from tailormail.segments import definitions as seg
 from tailormail.segments import rules as r
@@ -48,3 +50,25 @@ def _inline_segments(journey: m.Journey, segments: dict[str, seg.Segment]) -> m.
             resolved = seg.resolve({**segments, probe: seg.Segment(probe, "", node.rule, source=journey.source)})
             nodes[node_id] = dataclasses.replace(node, rule=resolved[probe].rule)
     return dataclasses.replace(journey, nodes=nodes)
+
+
+_HHMM = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
+
+
+def send_policy(settings: Settings) -> SendPolicy:
+    """The workspace's send rules from ``[journeys]``: frequency_cap, frequency_days, quiet_hours."""
+    section = settings.section("journeys")
+    defaults = SendPolicy()
+    cap, days = section.get("frequency_cap", defaults.cap_count), section.get("frequency_days", defaults.cap_days)
+    for field, value in (("frequency_cap", cap), ("frequency_days", days)):
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise ConfigError(f"tailormail.toml: [journeys] {field} must be a whole number of 1 or more", hint="e.g. 3")
+    quiet = str(section.get("quiet_hours", f"{defaults.quiet_start}-{defaults.quiet_end}")).strip()
+    if quiet.lower() in ("off", "none", ""):
+        return SendPolicy(cap, days, "00:00", "00:00")  # an empty window: never quiet
+    start, _, end = quiet.partition("-")
+    if not (_HHMM.match(start.strip()) and _HHMM.match(end.strip())):
+        raise ConfigError(
+            f"tailormail.toml: [journeys] quiet_hours {quiet!r} is not HH:MM-HH:MM", hint='e.g. "21:00-08:00" or "off"'
+        )
+    return SendPolicy(cap, days, start.strip(), end.strip())

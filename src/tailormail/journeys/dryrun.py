@@ -19,7 +19,7 @@ from tailormail.errors import NotFound
 from tailormail.ingest.messages import Message, parse_message
 from tailormail.journeys import engine as e
 from tailormail.journeys import model as m
-from tailormail.journeys.definitions import get_journey, load_journeys
+from tailormail.journeys.definitions import get_journey, load_journeys, send_policy
 from tailormail.journeys.runner import JourneyRunner
 from tailormail.runtime import Runtime
 from tailormail.store import journeys as q
@@ -75,7 +75,14 @@ def dry_run(
     """Run ``name`` for one person on a virtual clock; nothing is kept."""
     journey = get_journey(load_journeys(runtime.settings), name)
     capture = _Capture()
-    runner = JourneyRunner({name: journey}, capture, timezone=runtime.settings.timezone, ignore_reentry=True)
+    runner = JourneyRunner(
+        {name: journey},
+        capture,
+        policy=send_policy(runtime.settings),
+        timezone=runtime.settings.timezone,
+        ignore_reentry=True,
+        dry=True,
+    )
     start = to_ms(runtime.clock.now())
     events = sorted(_messages(raw_events, user_id, start), key=lambda msg: msg.timestamp)
     result = DryRun(name, user_id)

@@ -7,7 +7,7 @@ the person sends nothing, records why, and the run goes on.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,10 +20,30 @@ from tailormail.content.compile import compile_template
 from tailormail.content.context import Recipient
 from tailormail.content.render import Envelope, LinkSigner, choose_variants, render_batch
 from tailormail.content.rules import segment_evaluator
-from tailormail.deliver.outbox import Email, enqueue
+from tailormail.deliver.outbox import Email, enqueue_many
 from tailormail.journeys import engine as e
 from tailormail.journeys import model as m
 from tailormail.store import content as content_store
+from tailormail.store import profiles as profile_store
+from tailormail.store import webhooks as webhook_store
+
+
+@dataclass(frozen=True)
+class Tagging:
+    """What the outbox rows of a batch say about where they came from (for analytics)."""
+
+    kind: str = "marketing"
+    campaign: str | None = None
+    journey: str | None = None
+    node: str | None = None
+    variant: str | None = None
+
+    def envelope(self) -> dict[str, str]:
+        """The campaign data templates and tracked links see."""
+        if self.campaign:
+            return {"campaign": self.campaign}
+        return {"journey": self.journey or "", "node": self.node or ""}
+
 
 SignerFactory = Callable[[dict[str, int | None]], LinkSigner]
 """(message key -> profile id) -> the link signer for those messages."""
@@ -43,53 +63,119 @@ class OutboxEffects:
 
     def send(self, conn: Connection, journey: m.Journey, run: dict[str, Any], action: e.SendEmail, now_ms: int) -> None:
         """Render ``action.template`` for the run's person and enqueue it, or record why not."""
-        compiled = compile_template(self.settings.workspace, action.template)  # cached by content hash
-        profile_id = int(run["profile_id"])
-        signer = self.signer_for({action.key: profile_id})
-        recommend = self.recommend(now_ms) if self.recommend else None
-        sources = DataSources(settings=self.settings, recommend=recommend, links_for=self.links_for, signer=signer)
-        recipients = load_recipients(conn, [Addressee(profile_id, action.key, dict(run["trigger"] or {}))], sources)
-        variants = {}
-        if any(b.variants for b in compiled.blocks.values()):
-            variants = choose_variants(compiled, [profile_id], segment_evaluator(conn, self.settings, now_ms))
-        envelope = Envelope(
-            self.from_address, self.domain, from_ms(now_ms), campaign={"journey": journey.name, "node": action.node}
-        )
-        (result,) = render_batch(compiled, recipients, envelope, signer=signer, variants=variants)
-        content_store.record_template_version(conn, version_row(compiled, now_ms))
-        if not result.ok or result.message is None:
-            content_store.record_render_failures(
-                conn,
-                [
-                    {
-                        "template": compiled.name,
-                        "content_hash": compiled.digest,
-                        "profile_id": profile_id,
-                        "message_key": action.key,
-                        "reason": result.error,
-                        "failed_at": now_ms,
-                    }
-                ],
-            )
-            return
-        enqueue(
+        node = journey.nodes.get(action.node)
+        subjects = node.subject_variants if isinstance(node, m.Send) else ()
+        subject = subjects[action.subject_variant] if action.subject_variant is not None and subjects else None
+        addressee = Addressee(int(run["profile_id"]), action.key, dict(run["trigger"] or {}))
+        self.send_batch(
             conn,
-            Email(
-                key=action.key,
-                to=recipients[0].email,
-                mime=result.message,
+            action.template,
+            [addressee],
+            Tagging(
                 kind=journey.kind,
-                profile_id=profile_id,
                 journey=journey.name,
                 node=action.node,
-                template=action.template,
                 variant=None if action.subject_variant is None else str(action.subject_variant),
             ),
-            now_ms=now_ms,
+            now_ms,
+            subject=subject,
         )
+
+    def send_batch(
+        self,
+        conn: Connection,
+        template: str,
+        addressees: Sequence[Addressee],
+        tags: Tagging,
+        now_ms: int,
+        *,
+        subject: str | None = None,
+    ) -> dict[str, str | None]:
+        """Render a template for many people and enqueue what rendered; return key -> None or why it failed.
+
+        Journey steps call this for one person, campaigns for a batch: both put
+        mail in the outbox on the caller's connection, inside its transaction.
+        """
+        compiled = compile_template(self.settings.workspace, template)  # cached by content hash
+        ids = [a.profile_id for a in addressees]
+        signer = self.signer_for({a.message_key: a.profile_id for a in addressees})
+        recommend = self.recommend(now_ms) if self.recommend else None
+        sources = DataSources(settings=self.settings, recommend=recommend, links_for=self.links_for, signer=signer)
+        recipients = load_recipients(conn, addressees, sources)
+        variants = {}
+        if any(b.variants for b in compiled.blocks.values()):
+            variants = choose_variants(compiled, ids, segment_evaluator(conn, self.settings, now_ms))
+        envelope = Envelope(self.from_address, self.domain, from_ms(now_ms), campaign=tags.envelope(), subject=subject)
+        results = render_batch(compiled, recipients, envelope, signer=signer, variants=variants)
+        content_store.record_template_version(conn, version_row(compiled, now_ms))
+        failed = [r for r in results if not r.ok or r.message is None]
+        content_store.record_render_failures(
+            conn,
+            [
+                {
+                    "template": compiled.name,
+                    "content_hash": compiled.digest,
+                    "profile_id": r.profile_id,
+                    "message_key": r.message_key,
+                    "reason": r.error,
+                    "failed_at": now_ms,
+                }
+                for r in failed
+            ],
+        )
+        emails = [
+            Email(
+                key=recipient.message_key,
+                to=recipient.email,
+                mime=result.message,
+                kind=tags.kind,
+                profile_id=recipient.profile_id,
+                campaign=tags.campaign,
+                journey=tags.journey,
+                node=tags.node,
+                template=template,
+                variant=tags.variant,
+            )
+            for recipient, result in zip(recipients, results, strict=True)
+            if result.ok and result.message is not None
+        ]
+        enqueue_many(conn, emails, now_ms=now_ms)
+        return {
+            r.message_key: (r.error or "render failed") if (not r.ok or r.message is None) else None for r in results
+        }
 
     def webhook(
         self, conn: Connection, journey: m.Journey, run: dict[str, Any], action: e.CallWebhook, now_ms: int
     ) -> None:
-        """Webhook steps are validated and logged, but not yet posted (see the README's journeys section)."""
-        return None
+        """Queue the POST in the step's transaction; the worker posts it afterwards (``journeys.webhooks``)."""
+        profile_id = int(run["profile_id"])
+        person = profile_store.get_profile(conn, profile_id=profile_id)
+        payload = {
+            "journey": journey.name,
+            "node": action.node,
+            "run_id": run["id"],
+            "idempotency_key": action.key,
+            "profile": {
+                "id": profile_id,
+                "user_id": person["user_id"] if person else None,
+                "traits": person["traits"] if person else {},
+            },
+            "trigger": dict(run["trigger"] or {}),
+            "at": from_ms(now_ms).isoformat(),
+        }
+        webhook_store.enqueue(
+            conn,
+            {
+                "idempotency_key": action.key,
+                "url": action.url,
+                "payload": payload,
+                "journey": journey.name,
+                "node": action.node,
+                "profile_id": profile_id,
+                "status": "queued",
+                "attempts": 0,
+                "next_attempt_at": now_ms,
+                "created_at": now_ms,
+                "updated_at": now_ms,
+            },
+        )

@@ -244,23 +244,36 @@ def _send(
     key: str,
     out: Step,
 ) -> tuple[str | None, bool]:
-    if facts.suppressed():
-        out.actions += [Passed(node_id), Skipped(node_id, "suppressed")]
+    verdict = send_gate(journey.kind, now_ms, facts, policy)
+    if isinstance(verdict, int):
+        out.actions.append(Sleep(node_id, verdict, node_id, "quiet hours"))
+        return None, True
+    if verdict is not None:
+        out.actions += [Passed(node_id), Skipped(node_id, verdict)]
         return node.next, False
-    if journey.kind == "marketing":
-        quiet_end = quiet_hours_end(now_ms, facts.timezone(), policy)
-        if quiet_end is not None:
-            out.actions.append(Sleep(node_id, quiet_end, node_id, "quiet hours"))
-            return None, True
-        since = now_ms - policy.cap_days * 86_400_000
-        if facts.marketing_sent_since(since) >= policy.cap_count:
-            out.actions += [Passed(node_id), Skipped(node_id, "frequency cap")]
-            return node.next, False
     variant = None
     if node.subject_variants:
         variant = _bucket(f"{journey.name}:{node_id}:subject", profile_id, len(node.subject_variants))
     out.actions += [Passed(node_id), SendEmail(node_id, node.template, key, variant)]
     return node.next, False
+
+
+def send_gate(kind: str, now_ms: int, facts: Facts, policy: SendPolicy) -> str | int | None:
+    """The workspace's send rules for one email: None to send, a reason to skip, or when quiet hours end.
+
+    Journey send steps and campaigns both ask this, so a person is treated the
+    same whichever of them decided the email.
+    """
+    if facts.suppressed():
+        return "suppressed"
+    if kind != "marketing":
+        return None  # transactional mail is exempt from quiet hours and the cap
+    quiet_end = quiet_hours_end(now_ms, facts.timezone(), policy)
+    if quiet_end is not None:
+        return quiet_end
+    if facts.marketing_sent_since(now_ms - policy.cap_days * 86_400_000) >= policy.cap_count:
+        return "frequency cap"
+    return None
 
 
 def assign_arm(journey: str, node_id: str, profile_id: int, split: m.Split) -> m.Arm | None:

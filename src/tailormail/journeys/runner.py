@@ -20,6 +20,7 @@ from tailormail.journeys import model as m
 from tailormail.journeys.filters import MISSING, lookup, matches
 from tailormail.segments import rules as r
 from tailormail.segments.evaluate import matching_profiles
+from tailormail.store import deliver as deliver_q
 from tailormail.store import journeys as q
 from tailormail.store import profiles as profile_q
 
@@ -46,6 +47,8 @@ class StoreFacts:
     profile_id: int
     now_ms: int
     workspace_timezone: str = "UTC"
+    count_logged_sends: bool = False
+    """Count the run log's sends too (dry runs, which write no outbox rows)."""
     _traits: dict[str, Any] | None = None
 
     def _all_traits(self) -> dict[str, Any]:
@@ -69,13 +72,19 @@ class StoreFacts:
         return None if value is MISSING else value
 
     def marketing_sent_since(self, since_ms: int) -> int:
-        """Marketing emails journeys sent this person since then."""
+        """Marketing emails queued or sent to this person since then, by any journey or campaign."""
         flush(self.conn)  # sends earlier in the batch count
-        return q.sends_since(self.conn, self.profile_id, since_ms)
+        queued = deliver_q.marketing_counts(self.conn, [self.profile_id], since_ms).get(self.profile_id, 0)
+        # A dry run puts nothing in the outbox: its own planned sends are in the run log.
+        return queued + (q.sends_since(self.conn, self.profile_id, since_ms) if self.count_logged_sends else 0)
 
     def suppressed(self) -> bool:
-        """Whether the person asked not to be emailed (the unsubscribed trait)."""
-        return bool(self._all_traits().get("unsubscribed"))
+        """Whether the person unsubscribed (the trait) or their address is on the suppression list."""
+        traits = self._all_traits()
+        if traits.get("unsubscribed"):
+            return True
+        email = str(traits.get("email") or "").strip().lower()
+        return bool(email) and bool(deliver_q.suppressed_among(self.conn, [email]))
 
 
 @dataclass
@@ -88,6 +97,8 @@ class JourneyRunner:
     timezone: str = "UTC"
     ignore_reentry: bool = False
     """Dry runs start a run even if the person already has one."""
+    dry: bool = False
+    """A dry run: the frequency cap counts the run log's planned sends (nothing is in the outbox)."""
 
     # --- the ingest path ---------------------------------------------------------
 
@@ -173,7 +184,7 @@ class JourneyRunner:
         self, conn: Connection, journey: m.Journey, run: dict[str, Any], node: str | None, now_ms: int
     ) -> e.Step:
         """Step a run from ``node`` and apply what the step decided."""
-        facts = StoreFacts(conn, run["profile_id"], now_ms, self.timezone)
+        facts = StoreFacts(conn, run["profile_id"], now_ms, self.timezone, count_logged_sends=self.dry)
         result = e.step(journey, run["id"], run["profile_id"], node, now_ms, facts, self.policy, run["attempt"])
         for action in result.actions:
             self._apply(conn, journey, run, action, now_ms)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import socket
+import uuid
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
@@ -10,10 +13,12 @@ from sqlalchemy import Connection
 
 from tailormail.clock import to_ms
 from tailormail.ingest.pipeline import IngestHook, StoredEvent
-from tailormail.journeys.definitions import load_journeys
+from tailormail.journeys import campaigns
+from tailormail.journeys.definitions import load_journeys, send_policy
 from tailormail.journeys.effects import OutboxEffects
 from tailormail.journeys.runner import JourneyRunner
 from tailormail.journeys.scheduled import enter_scheduled
+from tailormail.journeys.webhooks import WebhookPoster, webhook_settings
 
 _RUNNERS: dict[str, JourneyRunner] = {}
 
@@ -22,13 +27,16 @@ def runner_for(settings: Any, effects_factory: Callable[[], OutboxEffects]) -> J
     """One runner per workspace per process; journey files are read when it is first needed."""
     key = str(settings.workspace)
     if key not in _RUNNERS:
-        _RUNNERS[key] = JourneyRunner(load_journeys(settings), effects_factory(), timezone=settings.timezone)
+        _RUNNERS[key] = JourneyRunner(
+            load_journeys(settings), effects_factory(), policy=send_policy(settings), timezone=settings.timezone
+        )
     return _RUNNERS[key]
 
 
 def forget_runners() -> None:
     """Drop cached runners (after journey files change, and between tests)."""
     _RUNNERS.clear()
+    _EFFECTS.clear()
 
 
 def make_hook(settings: Any, effects_factory: Any) -> IngestHook:
@@ -62,3 +70,50 @@ def timers_task(effects_factory: Any) -> Any:
 
 TIMER_INTERVAL = timedelta(seconds=0.5)
 """Timers fire within a second of being due."""
+
+
+CAMPAIGN_BATCHES_PER_ROUND = 2
+"""Batches of campaign members one worker round decides, so delivery of the first ones starts meanwhile."""
+
+
+def campaigns_task(effects_factory: Any) -> Any:
+    """The worker task: take the segments of due campaigns, decide a few batches of members, close finished ones."""
+
+    def run(runtime: Any, now: datetime) -> int:
+        settings = runtime.settings
+        now_ms = to_ms(now)
+        with runtime.store.begin() as conn:
+            done = campaigns.resolve_due(conn, settings, now_ms)
+        effects = _campaign_effects(settings, effects_factory)
+        policy = send_policy(settings)
+        for _ in range(CAMPAIGN_BATCHES_PER_ROUND):
+            with runtime.store.begin() as conn:
+                decided = campaigns.send_due(conn, effects, policy, now_ms, timezone=settings.timezone).decided
+            done += decided
+            if not decided:
+                break
+        with runtime.store.begin() as conn:
+            campaigns.finish_done(conn, now_ms)
+        return done
+
+    return run
+
+
+_EFFECTS: dict[str, OutboxEffects] = {}
+
+
+def _campaign_effects(settings: Any, effects_factory: Callable[[], OutboxEffects]) -> OutboxEffects:
+    key = str(settings.workspace)
+    if key not in _EFFECTS:
+        _EFFECTS[key] = effects_factory()
+    return _EFFECTS[key]
+
+
+def webhooks_task(runtime: Any, now: datetime) -> int:
+    """The worker task: post the journeys' due webhook steps (kept per runtime with its HTTP client)."""
+    poster = runtime.extras.get("journey_webhooks")
+    if poster is None:
+        poster = runtime.extras["journey_webhooks"] = WebhookPoster(
+            webhook_settings(runtime.settings), f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        )
+    return int(poster.run(runtime.store, to_ms(now)))

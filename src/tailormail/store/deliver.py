@@ -188,3 +188,32 @@ def status_counts(conn: Connection) -> dict[str, int]:
     """How many outbox rows are in each status."""
     rows = conn.execute(select(outbox.c.status, func.count()).group_by(outbox.c.status))
     return {status: int(n) for status, n in rows}
+
+
+COUNTED_STATUSES = ("queued", "sending", "sent")
+"""What the frequency cap counts: mail on its way or delivered (not suppressed, bounced or failed)."""
+
+
+def marketing_counts(conn: Connection, profile_ids: Iterable[int], since_ms: int) -> dict[int, int]:
+    """Per person, the marketing emails queued or sent since then, by any journey or campaign."""
+    ids = list(dict.fromkeys(profile_ids))
+    found: dict[int, int] = {}
+    for start in range(0, len(ids), 500):
+        stmt = (
+            select(outbox.c.profile_id, func.count())
+            .where(
+                outbox.c.profile_id.in_(ids[start : start + 500]),
+                outbox.c.kind == "marketing",
+                outbox.c.status.in_(COUNTED_STATUSES),
+                outbox.c.created_at >= since_ms,
+            )
+            .group_by(outbox.c.profile_id)
+        )
+        found.update({int(pid): int(n) for pid, n in conn.execute(stmt)})
+    return found
+
+
+def campaign_delivery(conn: Connection, campaign: str) -> dict[str, int]:
+    """Outbox status -> emails, for one campaign."""
+    stmt = select(outbox.c.status, func.count()).where(outbox.c.campaign == campaign).group_by(outbox.c.status)
+    return {status: int(n) for status, n in conn.execute(stmt)}

@@ -69,6 +69,7 @@ MIGRATIONS: list[Migration] = [
         ),
     ),
     Migration(7, "journeys", create_tables(*schema_journeys.JOURNEY_TABLES)),
+    Migration(8, "campaigns and webhooks", create_tables(*schema_journeys.CAMPAIGN_TABLES)),
 ]
 
 

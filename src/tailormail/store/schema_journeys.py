@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import JSON, BigInteger, Boolean, Column, Index, Integer, String, Table
+from sqlalchemy import JSON, BigInteger, Boolean, Column, Float, Index, Integer, String, Table, Text
 
 from tailormail.store.profiles import PROFILE_TABLES
 from tailormail.store.schema import Id, metadata
@@ -69,3 +69,65 @@ journey_state = Table(
 
 JOURNEY_TABLES = (journey_runs, journey_timers, journey_log, journey_state)
 PROFILE_TABLES.extend([(journey_runs, "profile_id"), (journey_timers, "profile_id"), (journey_log, "profile_id")])
+
+campaigns = Table(
+    "campaigns",
+    metadata,
+    Column("name", String(255), primary_key=True),
+    Column("template", String(255), nullable=False),
+    Column("segment", String(255), nullable=False),
+    Column("kind", String(16), nullable=False, default="marketing"),
+    Column("subjects", JSON, nullable=False, default=list, doc="subject A/B variants (empty: the template's)"),
+    Column("holdout", Float, nullable=False, default=0.0, doc="share of the segment that receives nothing"),
+    Column("send_at", BigInteger, nullable=False, doc="when the segment is resolved and the emails decided"),
+    Column("status", String(16), nullable=False, doc="scheduled | sending | done | cancelled"),
+    Column("created_at", BigInteger, nullable=False),
+    Column("resolved_at", BigInteger, nullable=True),
+    Column("finished_at", BigInteger, nullable=True),
+    Index("ix_campaigns_due", "status", "send_at"),
+)
+
+campaign_members = Table(
+    "campaign_members",
+    metadata,
+    # One row per person the segment held at send time: the arm they were assigned
+    # (holdout rows are the control group analytics measures lift against) and what
+    # happened; the primary key makes deciding twice for a person impossible.
+    Column("campaign", String(255), primary_key=True),
+    Column("profile_id", Id, primary_key=True, autoincrement=False),
+    Column("arm", String(64), nullable=False, doc="A, B, ... (subject variants), all, or holdout"),
+    Column("status", String(16), nullable=False, doc="pending | queued | skipped | holdout | failed"),
+    Column("reason", String(255), nullable=True, doc="why skipped or failed (suppressed, frequency cap, render)"),
+    Column("due_at", BigInteger, nullable=False, doc="pending until then (quiet hours move it)"),
+    Column("outbox_key", String(255), nullable=True),
+    Column("decided_at", BigInteger, nullable=True),
+    Index("ix_campaign_members_due", "status", "due_at"),
+)
+
+webhook_outbox = Table(
+    "webhook_outbox",
+    metadata,
+    # A webhook step writes its POST here in the step's transaction; the worker posts it
+    # afterwards, outside any transaction, at least once, with the key as Idempotency-Key.
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("idempotency_key", String(255), nullable=False, unique=True),
+    Column("url", Text, nullable=False),
+    Column("payload", JSON, nullable=False),
+    Column("journey", String(255), nullable=True),
+    Column("node", String(255), nullable=True),
+    Column("profile_id", Id, nullable=True),
+    Column("status", String(16), nullable=False, doc="queued | sending | sent | failed"),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("next_attempt_at", BigInteger, nullable=False),
+    Column("last_status", Integer, nullable=True, doc="the last HTTP status received"),
+    Column("last_error", Text, nullable=True),
+    Column("claimed_by", String(128), nullable=True),
+    Column("lease_until", BigInteger, nullable=True),
+    Column("created_at", BigInteger, nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
+    Column("sent_at", BigInteger, nullable=True),
+    Index("ix_webhook_outbox_due", "status", "next_attempt_at"),
+)
+
+CAMPAIGN_TABLES = (campaigns, campaign_members, webhook_outbox)
+PROFILE_TABLES.extend([(campaign_members, "profile_id"), (webhook_outbox, "profile_id")])
