@@ -115,7 +115,9 @@ def test_a_purchase_made_after_the_model_was_cached_is_excluded_at_once(runtime:
         (-1.0, False, "a clock that went back must not see a model trained on its future"),
     ],
 )
-def test_a_trained_model_is_reused_only_while_fresh(runtime: Runtime, later_hours: float, reused: bool, why: str) -> None:
+def test_a_trained_model_is_reused_only_while_fresh(
+    runtime: Runtime, later_hours: float, reused: bool, why: str
+) -> None:
     shop(runtime, SHOP)
     settings, names, now = RecommendSettings(), EventNames(), to_ms(T0)
     with runtime.store.read() as conn:
