@@ -35,6 +35,13 @@ CART_SHOPPERS = 150
 """How many simulated customers put something in their cart during the live part (at most)."""
 TICK = timedelta(minutes=30)
 LIVE_HOURS = 28
+CAMPAIGN = "demo-newsletter"
+"""The live part's broadcast: the newsletter to engaged browsers, a subject A/B test and a 10 % holdout."""
+SUBJECTS = ("This week at the shop", "Picked for you: this week's favourites")
+OPEN_CHANCE = {"cart_abandonment": 0.55, "birthday": 0.5, "welcome_series": 0.45, "A": 0.25, "B": 0.4}
+"""Simulated chance to open, by journey or campaign arm: the more the email fits the person, the higher."""
+ORGANIC_PURCHASE = 0.04
+"""Chance that a campaign member (holdout included) buys anyway in the days after: the baseline for lift."""
 
 
 def content_previews(run: DemoRun) -> Section:
@@ -84,7 +91,8 @@ def live_journeys(run: DemoRun) -> Section:
     """Live cart activity on a demo clock: journeys run, the worker delivers to the workspace Maildir."""
     from tailormail.deliver.service import deliver_task
     from tailormail.demo import Section, Table
-    from tailormail.journeys.service import forget_runners, timers_task
+    from tailormail.journeys.campaigns import Campaign, schedule
+    from tailormail.journeys.service import campaigns_task, forget_runners, timers_task
     from tailormail.runtime import journey_effects
 
     forget_runners()
@@ -99,6 +107,10 @@ def live_journeys(run: DemoRun) -> Section:
         # Only the journey timers and delivery run each tick: the demo clock moves faster than
         # the other worker tasks (segment rechecks, model retraining) need to be shown.
         timers = timers_task(lambda: journey_effects(rt.settings))
+        broadcasts = campaigns_task(lambda: journey_effects(rt.settings))
+        newsletter = Campaign(CAMPAIGN, "newsletter", "engaged_browsers", to_ms(clock.now()), SUBJECTS, holdout=0.1)
+        with rt.store.begin() as conn:
+            schedule(rt.settings, conn, newsletter, to_ms(clock.now()))
         end = clock.now() + timedelta(hours=LIVE_HOURS)
         while clock.now() < end:
             due = [m for m in plan if m["at"] <= clock.now()]
@@ -108,6 +120,7 @@ def live_journeys(run: DemoRun) -> Section:
                     [{k: v for k, v in m.items() if k != "at"} | {"timestamp": m["at"].isoformat()} for m in due]
                 )
             timers(rt, clock.now())
+            broadcasts(rt, clock.now())
             deliver_task(rt, clock.now())
             clock.advance(TICK)
         with rt.store.read() as conn:
@@ -122,6 +135,10 @@ def live_journeys(run: DemoRun) -> Section:
     section.notes.append(
         f"{len(people)} simulated shoppers added to cart; about a third bought within the hour "
         "(the cart journey's goal ends their run). Mail is in the workspace's outbox/ Maildir."
+    )
+    section.notes.append(
+        f"Campaign {CAMPAIGN}: the newsletter to engaged_browsers with two subject lines (A/B) "
+        "and a 10 % holdout that gets nothing; quiet hours and the frequency cap apply."
     )
     return section
 
@@ -206,6 +223,7 @@ def simulated_tracking(run: DemoRun) -> Section:
             for row in sent:
                 counts["emails"] += 1
                 _one_recipient(rt, client, row, bodies[row["id"]], base, local, rng, counts)
+        counts["purchases"] += _organic_purchases(rt, rng)
     finally:
         server.should_exit = True
         thread.join(timeout=10)
@@ -232,7 +250,7 @@ def _one_recipient(
     counts: dict[str, int],
 ) -> None:
     html = _html(mime)
-    relevance = {"cart_abandonment": 0.55, "birthday": 0.5, "welcome_series": 0.45}.get(row["journey"] or "", 0.3)
+    relevance = OPEN_CHANCE.get(row["journey"] or row["variant"] or "", 0.3)
     if rng.random() >= relevance:
         return
     rt.clock.advance(timedelta(minutes=rng.randrange(3, 240)))
@@ -244,21 +262,33 @@ def _one_recipient(
         client.get(rng.choice(links).replace(base, local).replace("&amp;", "&"), follow_redirects=False)
         counts["clicks"] += 1
         if rng.random() < relevance / 2:
-            user = _user_of(rt, row["profile_id"])
-            if user:
-                rt.clock.advance(timedelta(minutes=rng.randrange(5, 120)))
-                rt.ingestor.ingest_raw(
-                    [
-                        {
-                            "type": "track",
-                            "userId": user,
-                            "event": rt.settings.events.purchase,
-                            "timestamp": rt.clock.now().isoformat(),
-                            "properties": {"revenue": round(rng.uniform(20, 160), 2)},
-                        }
-                    ]
-                )
-                counts["purchases"] += 1
+            rt.clock.advance(timedelta(minutes=rng.randrange(5, 120)))
+            counts["purchases"] += _purchase(rt, row["profile_id"], rng)
+
+
+def _purchase(rt: Any, profile_id: int | None, rng: random.Random) -> int:
+    """Ingest a simulated purchase by this person now; 1 if they could buy (have a user id), else 0."""
+    user = _user_of(rt, profile_id)
+    if not user:
+        return 0
+    event = {
+        "type": "track",
+        "userId": user,
+        "event": rt.settings.events.purchase,
+        "timestamp": rt.clock.now().isoformat(),
+        "properties": {"revenue": round(rng.uniform(20, 160), 2)},
+    }
+    rt.ingestor.ingest_raw([event])
+    return 1
+
+
+def _organic_purchases(rt: Any, rng: random.Random) -> int:
+    """Some campaign members buy whatever they got (holdout too): the baseline the holdout measures lift against."""
+    from tailormail.store import campaigns as campaign_q
+
+    with rt.store.read() as conn:
+        members = campaign_q.arms_of(conn, CAMPAIGN)
+    return sum(_purchase(rt, m["profile_id"], rng) for m in members if rng.random() < ORGANIC_PURCHASE)
 
 
 def _user_of(rt: Any, profile_id: int | None) -> str | None:
