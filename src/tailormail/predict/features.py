@@ -26,6 +26,7 @@ cut-offs and labelling their outcomes reads the events once.  Every feature:
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
 import numpy as np
@@ -134,12 +135,12 @@ class History:
         return np.bincount(line.row[window], weights=self.revenue[window], minlength=len(self.profile_ids))
 
     def last(self, kind: str, end_ms: int) -> np.ndarray:
-        """Time of each profile's last event of ``kind`` before ``end_ms`` (NaN: none)."""
+        """Time of each profile's last event of ``kind`` before ``end_ms`` (-1: none)."""
         line = self.kinds[kind]
         window = line.between(None, end_ms)
         latest = np.full(len(self.profile_ids), -1, dtype=np.int64)
         np.maximum.at(latest, line.row[window], line.ts[window])
-        return np.where(latest < 0, np.nan, latest.astype(float))
+        return latest
 
     def distinct_categories(self, start_ms: int, end_ms: int) -> np.ndarray:
         """Distinct categories per profile among the events in [start, end)."""
@@ -147,96 +148,113 @@ class History:
             raise ValueError(f"categories were read from {self.category_since_ms} only, not {start_ms}")
         window = self.categories.between(start_ms, end_ms)
         width = int(self.category_codes.max(initial=0)) + 1
-        pairs = np.unique(self.categories.row[window] * width + self.category_codes[window])
-        return np.bincount(pairs // width, minlength=len(self.profile_ids)).astype(float)
+        pairs = np.sort(self.categories.row[window] * width + self.category_codes[window])
+        first = np.ones(len(pairs), dtype=bool)  # the first of each run of equal (profile, category) pairs
+        first[1:] = pairs[1:] != pairs[:-1]
+        return np.bincount(pairs[first] // width, minlength=len(self.profile_ids)).astype(float)
 
 
 def load_history(conn: Connection, names: EventNames, until_ms: int, category_since_ms: int) -> History:
     """Read the events before ``until_ms`` (categories from ``category_since_ms``) into a History."""
     ids, first_ts = predict_q.first_event_times(conn, until_ms)
+    order = _ascending(ids)
+    ids, first_ts = ids[order], first_ts[order]
     kinds = {}
     for kind, event in (("view", names.product_view), ("cart", names.add_to_cart), *EMAIL_EVENTS):
-        kinds[kind] = _timeline(ids, *predict_q.event_times(conn, event, until_ms))
-    ts, pid, revenue = predict_q.purchases(conn, names.purchase, until_ms)
-    kinds["purchase"], keep = _timeline_kept(ids, ts, pid)
+        kinds[kind] = _timeline(ids, *predict_q.event_times(conn, event, until_ms))[0]
     shopping = [names.product_view, names.add_to_cart, names.purchase]
-    ts, pid, values = predict_q.event_categories(conn, shopping, category_since_ms, until_ms)
-    categories, kept = _timeline_kept(ids, ts, pid)
-    return History(until_ms, category_since_ms, ids, first_ts, kinds, revenue[keep], categories, _codes(values)[kept])
+    rows = predict_q.purchases_and_categories(conn, names.purchase, shopping, category_since_ms, until_ms)
+    kinds["purchase"], (revenue,) = _timeline(ids, rows.purchase_ts, rows.purchase_profile, rows.revenue)
+    codes = _codes(rows.categories)
+    categories, (codes,) = _timeline(ids, rows.category_ts, rows.category_profile, codes, keep=codes >= 0)
+    return History(until_ms, category_since_ms, ids, first_ts, kinds, revenue, categories, codes)
 
 
 EMAIL_EVENTS = (("opened", "email_opened"), ("clicked", "email_clicked"))
 """The email engagement events (named by the tracking module, not configurable)."""
 
 
-def _timeline(ids: np.ndarray, ts: np.ndarray, pid: np.ndarray) -> Timeline:
-    return _timeline_kept(ids, ts, pid)[0]
+def _ascending(values: np.ndarray) -> np.ndarray | slice:
+    """The order that sorts ``values`` (a no-op slice when they already are, as the databases return them)."""
+    if bool(np.all(values[1:] >= values[:-1])):
+        return slice(None)
+    return np.argsort(values, kind="stable")
 
 
-def _timeline_kept(ids: np.ndarray, ts: np.ndarray, pid: np.ndarray) -> tuple[Timeline, np.ndarray]:
-    """The timeline of events whose profile is in ``ids`` (one stored after the first query is dropped)."""
+def _timeline(
+    ids: np.ndarray, ts: np.ndarray, pid: np.ndarray, *aligned: np.ndarray, keep: np.ndarray | None = None
+) -> tuple[Timeline, list[np.ndarray]]:
+    """The events (and ``aligned`` values) of profiles in ``ids``, in time order.
+
+    An event of a profile stored after the first query ran has no row and is left out.
+    """
     row = np.searchsorted(ids, pid)
-    keep = (row < len(ids)) & (ids[np.minimum(row, len(ids) - 1)] == pid) if len(ids) else row < 0
-    return Timeline(ts[keep], row[keep]), keep
+    known = (row < len(ids)) & (ids[np.minimum(row, len(ids) - 1)] == pid) if len(ids) else row < 0
+    if keep is not None:
+        known &= keep
+    ts, row = ts[known], row[known]
+    order = _ascending(ts)
+    return Timeline(ts[order], row[order]), [values[known][order] for values in aligned]
 
 
 def _codes(values: list[object]) -> np.ndarray:
-    """A number per distinct value, in order of first appearance."""
-    seen: dict[object, int] = {}
-    return np.fromiter((seen.setdefault(v, len(seen)) for v in values), dtype=np.int64, count=len(values))
+    """A number per distinct value, in order of first appearance; -1 for None (no category)."""
+    seen: dict[object, int] = {None: -1}
+
+    def code(value: object) -> int:
+        if isinstance(value, dict | list):  # a category given as JSON: compared by its text, as SQL would
+            value = json.dumps(value, sort_keys=True)
+        return seen.setdefault(value, len(seen) - 1)
+
+    return np.fromiter((code(v) for v in values), dtype=np.int64, count=len(values))
 
 
 def matrix_at(history: History, cutoff_ms: int) -> FeatureMatrix:
-    """The features of every profile with an event before ``cutoff_ms``."""
+    """The features of every profile with an event before ``cutoff_ms``.
+
+    Each column is written straight into one preallocated matrix: on a busy
+    machine, touching fresh memory for large temporaries cost more than the counting.
+    """
     if cutoff_ms > history.until_ms:
         raise ValueError(f"the history ends at {history.until_ms}, before the cut-off {cutoff_ms}")
     keep = history.first_ts < cutoff_ms
-    since = {days: cutoff_ms - days * DAY_MS for days in {*WINDOWS, EMAIL_WINDOW}}
-    col = {
-        "first_ts": history.first_ts.astype(float),
-        "purchases": history.counts("purchase", None, cutoff_ms),
-        "revenue": history.revenue_between(None, cutoff_ms),
-        "last_purchase": history.last("purchase", cutoff_ms),
-        "last_view": history.last("view", cutoff_ms),
-        "last_cart": history.last("cart", cutoff_ms),
-        "opened": history.counts("opened", since[EMAIL_WINDOW], cutoff_ms),
-        "clicked": history.counts("clicked", since[EMAIL_WINDOW], cutoff_ms),
-        "categories": history.distinct_categories(since[EMAIL_WINDOW], cutoff_ms),
+    tenure = (cutoff_ms - history.first_ts[keep]) / DAY_MS
+    email_since = cutoff_ms - EMAIL_WINDOW * DAY_MS
+
+    def days_since(kind: str) -> np.ndarray:
+        last = history.last(kind, cutoff_ms)[keep]
+        return np.where(last < 0, tenure, (cutoff_ms - last) / DAY_MS)
+
+    frequency = history.counts("purchase", None, cutoff_ms)[keep]
+    monetary = history.revenue_between(None, cutoff_ms)[keep]
+    columns = {
+        "recency_days": lambda: days_since("purchase"),
+        "frequency": lambda: frequency,
+        "monetary": lambda: monetary,
+        "aov": lambda: monetary / np.maximum(frequency, 1),
+        "tenure_days": lambda: tenure,
+        "days_since_view": lambda: days_since("view"),
+        "days_since_cart": lambda: days_since("cart"),
+        "emails_opened_90d": lambda: history.counts("opened", email_since, cutoff_ms)[keep],
+        "emails_clicked_90d": lambda: history.counts("clicked", email_since, cutoff_ms)[keep],
+        "category_breadth_90d": lambda: history.distinct_categories(email_since, cutoff_ms)[keep],
     }
-    for name, kind in (("views", "view"), ("carts", "cart"), ("purchases", "purchase")):
-        for days in WINDOWS:
-            col[f"{name}_{days}d"] = history.counts(kind, since[days], cutoff_ms)
-    names = list(col)
-    raw = np.stack([col[name][keep] for name in names], axis=1)
-    return FeatureMatrix(cutoff_ms, history.profile_ids[keep], from_aggregates(names, raw, cutoff_ms))
+    values = np.empty((int(keep.sum()), len(FEATURES)))
+    for j, name in enumerate(FEATURES):
+        if name in columns:
+            values[:, j] = columns[name]()
+        else:  # views_7d ... purchases_90d
+            kind, days = name.split("_")
+            values[:, j] = history.counts(WINDOW_KINDS[kind], cutoff_ms - int(days[:-1]) * DAY_MS, cutoff_ms)[keep]
+    np.nan_to_num(values, copy=False)
+    return FeatureMatrix(cutoff_ms, history.profile_ids[keep], values)
+
+
+WINDOW_KINDS = {"views": "view", "carts": "cart", "purchases": "purchase"}
+"""The event kind behind each windowed count's name."""
 
 
 def compute(conn: Connection, cutoff_ms: int, names: EventNames) -> FeatureMatrix:
     """Every profile with events before ``cutoff_ms`` and its features."""
     history = load_history(conn, names, cutoff_ms, cutoff_ms - EMAIL_WINDOW * DAY_MS)
     return matrix_at(history, cutoff_ms)
-
-
-def from_aggregates(columns: list[str], raw: np.ndarray, cutoff_ms: int) -> np.ndarray:
-    """The feature matrix from per-profile aggregates (counts, sums, first and last times)."""
-    col = {name: raw[:, i] for i, name in enumerate(columns)}
-    tenure = (cutoff_ms - col["first_ts"]) / DAY_MS
-
-    def days_since(ts: np.ndarray) -> np.ndarray:
-        return np.where(np.isnan(ts), tenure, (cutoff_ms - ts) / DAY_MS)
-
-    frequency, monetary = col["purchases"], col["revenue"]
-    derived = {
-        "recency_days": days_since(col["last_purchase"]),
-        "frequency": frequency,
-        "monetary": monetary,
-        "aov": monetary / np.maximum(frequency, 1),
-        "tenure_days": tenure,
-        "days_since_view": days_since(col["last_view"]),
-        "days_since_cart": days_since(col["last_cart"]),
-        "emails_opened_90d": col["opened"],
-        "emails_clicked_90d": col["clicked"],
-        "category_breadth_90d": col["categories"],
-    }
-    derived.update({name: col[name] for name in FEATURES if name not in derived})
-    return np.nan_to_num(np.stack([derived[name] for name in FEATURES], axis=1))

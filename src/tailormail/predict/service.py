@@ -22,6 +22,7 @@ from tailormail.config import EventNames, Settings
 from tailormail.errors import ConfigError, NotFound, ValidationError
 from tailormail.predict import evaluate, features, models
 from tailormail.predict.features import DAY_MS, FeatureMatrix
+from tailormail.predict.timing import PhaseTimes
 from tailormail.store import Store
 from tailormail.store import predict as predict_q
 
@@ -79,6 +80,7 @@ class Trainer:
         self.store, self.names, self.config = store, names, config
         self._history: features.History | None = None
         self._features: dict[int, FeatureMatrix] = {}
+        self.times = PhaseTimes()
 
     def history(self, now_ms: int) -> features.History:
         """The events before ``now_ms``, with categories early enough for every configured model's cut-offs."""
@@ -117,22 +119,25 @@ class Trainer:
     def train(self, spec: models.ModelSpec, now: datetime) -> TrainResult:
         """Fit, evaluate on the later period, store a version, promote it unless its AUC fell."""
         now_ms = to_ms(now)
-        self.history(now_ms)
         eval_cutoff = now_ms - spec.horizon_days * DAY_MS
         train_cutoff = eval_cutoff - spec.horizon_days * DAY_MS
-        x_train, y_train = self.dataset(spec, train_cutoff)
-        params = models.fit(x_train, y_train, spec.name)
-        x_eval, y_eval = self.dataset(spec, eval_cutoff)
+        with self.times.phase("features"):
+            self.history(now_ms)
+            x_train, y_train = self.dataset(spec, train_cutoff)
+            x_eval, y_eval = self.dataset(spec, eval_cutoff)
+        with self.times.phase("fit"):
+            params = models.fit(x_train, y_train, spec.name)
         if y_eval.sum() in (0, len(y_eval)):
             raise ValidationError(
                 f"cannot evaluate {spec.name}: the evaluation period has only one outcome",
                 field=spec.name,
                 hint="ingest more recent history",
             )
-        scores = models.predict(params, x_eval)
-        report = evaluate.metrics(y_eval, scores)
+        with self.times.phase("evaluate"):
+            report = evaluate.metrics(y_eval, models.predict(params, x_eval))
         report["n_train"] = int(y_train.size)
-        return self._store_version(spec, now_ms, train_cutoff, eval_cutoff, params, report)
+        with self.times.phase("store"):
+            return self._store_version(spec, now_ms, train_cutoff, eval_cutoff, params, report)
 
     def _store_version(
         self,
@@ -189,29 +194,34 @@ def train(store: Store, settings: Settings, now: datetime, model: str | None = N
     return [trainer.train(spec, now) for spec in select_specs(config, model)]
 
 
-def score(store: Store, settings: Settings, now: datetime) -> dict[str, int]:
+def score(store: Store, settings: Settings, now: datetime, times: PhaseTimes | None = None) -> dict[str, int]:
     """Score every profile with each model's latest promoted version; write traits; return counts."""
     config = PredictSettings.from_settings(settings)
     now_ms = to_ms(now)
+    times = times or PhaseTimes()
     with store.read() as conn:
         versions = {s.name: predict_q.latest_version(conn, s.name) for s in config.specs()}
         if not any(versions.values()):
             raise NotFound("no trained model to score with", hint="run `tailormail predict train` first")
-        matrix = features.compute(conn, now_ms, settings.events)
+        with times.phase("features"):
+            matrix = features.compute(conn, now_ms, settings.events)
     columns: dict[str, list[Any]] = {}
     counts: dict[str, int] = {}
     for spec in config.specs():
         version = versions[spec.name]
         if version is None:
             continue
-        keep = spec.population(matrix)
-        p = models.predict(version["params"], matrix.values[keep])
-        percentile = np.floor(100.0 * (np.argsort(np.argsort(p, kind="stable")) + 1) / max(len(p), 1)).astype(int)
-        columns[spec.name] = _spread(keep, p.round(4))
-        columns[f"{spec.name}_percentile"] = _spread(keep, percentile)
+        with times.phase("predict"):
+            keep = spec.population(matrix)
+            p = models.predict(version["params"], matrix.values[keep])
+            rank = np.argsort(np.argsort(p, kind="stable"))
+            percentile = np.floor(100.0 * (rank + 1) / max(len(p), 1)).astype(int)
+            columns[spec.name] = _spread(keep, p.round(4))
+            columns[f"{spec.name}_percentile"] = _spread(keep, percentile)
         counts[spec.name] = int(keep.sum())
-    with store.begin() as conn:
+    with times.phase("write"), store.begin() as conn:
         predict_q.write_scores(conn, matrix.profile_ids.tolist(), columns, now_ms)
+    log.info("predict: scored %d profiles: %s", len(matrix.profile_ids), times.summary())
     return counts
 
 
