@@ -188,8 +188,8 @@ def _timeline(
 
     An event of a profile stored after the first query ran has no row and is left out.
     """
-    row = np.searchsorted(ids, pid)
-    known = (row < len(ids)) & (ids[np.minimum(row, len(ids) - 1)] == pid) if len(ids) else row < 0
+    row = _rows(ids, pid)
+    known = row >= 0
     if keep is not None:
         known &= keep
     ts, row = ts[known], row[known]
@@ -197,16 +197,30 @@ def _timeline(
     return Timeline(ts[order], row[order]), [values[known][order] for values in aligned]
 
 
+def _rows(ids: np.ndarray, pid: np.ndarray) -> np.ndarray:
+    """The position of each of ``pid`` in the sorted ``ids`` (-1 where absent).
+
+    Profile ids are dense (autoincrement), so a lookup table indexed by id
+    replaces a binary search per event; very sparse ids fall back to the search.
+    """
+    if not len(ids) or not len(pid):
+        return np.full(len(pid), -1, dtype=np.int64)
+    top = int(max(ids[-1], pid.max()))
+    if ids[0] >= 0 and pid.min() >= 0 and top < 8 * len(ids) + 1_000_000:
+        table = np.full(top + 1, -1, dtype=np.int64)
+        table[ids] = np.arange(len(ids))
+        return table[pid]
+    row = np.searchsorted(ids, pid)
+    return np.where(ids[np.minimum(row, len(ids) - 1)] == pid, row, -1)
+
+
 def _codes(values: list[object]) -> np.ndarray:
-    """A number per distinct value, in order of first appearance; -1 for None (no category)."""
-    seen: dict[object, int] = {None: -1}
-
-    def code(value: object) -> int:
-        if isinstance(value, dict | list):  # a category given as JSON: compared by its text, as SQL would
-            value = json.dumps(value, sort_keys=True)
-        return seen.setdefault(value, len(seen) - 1)
-
-    return np.fromiter((code(v) for v in values), dtype=np.int64, count=len(values))
+    """A number per distinct value; -1 for None (no category)."""
+    # A category given as JSON (an object or list) is compared by its text, as SQL would.
+    hashable = [json.dumps(v, sort_keys=True) if isinstance(v, dict | list) else v for v in values]
+    numbers = {value: i for i, value in enumerate(dict.fromkeys(hashable))}
+    numbers[None] = -1
+    return np.fromiter(map(numbers.__getitem__, hashable), dtype=np.int64, count=len(hashable))
 
 
 def matrix_at(history: History, cutoff_ms: int) -> FeatureMatrix:
