@@ -22,6 +22,7 @@ import numpy as np
 from tailormail.clock import to_ms
 from tailormail.config import EventNames, Settings
 from tailormail.predict import models, service
+from tailormail.predict.timing import PhaseTimes
 from tailormail.store import Store
 
 CUSTOMERS = int(os.environ.get("BENCH_PREDICT_CUSTOMERS", "1000000"))
@@ -76,6 +77,7 @@ def generate(path: Path, customers: int, seed: int = 1) -> int:
         db.commit()
         total += len(rows)
         print(f"  generated {first + n:,} customers, {total:,} events", flush=True)
+    db.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # as a running workspace would be: the log folded in
     db.close()
     return total
 
@@ -92,12 +94,15 @@ def main() -> None:
         print(f"generated {CUSTOMERS:,} customers / {events:,} events in {time.perf_counter() - start:.0f} s")
     settings = Settings(workspace=OUT, database_url=store.url)
 
+    loads = [os.getloadavg()[0]]
     start, cpu = time.perf_counter(), time.process_time()
     trainer = service.Trainer(store, EventNames(), service.PredictSettings())
     results = [trainer.train(spec, NOW) for spec in service.PredictSettings().specs()]
     train_s, train_cpu = time.perf_counter() - start, time.process_time() - cpu
+    loads.append(os.getloadavg()[0])
     for r in results:
         print(f"  {r.model} v{r.version}: {r.status}, ROC AUC {r.roc_auc:.3f}")
+    print(f"  train phases: {trainer.times.summary()}")
 
     spec = service.PredictSettings().specs()[0]
     x, y = trainer.dataset(spec, to_ms(NOW) - 2 * spec.horizon_days * DAY)
@@ -106,15 +111,19 @@ def main() -> None:
     baseline_s = min(fit_s) * 3  # the bare fit of all three models on a matrix this size
     baseline_cpu = (time.process_time() - cpu) / len(fit_s) * 3
 
+    times = PhaseTimes()
     start, cpu = time.perf_counter(), time.process_time()
-    counts = service.score(store, settings, NOW)
+    counts = service.score(store, settings, NOW, times)
     score_s, score_cpu = time.perf_counter() - start, time.process_time() - cpu
+    loads.append(os.getloadavg()[0])
+    print(f"  score phases: {times.summary()}")
     print(f"customers: {CUSTOMERS:,}; training matrix {x.shape[0]:,} x {x.shape[1]}")
     print(
         f"train 3 models: {train_s:.1f} s wall, {train_cpu:.1f} s CPU (target < 60 s); bare sklearn fits x3: "
         f"{baseline_s:.1f} s wall, {baseline_cpu:.1f} s CPU; ratio {train_cpu / baseline_cpu:.1f}x (CPU)"
     )
     print(f"score: {score_s:.1f} s wall, {score_cpu:.1f} s CPU for {max(counts.values()):,} profiles (target < 10 s)")
+    print(f"load average (1 min) before / after training / after scoring: {' / '.join(f'{x:.1f}' for x in loads)}")
     store.close()
 
 

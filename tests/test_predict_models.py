@@ -160,6 +160,13 @@ def test_score_writes_predicted_traits_and_keeps_the_others(shop: Runtime) -> No
     assert one["email"] == "u1@example.com"
     predicted = one["predicted"]
     assert 0 <= predicted["purchase_30d"] <= 1 and 0 <= predicted["purchase_30d_percentile"] <= 100
+    assert isinstance(predicted["purchase_30d_percentile"], int)
+    with shop.store.read() as conn:
+        ids = features.compute(conn, to_ms(shop.clock.now()), shop.settings.events).profile_ids
+        everyone = [t["predicted"] for t in profile_q.traits_of(conn, [int(p) for p in ids]).values()]
+    # Profiles outside a model's population get no key at all (not a null).
+    assert sum("churn_90d" in p for p in everyone) == counts["churn_90d"]
+    assert all(None not in p.values() for p in everyone)
 
 
 def plant_better_auc(rt: Runtime, model: str, margin: float) -> float:
@@ -264,3 +271,21 @@ def test_calibration_and_lift_by_decile_on_known_scores() -> None:
     assert [c["observed"] for c in cal] == [1.0] + [0.0] * 9
     assert lift[0]["lift"] == pytest.approx(10.0) and lift[0]["cumulative_capture"] == 1.0
     assert evaluate.metrics(y, p)["roc_auc"] == 1.0
+
+
+PACKED_CASES = [  # (packed text from the database, expected values)
+    (None, []),
+    ("", []),
+    ("7", [7]),
+    ("3,1,2", [3, 1, 2]),
+]
+
+
+@pytest.mark.parametrize(("text", "expected"), PACKED_CASES)
+def test_packed_columns_are_read_back_exactly(text: str | None, expected: list[int]) -> None:
+    assert predict_q._unpack(text).tolist() == expected
+
+
+def test_a_malformed_packed_column_is_an_error_not_a_short_array() -> None:
+    with pytest.raises(ValueError, match="read"):  # numpy says so itself; our count check backs it up
+        predict_q._unpack("1,x,3")

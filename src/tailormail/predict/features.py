@@ -1,9 +1,11 @@
 """Features of each profile as of a cut-off, from its events strictly before it.
 
-The database does the heavy part in three grouped queries (activity from the
-covering index, revenue of purchases, categories of the last 90 days; see
-``store.predict``); this module joins them by profile id and derives the
-feature matrix with vectorised numpy.  Every feature:
+The events are read once into narrow numpy columns (a ``History``: time and
+profile of each view, add-to-cart, purchase, open and click, from the
+covering index; revenue of purchases; categories of a recent window; see
+``store.predict``).  Features as of any cut-off covered by the history are
+then counted with ``np.bincount`` over time-sorted slices, so training at four
+cut-offs and labelling their outcomes reads the events once.  Every feature:
 
 | feature | meaning |
 |---|---|
@@ -24,6 +26,7 @@ feature matrix with vectorised numpy.  Every feature:
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
 import numpy as np
@@ -86,53 +89,186 @@ class FeatureMatrix:
         return self.values[:, FEATURES.index(name)]
 
 
+@dataclass(frozen=True)
+class Timeline:
+    """Events of one kind in time order: when, and whose (a row of ``History.profile_ids``)."""
+
+    ts: np.ndarray
+    row: np.ndarray
+
+    def between(self, start_ms: int | None, end_ms: int) -> slice:
+        """The events in [start, end) (from the first when ``start_ms`` is None)."""
+        first = 0 if start_ms is None else int(np.searchsorted(self.ts, start_ms, side="left"))
+        return slice(first, int(np.searchsorted(self.ts, end_ms, side="left")))
+
+
+@dataclass(frozen=True)
+class History:
+    """Everything the features and outcomes read, for cut-offs up to ``until_ms``.
+
+    Categories are kept only from ``category_since_ms``, so cut-offs must be
+    at least ``EMAIL_WINDOW`` days later than that.
+    """
+
+    until_ms: int
+    category_since_ms: int
+    profile_ids: np.ndarray
+    """Every profile with an event before ``until_ms``, ascending."""
+    first_ts: np.ndarray
+    kinds: dict[str, Timeline]
+    """view, cart, purchase, opened, clicked."""
+    revenue: np.ndarray
+    """Revenue of each purchase of ``kinds["purchase"]`` (0 when none was given)."""
+    categories: Timeline
+    category_codes: np.ndarray
+    """A number per distinct category, aligned with ``categories``."""
+
+    def counts(self, kind: str, start_ms: int | None, end_ms: int) -> np.ndarray:
+        """Events of ``kind`` per profile in [start, end)."""
+        line = self.kinds[kind]
+        return np.bincount(line.row[line.between(start_ms, end_ms)], minlength=len(self.profile_ids)).astype(float)
+
+    def revenue_between(self, start_ms: int | None, end_ms: int) -> np.ndarray:
+        """Revenue of purchases per profile in [start, end)."""
+        line = self.kinds["purchase"]
+        window = line.between(start_ms, end_ms)
+        return np.bincount(line.row[window], weights=self.revenue[window], minlength=len(self.profile_ids))
+
+    def last(self, kind: str, end_ms: int) -> np.ndarray:
+        """Time of each profile's last event of ``kind`` before ``end_ms`` (-1: none)."""
+        line = self.kinds[kind]
+        window = line.between(None, end_ms)
+        latest = np.full(len(self.profile_ids), -1, dtype=np.int64)
+        np.maximum.at(latest, line.row[window], line.ts[window])
+        return latest
+
+    def distinct_categories(self, start_ms: int, end_ms: int) -> np.ndarray:
+        """Distinct categories per profile among the events in [start, end)."""
+        if start_ms < self.category_since_ms:
+            raise ValueError(f"categories were read from {self.category_since_ms} only, not {start_ms}")
+        window = self.categories.between(start_ms, end_ms)
+        width = int(self.category_codes.max(initial=0)) + 1
+        pairs = np.sort(self.categories.row[window] * width + self.category_codes[window])
+        first = np.ones(len(pairs), dtype=bool)  # the first of each run of equal (profile, category) pairs
+        first[1:] = pairs[1:] != pairs[:-1]
+        return np.bincount(pairs[first] // width, minlength=len(self.profile_ids)).astype(float)
+
+
+def load_history(conn: Connection, names: EventNames, until_ms: int, category_since_ms: int) -> History:
+    """Read the events before ``until_ms`` (categories from ``category_since_ms``) into a History."""
+    ids, first_ts = predict_q.first_event_times(conn, until_ms)
+    order = _ascending(ids)
+    ids, first_ts = ids[order], first_ts[order]
+    kinds = {}
+    for kind, event in (("view", names.product_view), ("cart", names.add_to_cart), *EMAIL_EVENTS):
+        kinds[kind] = _timeline(ids, *predict_q.event_times(conn, event, until_ms))[0]
+    shopping = [names.product_view, names.add_to_cart, names.purchase]
+    rows = predict_q.purchases_and_categories(conn, names.purchase, shopping, category_since_ms, until_ms)
+    kinds["purchase"], (revenue,) = _timeline(ids, rows.purchase_ts, rows.purchase_profile, rows.revenue)
+    codes = _codes(rows.categories)
+    categories, (codes,) = _timeline(ids, rows.category_ts, rows.category_profile, codes, keep=codes >= 0)
+    return History(until_ms, category_since_ms, ids, first_ts, kinds, revenue, categories, codes)
+
+
+EMAIL_EVENTS = (("opened", "email_opened"), ("clicked", "email_clicked"))
+"""The email engagement events (named by the tracking module, not configurable)."""
+
+
+def _ascending(values: np.ndarray) -> np.ndarray | slice:
+    """The order that sorts ``values`` (a no-op slice when they already are, as the databases return them)."""
+    if bool(np.all(values[1:] >= values[:-1])):
+        return slice(None)
+    return np.argsort(values, kind="stable")
+
+
+def _timeline(
+    ids: np.ndarray, ts: np.ndarray, pid: np.ndarray, *aligned: np.ndarray, keep: np.ndarray | None = None
+) -> tuple[Timeline, list[np.ndarray]]:
+    """The events (and ``aligned`` values) of profiles in ``ids``, in time order.
+
+    An event of a profile stored after the first query ran has no row and is left out.
+    """
+    row = _rows(ids, pid)
+    known = row >= 0
+    if keep is not None:
+        known &= keep
+    ts, row = ts[known], row[known]
+    order = _ascending(ts)
+    return Timeline(ts[order], row[order]), [values[known][order] for values in aligned]
+
+
+def _rows(ids: np.ndarray, pid: np.ndarray) -> np.ndarray:
+    """The position of each of ``pid`` in the sorted ``ids`` (-1 where absent).
+
+    Profile ids are dense (autoincrement), so a lookup table indexed by id
+    replaces a binary search per event; very sparse ids fall back to the search.
+    """
+    if not len(ids) or not len(pid):
+        return np.full(len(pid), -1, dtype=np.int64)
+    top = int(max(ids[-1], pid.max()))
+    if ids[0] >= 0 and pid.min() >= 0 and top < 8 * len(ids) + 1_000_000:
+        table = np.full(top + 1, -1, dtype=np.int64)
+        table[ids] = np.arange(len(ids))
+        return table[pid]
+    row = np.searchsorted(ids, pid)
+    return np.where(ids[np.minimum(row, len(ids) - 1)] == pid, row, -1)
+
+
+def _codes(values: list[object]) -> np.ndarray:
+    """A number per distinct value; -1 for None (no category)."""
+    # A category given as JSON (an object or list) is compared by its text, as SQL would.
+    hashable = [json.dumps(v, sort_keys=True) if isinstance(v, dict | list) else v for v in values]
+    numbers = {value: i for i, value in enumerate(dict.fromkeys(hashable))}
+    numbers[None] = -1
+    return np.fromiter(map(numbers.__getitem__, hashable), dtype=np.int64, count=len(hashable))
+
+
+def matrix_at(history: History, cutoff_ms: int) -> FeatureMatrix:
+    """The features of every profile with an event before ``cutoff_ms``.
+
+    Each column is written straight into one preallocated matrix: on a busy
+    machine, touching fresh memory for large temporaries cost more than the counting.
+    """
+    if cutoff_ms > history.until_ms:
+        raise ValueError(f"the history ends at {history.until_ms}, before the cut-off {cutoff_ms}")
+    keep = history.first_ts < cutoff_ms
+    tenure = (cutoff_ms - history.first_ts[keep]) / DAY_MS
+    email_since = cutoff_ms - EMAIL_WINDOW * DAY_MS
+
+    def days_since(kind: str) -> np.ndarray:
+        last = history.last(kind, cutoff_ms)[keep]
+        return np.where(last < 0, tenure, (cutoff_ms - last) / DAY_MS)
+
+    frequency = history.counts("purchase", None, cutoff_ms)[keep]
+    monetary = history.revenue_between(None, cutoff_ms)[keep]
+    columns = {
+        "recency_days": lambda: days_since("purchase"),
+        "frequency": lambda: frequency,
+        "monetary": lambda: monetary,
+        "aov": lambda: monetary / np.maximum(frequency, 1),
+        "tenure_days": lambda: tenure,
+        "days_since_view": lambda: days_since("view"),
+        "days_since_cart": lambda: days_since("cart"),
+        "emails_opened_90d": lambda: history.counts("opened", email_since, cutoff_ms)[keep],
+        "emails_clicked_90d": lambda: history.counts("clicked", email_since, cutoff_ms)[keep],
+        "category_breadth_90d": lambda: history.distinct_categories(email_since, cutoff_ms)[keep],
+    }
+    values = np.empty((int(keep.sum()), len(FEATURES)))
+    for j, name in enumerate(FEATURES):
+        if name in columns:
+            values[:, j] = columns[name]()
+        else:  # views_7d ... purchases_90d
+            kind, days = name.split("_")
+            values[:, j] = history.counts(WINDOW_KINDS[kind], cutoff_ms - int(days[:-1]) * DAY_MS, cutoff_ms)[keep]
+    np.nan_to_num(values, copy=False)
+    return FeatureMatrix(cutoff_ms, history.profile_ids[keep], values)
+
+
+WINDOW_KINDS = {"views": "view", "carts": "cart", "purchases": "purchase"}
+"""The event kind behind each windowed count's name."""
+
+
 def compute(conn: Connection, cutoff_ms: int, names: EventNames) -> FeatureMatrix:
     """Every profile with events before ``cutoff_ms`` and its features."""
-    kinds = {"view": names.product_view, "cart": names.add_to_cart, "purchase": names.purchase}
-    columns, rows = predict_q.activity_aggregates(conn, cutoff_ms, **kinds, windows=WINDOWS, email_window=EMAIL_WINDOW)
-    if not rows:
-        return FeatureMatrix(cutoff_ms, np.zeros(0, dtype=np.int64), np.zeros((0, len(FEATURES))))
-    raw = np.array(rows, dtype=float)  # NULL (never happened) becomes NaN
-    ids = raw[:, 0].astype(np.int64)
-    revenue = predict_q.revenue_before(conn, cutoff_ms, names.purchase)
-    breadth = predict_q.category_breadth(conn, cutoff_ms - EMAIL_WINDOW * DAY_MS, cutoff_ms, list(kinds.values()))
-    extra = np.stack([align(ids, revenue), align(ids, breadth)], axis=1)
-    table = np.concatenate([raw, extra], axis=1)
-    return FeatureMatrix(cutoff_ms, ids, from_aggregates([*columns, "revenue", "categories"], table, cutoff_ms))
-
-
-def align(ids: np.ndarray, pairs: list[tuple[int, float]] | list[tuple[int, int]]) -> np.ndarray:
-    """Values of (profile id, value) pairs placed in the order of ``ids`` (0 where absent)."""
-    out = np.zeros(len(ids))
-    if not pairs or not len(ids):
-        return out
-    found = np.array(pairs, dtype=float)
-    at = np.searchsorted(ids, found[:, 0].astype(np.int64))
-    hit = (at < len(ids)) & (ids[np.minimum(at, len(ids) - 1)] == found[:, 0])
-    out[at[hit]] = found[hit, 1]
-    return out
-
-
-def from_aggregates(columns: list[str], raw: np.ndarray, cutoff_ms: int) -> np.ndarray:
-    """The feature matrix from the aggregate columns of ``feature_aggregates``."""
-    col = {name: raw[:, i] for i, name in enumerate(columns)}
-    tenure = (cutoff_ms - col["first_ts"]) / DAY_MS
-
-    def days_since(ts: np.ndarray) -> np.ndarray:
-        return np.where(np.isnan(ts), tenure, (cutoff_ms - ts) / DAY_MS)
-
-    frequency, monetary = col["purchases"], col["revenue"]
-    derived = {
-        "recency_days": days_since(col["last_purchase"]),
-        "frequency": frequency,
-        "monetary": monetary,
-        "aov": monetary / np.maximum(frequency, 1),
-        "tenure_days": tenure,
-        "days_since_view": days_since(col["last_view"]),
-        "days_since_cart": days_since(col["last_cart"]),
-        "emails_opened_90d": col["opened"],
-        "emails_clicked_90d": col["clicked"],
-        "category_breadth_90d": col["categories"],
-    }
-    derived.update({name: col[name] for name in FEATURES if name not in derived})
-    return np.nan_to_num(np.stack([derived[name] for name in FEATURES], axis=1))
+    history = load_history(conn, names, cutoff_ms, cutoff_ms - EMAIL_WINDOW * DAY_MS)
+    return matrix_at(history, cutoff_ms)

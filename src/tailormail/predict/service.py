@@ -22,6 +22,7 @@ from tailormail.config import EventNames, Settings
 from tailormail.errors import ConfigError, NotFound, ValidationError
 from tailormail.predict import evaluate, features, models
 from tailormail.predict.features import DAY_MS, FeatureMatrix
+from tailormail.predict.timing import PhaseTimes
 from tailormail.store import Store
 from tailormail.store import predict as predict_q
 
@@ -73,33 +74,40 @@ class TrainResult:
 
 
 class Trainer:
-    """Trains models against one store, reusing feature matrices across models."""
+    """Trains models against one store: the events are read once, features reused across models."""
 
     def __init__(self, store: Store, names: EventNames, config: PredictSettings) -> None:
         self.store, self.names, self.config = store, names, config
+        self._history: features.History | None = None
         self._features: dict[int, FeatureMatrix] = {}
-        self._labels: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = {}
+        self.times = PhaseTimes()
+
+    def history(self, now_ms: int) -> features.History:
+        """The events before ``now_ms``, with categories early enough for every configured model's cut-offs."""
+        if self._history is None or self._history.until_ms != now_ms:
+            longest = max(spec.horizon_days for spec in self.config.specs())
+            since = now_ms - (2 * longest + features.EMAIL_WINDOW) * DAY_MS
+            with self.store.read() as conn:
+                self._history = features.load_history(conn, self.names, now_ms, since)
+            self._features = {}
+        return self._history
 
     def features_at(self, cutoff_ms: int) -> FeatureMatrix:
         """Features as of a cut-off (computed once per cut-off)."""
         if cutoff_ms not in self._features:
-            with self.store.read() as conn:
-                self._features[cutoff_ms] = features.compute(conn, cutoff_ms, self.names)
+            if self._history is None:
+                raise RuntimeError("call history(now_ms) before features_at")
+            self._features[cutoff_ms] = features.matrix_at(self._history, cutoff_ms)
         return self._features[cutoff_ms]
 
     def outcomes(self, matrix: FeatureMatrix, days: int) -> tuple[np.ndarray, np.ndarray]:
         """(purchases, revenue) of each profile of ``matrix`` in the ``days`` after its cut-off."""
-        key = (matrix.cutoff_ms, days)
-        if key not in self._labels:
-            with self.store.read() as conn:
-                rows = predict_q.purchase_totals(
-                    conn, matrix.cutoff_ms, matrix.cutoff_ms + days * DAY_MS, self.names.purchase
-                )
-            ids = matrix.profile_ids
-            purchases = features.align(ids, [(p, n) for p, n, _ in rows])
-            revenue = features.align(ids, [(p, r) for p, _, r in rows])
-            self._labels[key] = (purchases, revenue)
-        return self._labels[key]
+        history = self._history
+        if history is None:
+            raise RuntimeError("call history(now_ms) before outcomes")
+        start, end = matrix.cutoff_ms, matrix.cutoff_ms + days * DAY_MS
+        rows = np.searchsorted(history.profile_ids, matrix.profile_ids)
+        return history.counts("purchase", start, end)[rows], history.revenue_between(start, end)[rows]
 
     def dataset(self, spec: models.ModelSpec, cutoff_ms: int) -> tuple[np.ndarray, np.ndarray]:
         """(X, y) of the model's population as of a cut-off."""
@@ -113,18 +121,23 @@ class Trainer:
         now_ms = to_ms(now)
         eval_cutoff = now_ms - spec.horizon_days * DAY_MS
         train_cutoff = eval_cutoff - spec.horizon_days * DAY_MS
-        params = models.fit(*self.dataset(spec, train_cutoff), spec.name)
-        x_eval, y_eval = self.dataset(spec, eval_cutoff)
+        with self.times.phase("features"):
+            self.history(now_ms)
+            x_train, y_train = self.dataset(spec, train_cutoff)
+            x_eval, y_eval = self.dataset(spec, eval_cutoff)
+        with self.times.phase("fit"):
+            params = models.fit(x_train, y_train, spec.name)
         if y_eval.sum() in (0, len(y_eval)):
             raise ValidationError(
                 f"cannot evaluate {spec.name}: the evaluation period has only one outcome",
                 field=spec.name,
                 hint="ingest more recent history",
             )
-        scores = models.predict(params, x_eval)
-        report = evaluate.metrics(y_eval, scores)
-        report["n_train"] = int(self.dataset(spec, train_cutoff)[1].size)
-        return self._store_version(spec, now_ms, train_cutoff, eval_cutoff, params, report)
+        with self.times.phase("evaluate"):
+            report = evaluate.metrics(y_eval, models.predict(params, x_eval))
+        report["n_train"] = int(y_train.size)
+        with self.times.phase("store"):
+            return self._store_version(spec, now_ms, train_cutoff, eval_cutoff, params, report)
 
     def _store_version(
         self,
@@ -181,33 +194,42 @@ def train(store: Store, settings: Settings, now: datetime, model: str | None = N
     return [trainer.train(spec, now) for spec in select_specs(config, model)]
 
 
-def score(store: Store, settings: Settings, now: datetime) -> dict[str, int]:
+def score(store: Store, settings: Settings, now: datetime, times: PhaseTimes | None = None) -> dict[str, int]:
     """Score every profile with each model's latest promoted version; write traits; return counts."""
     config = PredictSettings.from_settings(settings)
     now_ms = to_ms(now)
+    times = times or PhaseTimes()
     with store.read() as conn:
-        matrix = features.compute(conn, now_ms, settings.events)
         versions = {s.name: predict_q.latest_version(conn, s.name) for s in config.specs()}
-    if not any(versions.values()):
-        raise NotFound("no trained model to score with", hint="run `tailormail predict train` first")
-    predicted: dict[int, dict[str, Any]] = {int(pid): {} for pid in matrix.profile_ids}
+        if not any(versions.values()):
+            raise NotFound("no trained model to score with", hint="run `tailormail predict train` first")
+        with times.phase("features"):
+            matrix = features.compute(conn, now_ms, settings.events)
+    columns: dict[str, list[Any]] = {}
     counts: dict[str, int] = {}
     for spec in config.specs():
         version = versions[spec.name]
         if version is None:
             continue
-        keep = spec.population(matrix)
-        p = models.predict(version["params"], matrix.values[keep])
-        percentile = np.floor(100.0 * (np.argsort(np.argsort(p, kind="stable")) + 1) / max(len(p), 1)).astype(int)
-        for pid, prob, pct in zip(
-            matrix.profile_ids[keep].tolist(), p.round(4).tolist(), percentile.tolist(), strict=True
-        ):
-            predicted[pid][spec.name] = prob
-            predicted[pid][f"{spec.name}_percentile"] = pct
+        with times.phase("predict"):
+            keep = spec.population(matrix)
+            p = models.predict(version["params"], matrix.values[keep])
+            rank = np.argsort(np.argsort(p, kind="stable"))
+            percentile = np.floor(100.0 * (rank + 1) / max(len(p), 1)).astype(int)
+            columns[spec.name] = _spread(keep, p.round(4))
+            columns[f"{spec.name}_percentile"] = _spread(keep, percentile)
         counts[spec.name] = int(keep.sum())
-    with store.begin() as conn:
-        predict_q.write_scores(conn, predicted, now_ms)
+    with times.phase("write"), store.begin() as conn:
+        predict_q.write_scores(conn, matrix.profile_ids.tolist(), columns, now_ms)
+    log.info("predict: scored %d profiles: %s", len(matrix.profile_ids), times.summary())
     return counts
+
+
+def _spread(keep: np.ndarray, values: np.ndarray) -> list[Any]:
+    """``values`` (one per kept row) placed at the kept rows, None elsewhere, as Python numbers."""
+    out = np.full(len(keep), None, dtype=object)
+    out[keep] = values.astype(object)
+    return out.tolist()
 
 
 def latest_reports(store: Store, model: str | None = None) -> list[dict[str, Any]]:

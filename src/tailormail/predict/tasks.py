@@ -21,9 +21,10 @@ def retrain(runtime: Runtime, now: datetime) -> int:
     """Train every model; score with whatever is promoted; return how many versions were promoted."""
     promoted = 0
     config = service.PredictSettings.from_settings(runtime.settings)
+    trainer = service.Trainer(runtime.store, runtime.settings.events, config)  # reads the events once for all three
     for spec in config.specs():
         try:
-            result = service.train(runtime.store, runtime.settings, now, spec.name)[0]
+            result = trainer.train(spec, now)
         except ValidationError as error:  # too little history yet: try again next round
             log.info("predict: %s not retrained: %s", spec.name, error)
             continue
