@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import re
 from datetime import timedelta
-from email.message import EmailMessage
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +14,7 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from conftest import IN_CI
+from outbox_helpers import send_plain
 from tailormail.analytics.heatmap import (
     MARK,
     HeatmapData,
@@ -32,11 +32,7 @@ from tailormail.cli import app
 from tailormail.clock import ManualClock, to_ms
 from tailormail.content.compile import compile_template
 from tailormail.content.screenshot import Viewport, find_chromium, screenshot
-from tailormail.deliver.memory import MemoryTransport
-from tailormail.deliver.outbox import Email, enqueue
-from tailormail.deliver.service import open_sender
 from tailormail.runtime import Runtime
-from tailormail.store import profiles as profile_q
 from tailormail.track import links
 from test_track import BASE, BROWSER
 
@@ -99,26 +95,8 @@ def shop(runtime: Runtime, clock: ManualClock, clicks: dict[str, int]) -> dict[i
     runtime.ingestor.ingest_raw(
         [{"type": "identify", "userId": u, "traits": {"email": f"{u}@example.com"}} for u in USERS]
     )
-    keys = []
-    with runtime.store.begin() as conn:
-        for user in USERS:
-            profile = profile_q.get_profile(conn, user_id=user)
-            assert profile is not None
-            msg = EmailMessage()
-            msg["From"], msg["To"], msg["Subject"] = "shop@example.com", f"{user}@example.com", "Hi"
-            msg.set_content("hi")
-            key = f"heat/{user}"
-            enqueue(
-                conn,
-                Email(
-                    key=key, to=f"{user}@example.com", mime=msg.as_bytes(), profile_id=profile["id"], template="heat"
-                ),
-                now_ms=int(clock.now().timestamp() * 1000),
-            )
-            keys.append((key, profile["id"]))
-    sender = open_sender(runtime, MemoryTransport())
-    sender.run_round()
-    sender.close()
+    sent = send_plain(runtime, clock, {u: {"key": f"heat/{u}", "template": "heat"} for u in USERS})
+    keys = [sent[u] for u in USERS]
     clock.advance(timedelta(hours=1))
     with TestClient(create_app(runtime), follow_redirects=False) as client:
         for url, n in clicks.items():

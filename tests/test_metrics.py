@@ -3,19 +3,15 @@
 from __future__ import annotations
 
 from datetime import timedelta
-from email.message import EmailMessage
 
 import pytest
 from fastapi.testclient import TestClient
 
+from outbox_helpers import send_plain
 from tailormail.analytics.metrics import compute
 from tailormail.api.app import create_app
-from tailormail.clock import ManualClock, to_ms
-from tailormail.deliver.memory import MemoryTransport
-from tailormail.deliver.outbox import Email, enqueue
-from tailormail.deliver.service import open_sender
+from tailormail.clock import ManualClock
 from tailormail.runtime import Runtime
-from tailormail.store import profiles as profile_q
 from tailormail.track import links
 from test_track import BASE, BROWSER, Slot
 
@@ -26,32 +22,8 @@ def send_campaign(
     runtime: Runtime, clock: ManualClock, campaign: str, variant_of: dict[str, str]
 ) -> dict[str, tuple[str, int]]:
     """Send one email per user through the real outbox; return user -> (key, profile id)."""
-    keys = {}
-    with runtime.store.begin() as conn:
-        for user in USERS:
-            profile = profile_q.get_profile(conn, user_id=user)
-            assert profile is not None
-            msg = EmailMessage()
-            msg["From"], msg["To"], msg["Subject"] = "shop@example.com", f"{user}@example.com", "Hi"
-            msg.set_content("hi")
-            key = f"{campaign}/{user}"
-            enqueue(
-                conn,
-                Email(
-                    key=key,
-                    to=f"{user}@example.com",
-                    mime=msg.as_bytes(),
-                    profile_id=profile["id"],
-                    campaign=campaign,
-                    variant=variant_of[user],
-                ),
-                now_ms=to_ms(clock.now()),
-            )
-            keys[user] = (key, profile["id"])
-    sender = open_sender(runtime, MemoryTransport())
-    sender.run_round()
-    sender.close()
-    return keys
+    fields = {u: {"key": f"{campaign}/{u}", "campaign": campaign, "variant": v} for u, v in variant_of.items()}
+    return send_plain(runtime, clock, fields)
 
 
 def test_rates_and_last_touch_attribution(runtime: Runtime, clock: ManualClock) -> None:

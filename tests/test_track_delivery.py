@@ -2,18 +2,14 @@
 
 from __future__ import annotations
 
-from email.message import EmailMessage
-
 from sqlalchemy import select
 
+from outbox_helpers import send_plain
 from tailormail.analytics.metrics import compute
-from tailormail.clock import ManualClock, to_ms
+from tailormail.clock import ManualClock
 from tailormail.deliver.memory import MemoryTransport
-from tailormail.deliver.outbox import Email, enqueue
-from tailormail.deliver.service import open_sender
 from tailormail.deliver.transport import SendResult
 from tailormail.runtime import Runtime
-from tailormail.store import profiles as profile_q
 from tailormail.store.schema import events
 from tailormail.track.delivery import delivery_events
 
@@ -24,29 +20,9 @@ def send(runtime: Runtime, clock: ManualClock) -> None:
     runtime.ingestor.ingest_raw(
         [{"type": "identify", "userId": u, "traits": {"email": f"{u}@example.com"}} for u in USERS]
     )
-    with runtime.store.begin() as conn:
-        for user in USERS:
-            profile = profile_q.get_profile(conn, user_id=user)
-            assert profile is not None
-            msg = EmailMessage()
-            msg["From"], msg["To"], msg["Subject"] = "shop@example.com", f"{user}@example.com", "Hi"
-            msg.set_content("hi")
-            enqueue(
-                conn,
-                Email(
-                    key=f"spring/{user}",
-                    to=f"{user}@example.com",
-                    mime=msg.as_bytes(),
-                    profile_id=profile["id"],
-                    campaign="spring",
-                    template="promo",
-                ),
-                now_ms=to_ms(clock.now()),
-            )
     refused = {"c@example.com": [SendResult(550, "5.1.1 no such user")]}
-    sender = open_sender(runtime, MemoryTransport(refused))
-    sender.run_round()
-    sender.close()
+    fields = {u: {"key": f"spring/{u}", "campaign": "spring", "template": "promo"} for u in USERS}
+    send_plain(runtime, clock, fields, MemoryTransport(refused))
 
 
 def test_the_send_loop_writes_delivered_and_bounced_events(runtime: Runtime, clock: ManualClock) -> None:

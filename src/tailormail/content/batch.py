@@ -125,23 +125,28 @@ def render_for(
         envelope = replace(envelope, known_segments=tuple(_known_segments(sources)))
     results = render_batch(compiled, recipients, envelope, signer=sources.signer, variants=variants)
     with store.begin() as conn:
-        content_store.record_template_version(conn, version_row(compiled, now_ms))
-        content_store.record_render_failures(
-            conn,
-            [
-                {
-                    "template": compiled.name,
-                    "content_hash": compiled.digest,
-                    "profile_id": r.profile_id,
-                    "message_key": r.message_key,
-                    "reason": r.error,
-                    "failed_at": now_ms,
-                }
-                for r in results
-                if not r.ok
-            ],
-        )
+        record_outcome(conn, compiled, results, now_ms)
     return results
+
+
+def record_outcome(conn: Connection, compiled: CompiledTemplate, results: Sequence[RenderResult], now_ms: int) -> None:
+    """Record the template version used and why each failed recipient got nothing (fail closed, say why)."""
+    content_store.record_template_version(conn, version_row(compiled, now_ms))
+    content_store.record_render_failures(
+        conn,
+        [
+            {
+                "template": compiled.name,
+                "content_hash": compiled.digest,
+                "profile_id": r.profile_id,
+                "message_key": r.message_key,
+                "reason": r.error,
+                "failed_at": now_ms,
+            }
+            for r in results
+            if not r.ok or r.message is None
+        ],
+    )
 
 
 def _evaluator(conn: Connection, sources: DataSources, now_ms: int) -> RuleEvaluator:

@@ -15,7 +15,7 @@ from sqlalchemy import Connection
 
 from tailormail.clock import from_ms
 from tailormail.config import Settings
-from tailormail.content.batch import Addressee, DataSources, Recommender, load_recipients, version_row
+from tailormail.content.batch import Addressee, DataSources, Recommender, load_recipients, record_outcome
 from tailormail.content.compile import compile_template
 from tailormail.content.context import Recipient
 from tailormail.content.render import Envelope, LinkSigner, choose_variants, render_batch
@@ -23,7 +23,6 @@ from tailormail.content.rules import segment_evaluator
 from tailormail.deliver.outbox import Email, enqueue_many
 from tailormail.journeys import engine as e
 from tailormail.journeys import model as m
-from tailormail.store import content as content_store
 from tailormail.store import profiles as profile_store
 from tailormail.store import webhooks as webhook_store
 
@@ -107,22 +106,7 @@ class OutboxEffects:
             variants = choose_variants(compiled, ids, segment_evaluator(conn, self.settings, now_ms))
         envelope = Envelope(self.from_address, self.domain, from_ms(now_ms), campaign=tags.envelope(), subject=subject)
         results = render_batch(compiled, recipients, envelope, signer=signer, variants=variants)
-        content_store.record_template_version(conn, version_row(compiled, now_ms))
-        failed = [r for r in results if not r.ok or r.message is None]
-        content_store.record_render_failures(
-            conn,
-            [
-                {
-                    "template": compiled.name,
-                    "content_hash": compiled.digest,
-                    "profile_id": r.profile_id,
-                    "message_key": r.message_key,
-                    "reason": r.error,
-                    "failed_at": now_ms,
-                }
-                for r in failed
-            ],
-        )
+        record_outcome(conn, compiled, results, now_ms)
         emails = [
             Email(
                 key=recipient.message_key,
