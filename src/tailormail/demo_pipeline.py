@@ -7,6 +7,7 @@ tracking endpoints of a real HTTP server.  The report says so.
 
 from __future__ import annotations
 
+import html
 import random
 import re
 import threading
@@ -249,15 +250,15 @@ def _one_recipient(
     rng: random.Random,
     counts: dict[str, int],
 ) -> None:
-    html = _html(mime)
+    body = _html(mime)
     relevance = OPEN_CHANCE.get(row["journey"] or row["variant"] or "", 0.3)
     if rng.random() >= relevance:
         return
     rt.clock.advance(timedelta(minutes=rng.randrange(3, 240)))
-    for pixel in _PIXEL.findall(html)[:1]:
+    for pixel in _PIXEL.findall(body)[:1]:
         client.get(pixel.replace(base, local))
         counts["opens"] += 1
-    links = _LINK.findall(html)
+    links = _LINK.findall(body)
     if links and rng.random() < relevance:
         client.get(rng.choice(links).replace(base, local).replace("&amp;", "&"), follow_redirects=False)
         counts["clicks"] += 1
@@ -319,7 +320,7 @@ def final_report(run: DemoRun) -> Section:
     track = track_settings(rt.settings)
     now_ms = to_ms(from_ms(run.now_ms) + timedelta(hours=LIVE_HOURS + 8))
     with rt.store.read() as conn:
-        html = build_report(
+        page = build_report(
             conn,
             now_ms,
             ReportOptions(
@@ -333,14 +334,14 @@ def final_report(run: DemoRun) -> Section:
         rows = analytics_q.sends_by_step(conn)
     path = rt.settings.workspace / "reports" / "report.html"
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(html, encoding="utf-8")
+    path.write_text(page, encoding="utf-8")
     section = Section("Report")
-    verdicts = re.findall(r"<p class=verdict>([^<]+)</p>", html)
+    rows_of_verdicts = _verdicts(page)
     section.tables.append(
         Table(
             "Experiment verdicts",
-            ["verdict"],
-            [[v.replace("&#x27;", "'")] for v in verdicts] or [["no experiment had two variants yet"]],
+            ["experiment", "verdict"],
+            rows_of_verdicts or [["", "no experiment had two variants yet"]],
         )
     )
     section.notes.append(
@@ -348,3 +349,14 @@ def final_report(run: DemoRun) -> Section:
         f"{sum(r[3] for r in rows if r[2] == 'sent')} emails were sent."
     )
     return section
+
+
+def _verdicts(report_html: str) -> list[list[str]]:
+    """[experiment, verdict] rows read off the report's experiments section."""
+    rows, experiment = [], ""
+    for heading, verdict in re.findall(r"<h3>([^<]+)</h3>|<p class=verdict>([^<]+)</p>", report_html):
+        if heading:
+            experiment = html.unescape(heading)
+        elif verdict:
+            rows.append([experiment, html.unescape(verdict)])
+    return rows
