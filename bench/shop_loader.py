@@ -17,15 +17,17 @@ writes at small scale.
 from __future__ import annotations
 
 import json
+import multiprocessing
 import sqlite3
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
-from tailormail.clock import to_ms
 from tailormail.config import DATABASE_FILE
+from tailormail.ingest.messages import revenue_of
 from tailormail.ingest.pipeline import event_values
 from tailormail.runtime import open_runtime
 from tailormail.simulate.output import catalog_row
@@ -67,8 +69,12 @@ def load_shop(
     end: datetime,
     now_ms: int | None = None,
     progress: Callable[[int], None] | None = None,
+    workers: int = 2,
 ) -> LoadResult:
-    """Create a workspace in ``root`` holding the simulated shop (SQLite, empty beforehand)."""
+    """Create a workspace in ``root`` holding the simulated shop (SQLite, empty beforehand).
+
+    ``workers`` processes simulate and encode blocks while this one writes (1: all in this one).
+    """
     init_workspace(root)
     runtime = open_runtime(root, database_url=f"sqlite:///{root / DATABASE_FILE}")  # migrates the schema
     try:
@@ -83,12 +89,14 @@ def load_shop(
         runtime.close()
     db = sqlite3.connect(root / DATABASE_FILE, isolation_level=None)
     try:
-        return _load(db, shop, now_ms, progress)
+        return _load(db, shop, now_ms, progress, workers)
     finally:
         db.close()
 
 
-def _load(db: sqlite3.Connection, shop: Shop, now_ms: int, progress: Callable[[int], None] | None) -> LoadResult:
+def _load(
+    db: sqlite3.Connection, shop: Shop, now_ms: int, progress: Callable[[int], None] | None, workers: int
+) -> LoadResult:
     # A half-built fixture is thrown away, never reused: no journal, no fsync.
     db.execute("PRAGMA journal_mode=OFF")
     db.execute("PRAGMA synchronous=OFF")
@@ -100,19 +108,7 @@ def _load(db: sqlite3.Connection, shop: Shop, now_ms: int, progress: Callable[[i
     started = time.perf_counter()
     events = 0
     db.execute("BEGIN")
-    for number, (block, block_customers) in enumerate(shop.blocks(), start=1):
-        profile_rows = []
-        event_rows = []
-        for k, customer in enumerate(block_customers):
-            pid = block.first + k + 1  # the ingest path creates profiles in customer order from 1
-            messages = customer.messages
-            times = [m.timestamp for m in messages]
-            profile_rows.append(
-                (pid, customer.user_id, _encode_traits(messages[0].traits), min(times), max(times), now_ms)
-            )
-            for m in messages:
-                v = event_values(m, pid, now_ms)
-                event_rows.append((*v[:5], _encode(v[5]), None if v[6] is None else _encode(v[6]), *v[7:]))
+    for number, (profile_rows, event_rows) in enumerate(_blocks_of_rows(shop, now_ms, workers), start=1):
         db.executemany(profile_sql, profile_rows)
         db.executemany(event_sql, event_rows)
         events += len(event_rows)
@@ -120,7 +116,7 @@ def _load(db: sqlite3.Connection, shop: Shop, now_ms: int, progress: Callable[[i
             db.execute("COMMIT")
             db.execute("BEGIN")
         if progress:
-            progress(len(block_customers))
+            progress(len(profile_rows))
     db.execute("COMMIT")
     loaded = time.perf_counter()
     for sql in deferred:
@@ -136,6 +132,57 @@ def _load(db: sqlite3.Connection, shop: Shop, now_ms: int, progress: Callable[[i
         index_seconds=indexed - loaded,
         analyze_seconds=time.perf_counter() - indexed,
     )
+
+
+Rows = tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]
+"""One block's profile rows and event rows, ready for executemany."""
+
+_worker_shop: tuple[Shop, int] | None = None
+"""The shop and ``now_ms`` of a worker process (set before the pool forks)."""
+
+
+def _blocks_of_rows(shop: Shop, now_ms: int, workers: int) -> Iterator[Rows]:
+    """Each block's rows in block order, made by ``workers`` processes while this one writes."""
+    global _worker_shop
+    if workers <= 1 or shop.block_count < 2:
+        yield from (block_rows(shop, number, now_ms) for number in range(shop.block_count))
+        return
+    _worker_shop = (shop, now_ms)
+    try:
+        # fork: the workers inherit the shop; each block has its own random streams, so the
+        # data does not depend on which process makes it, and imap keeps the block order.
+        with multiprocessing.get_context("fork").Pool(workers) as pool:
+            yield from pool.imap(_worker_block_rows, range(shop.block_count))
+    finally:
+        _worker_shop = None
+
+
+def _worker_block_rows(number: int) -> Rows:
+    assert _worker_shop is not None
+    shop, now_ms = _worker_shop
+    return block_rows(shop, number, now_ms)
+
+
+def block_rows(shop: Shop, number: int, now_ms: int) -> Rows:
+    """The profile and event rows of block ``number``, as the ingest path would write them."""
+    block, customers = shop.block(number)
+    profile_rows = []
+    event_rows: list[tuple[Any, ...]] = []
+    add = event_rows.append
+    for k, customer in enumerate(customers):
+        pid = block.first + k + 1  # the ingest path creates profiles in customer order from 1
+        messages = customer.messages
+        times = [m.timestamp for m in messages]
+        profile_rows.append((pid, customer.user_id, _encode_traits(messages[0].traits), min(times), max(times), now_ms))
+        for m in messages:
+            if m.type == "track" and m.context is None:  # event_values, unrolled for the simulator's tracks
+                props = m.properties
+                add((m.message_id, pid, m.anonymous_id, "track", m.event, _encode(props), None,
+                     revenue_of(props), m.timestamp, now_ms))  # fmt: skip
+            else:
+                v = event_values(m, pid, now_ms)
+                add((*v[:5], _encode(v[5]), None if v[6] is None else _encode(v[6]), *v[7:]))
+    return profile_rows, event_rows
 
 
 def _drop_secondary_indexes(db: sqlite3.Connection) -> list[str]:

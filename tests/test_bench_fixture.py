@@ -8,12 +8,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from bench.fixtures import build_shop_database, load_shop_database, shop_database
+
 from tailormail.config import DATABASE_FILE
 
-CUSTOMERS = 300
-"""Enough for every archetype, delayed purchases and several customers per place."""
+CUSTOMERS = 1200
+"""Two blocks (the second cut short), so the pool of workers makes them and order matters."""
 
 CONTENT_QUERIES = {
     "profiles": "SELECT user_id, traits, first_seen, last_seen, updated_at FROM profiles",
