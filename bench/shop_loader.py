@@ -102,6 +102,7 @@ def _load(
     db.execute("PRAGMA synchronous=OFF")
     db.execute("PRAGMA cache_size=-1048576")  # 1 GiB: the message_id and user_id indexes stay in memory
     db.execute("PRAGMA temp_store=MEMORY")
+    db.execute("PRAGMA threads=2")  # CREATE INDEX sorts with a helper thread
     deferred = _drop_secondary_indexes(db)
     profile_sql = "INSERT INTO profiles (id, user_id, traits, first_seen, last_seen, updated_at) VALUES (?,?,?,?,?,?)"
     event_sql = f"INSERT INTO events ({', '.join(EVENT_COLUMNS)}) VALUES ({', '.join('?' * len(EVENT_COLUMNS))})"
