@@ -15,8 +15,9 @@ call's p99: receipt to commit, membership included).
     BENCH_SEGMENTS_CUSTOMERS=50000 python -m bench.bench_segments
     BENCH_SEGMENTS_REALTIME=0 python -m bench.bench_segments   # batch and full refresh only
 
-The real-time part adds its events to the cached fixture (fresh message ids
-each run); skip it when other benchmarks need the fixture as built.
+Both the full refresh (memberships, ``segment_*`` events, traits.rfm) and the
+real-time part (its events, fresh message ids each run) write into the cached
+fixture; BENCH_SEGMENTS_REALTIME=0 skips the latter.
 """
 
 from __future__ import annotations
