@@ -67,7 +67,7 @@ def simulate_into(
     shop = Shop(ShopSpec.ending(end, customers=customers, days=days, seed=seed, events=settings.events))
     now_ms = shop.spec.end * 1000 if now_ms is None else now_ms
     with store.begin() as conn:
-        product_q.upsert_changed_products(conn, [_catalog_row(p) for p in shop.catalog.products], now_ms)
+        product_q.upsert_changed_products(conn, [catalog_row(p) for p in shop.catalog.products], now_ms)
     result = bulk_ingest(store, shop.messages(progress), now_ms=now_ms, batch_size=batch_size)
     return SimulationResult(
         customers=customers,
@@ -112,7 +112,7 @@ def simulate_to_file(
     )
 
 
-def _catalog_row(product: dict[str, Any]) -> dict[str, Any]:
+def catalog_row(product: dict[str, Any]) -> dict[str, Any]:
     """A product as the ``products`` table holds it: fields without a column go to properties."""
     row = {name: product.get(name) for name in ("product_id", *product_q.CATALOG_COLUMNS)}
     row["properties"] = {k: v for k, v in product.items() if k not in row}

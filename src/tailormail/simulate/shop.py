@@ -97,14 +97,23 @@ class Shop:
 
     def blocks(self) -> Iterator[tuple[CustomerBlock, list[Customer]]]:
         """Each block of customers with their messages; the last block is cut to size."""
+        for number in range(self.block_count):
+            yield self.block(number)
+
+    @property
+    def block_count(self) -> int:
+        """How many blocks of ``BLOCK`` customers the shop has (the last one may be cut)."""
+        return (self.spec.customers + BLOCK - 1) // BLOCK
+
+    def block(self, number: int) -> tuple[CustomerBlock, list[Customer]]:
+        """Block ``number`` with its customers' messages; each block has its own random streams."""
         spec = self.spec
-        for number in range((spec.customers + BLOCK - 1) // BLOCK):
-            block = make_block(spec.seed, number, spec.start, spec.end, self.catalog)
-            rng = np.random.default_rng([spec.seed, 0x5E55, number])
-            sessions = draw_sessions(rng, block, self.calendar, self.catalog)
-            user_ids = [block.user_id(k, spec.seed) for k in range(min(BLOCK, spec.customers - block.first))]
-            tracks = Shopper(block, sessions, self.catalog, spec.events, self.key).messages_by_customer(user_ids)
-            yield block, [self._customer(block, k, user_id, tracks[k]) for k, user_id in enumerate(user_ids)]
+        block = make_block(spec.seed, number, spec.start, spec.end, self.catalog)
+        rng = np.random.default_rng([spec.seed, 0x5E55, number])
+        sessions = draw_sessions(rng, block, self.calendar, self.catalog)
+        user_ids = [block.user_id(k, spec.seed) for k in range(min(BLOCK, spec.customers - block.first))]
+        tracks = Shopper(block, sessions, self.catalog, spec.events, self.key).messages_by_customer(user_ids)
+        return block, [self._customer(block, k, user_id, tracks[k]) for k, user_id in enumerate(user_ids)]
 
     def messages(self, progress: Progress | None = None) -> Iterator[Message]:
         """Every message of the shop, customer by customer."""
