@@ -2,18 +2,14 @@
 
 from __future__ import annotations
 
-import re
-from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from tailormail.cli.common import JsonOption, WorkspaceOption, console, print_json, print_table, runtime_for
 from tailormail.clock import from_ms, to_ms
-from tailormail.errors import ValidationError
 from tailormail.journeys import campaigns as c
 from tailormail.journeys.definitions import send_policy
-from tailormail.journeys.engine import zone
 from tailormail.store import campaigns as q
 
 if TYPE_CHECKING:
@@ -21,7 +17,6 @@ if TYPE_CHECKING:
 
 app = typer.Typer(help="One-off broadcasts: send, list, show, cancel.", no_args_is_help=True)
 
-_RELATIVE = re.compile(r"^\+(\d+)([mhd])$")
 
 
 @app.command("send")
@@ -48,25 +43,13 @@ def send(
 ) -> None:
     """Check the template, then send it to everyone in the segment (or schedule it); the worker delivers."""
     subjects = tuple(subject or ())
-    if ab is not None and ab != "subject":
-        raise ValidationError(f"--ab {ab!r} is not supported", field="ab", hint="--ab subject")
-    if ab == "subject" and len(subjects) < 2:
-        raise ValidationError("--ab subject needs two or more --subject lines", field="subject")
-    if ab is None and len(subjects) > 1:
-        raise ValidationError("several --subject lines make an A/B test", field="ab", hint="add --ab subject")
     with runtime_for(workspace) as rt:
-        now = rt.clock.now()
-        send_at = _when(at, now, rt.settings.timezone)
-        campaign = c.Campaign(
-            name=name or f"{template}-{from_ms(send_at).strftime('%Y%m%d-%H%M')}",
-            template=template,
-            segment=segment,
-            send_at_ms=send_at,
-            subjects=subjects if ab == "subject" else (),
-            holdout=c.parse_holdout(holdout),
-            kind="transactional" if transactional else "marketing",
-        )
-        now_ms = to_ms(now)
+        now_ms = to_ms(rt.clock.now())
+        campaign = c.request(
+            template, segment, now_ms=now_ms, timezone=rt.settings.timezone, at=at, ab=ab,
+            subjects=subjects, holdout=holdout, name=name, transactional=transactional,
+        )  # fmt: skip
+        send_at = campaign.send_at_ms
         with rt.store.begin() as conn:
             c.schedule(rt.settings, conn, campaign, now_ms)
         if send_at <= now_ms:
@@ -101,25 +84,6 @@ def _decide_now(rt: Runtime, now_ms: int) -> None:
                 break
     with rt.store.begin() as conn:
         c.finish_done(conn, now_ms)
-
-
-def _when(text: str | None, now: datetime, timezone: str) -> int:
-    if text is None or not text.strip():
-        return to_ms(now)
-    relative = _RELATIVE.match(text.strip())
-    if relative:
-        amount, unit = int(relative.group(1)), relative.group(2)
-        step = {"m": timedelta(minutes=1), "h": timedelta(hours=1), "d": timedelta(days=1)}[unit]
-        return to_ms(now + amount * step)
-    try:
-        moment = datetime.fromisoformat(text.strip())
-    except ValueError:
-        raise ValidationError(
-            f"--at {text!r} is not a date-time", field="at", hint="e.g. 2026-12-01T09:00 or +2h"
-        ) from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=zone(timezone))
-    return to_ms(moment.astimezone(UTC))
 
 
 @app.command("list")

@@ -12,6 +12,7 @@ from rich.tree import Tree
 from tailormail.cli.common import JsonOption, WorkspaceOption, console, print_json, print_table, runtime_for
 from tailormail.clock import from_ms, to_ms
 from tailormail.errors import ValidationError
+from tailormail.journeys import admin
 from tailormail.journeys import describe as d
 from tailormail.journeys import model as m
 from tailormail.journeys.definitions import get_journey, load_journeys
@@ -24,27 +25,12 @@ app = typer.Typer(help="Trigger-based journeys: list, show, test, pause, resume.
 @app.command("list")
 def list_journeys(workspace: WorkspaceOption = None, as_json: JsonOption = False) -> None:
     """Every journey with its entry, state and runs."""
-    with runtime_for(workspace) as rt:
-        journeys = load_journeys(rt.settings)
-        with rt.store.read() as conn:
-            paused = q.paused_journeys(conn)
-            totals = {name: q.run_totals(conn, name) for name in journeys}
-    rows = [
-        [
-            j.name,
-            d.entry_text(j.entry),
-            j.kind,
-            "paused" if j.name in paused else "live",
-            totals[j.name].get("waiting", 0) + totals[j.name].get("active", 0),
-            sum(totals[j.name].values()),
-        ]
-        for j in journeys.values()
-    ]
-    columns = ["journey", "entry", "kind", "state", "in progress", "runs"]
+    with runtime_for(workspace) as rt, rt.store.read() as conn:
+        rows = admin.overview(rt.settings, conn)
     if as_json:
-        print_json([dict(zip(columns, r, strict=True)) for r in rows])
+        print_json(rows)
     else:
-        print_table("Journeys", columns, rows)
+        print_table("Journeys", list(admin.OVERVIEW_COLUMNS), [list(r.values()) for r in rows])
 
 
 @app.command("show")
@@ -155,7 +141,5 @@ def resume(name: str, workspace: WorkspaceOption = None) -> None:
 
 def _set_paused(name: str, paused: bool, workspace: Path | None) -> None:
     with runtime_for(workspace) as rt:
-        get_journey(load_journeys(rt.settings), name)
-        with rt.store.begin() as conn:
-            q.set_paused(conn, name, paused, to_ms(rt.clock.now()))
+        admin.set_paused(rt.store, rt.settings, name, paused, to_ms(rt.clock.now()))
     console.print(f"{name}: {'paused' if paused else 'resumed'}.")

@@ -17,10 +17,12 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Connection
 
+from tailormail.clock import from_ms, to_ms
 from tailormail.config import Settings
 from tailormail.content.batch import Addressee
 from tailormail.content.lint import lint_workspace
@@ -85,6 +87,60 @@ def parse_holdout(text: str | None) -> float:
     if not 0.0 <= value <= 0.5:
         raise ValidationError(f"holdout {raw!r} must be between 0% and 50%", field="holdout", hint="e.g. 10%")
     return value
+
+
+_RELATIVE = re.compile(r"^\+(\d+)([mhd])$")
+
+
+def parse_when(text: str | None, now_ms: int, timezone: str) -> int:
+    """When to send: empty = now, ``+30m`` / ``+2h`` / ``+1d``, or ISO (workspace timezone unless given)."""
+    if text is None or not text.strip():
+        return now_ms
+    relative = _RELATIVE.match(text.strip())
+    if relative:
+        amount, unit = int(relative.group(1)), relative.group(2)
+        return now_ms + amount * {"m": 60_000, "h": 3_600_000, "d": DAY_MS}[unit]
+    try:
+        moment = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise ValidationError(
+            f"at {text!r} is not a date-time", field="at", hint="e.g. 2026-12-01T09:00 or +2h"
+        ) from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=e.zone(timezone))
+    return to_ms(moment.astimezone(UTC))
+
+
+def request(
+    template: str,
+    segment: str,
+    *,
+    now_ms: int,
+    timezone: str,
+    at: str | None = None,
+    ab: str | None = None,
+    subjects: tuple[str, ...] = (),
+    holdout: str | None = None,
+    name: str | None = None,
+    transactional: bool = False,
+) -> Campaign:
+    """A campaign from what a person asked for (CLI options or API fields), with clear errors."""
+    if ab is not None and ab != "subject":
+        raise ValidationError(f"ab {ab!r} is not supported", field="ab", hint="ab: subject")
+    if ab == "subject" and len(subjects) < 2:
+        raise ValidationError("an A/B test of the subject needs two or more subject lines", field="subject")
+    if ab is None and len(subjects) > 1:
+        raise ValidationError("several subject lines make an A/B test", field="ab", hint="set ab to subject")
+    send_at = parse_when(at, now_ms, timezone)
+    return Campaign(
+        name=name or f"{template}-{from_ms(send_at).strftime('%Y%m%d-%H%M')}",
+        template=template,
+        segment=segment,
+        send_at_ms=send_at,
+        subjects=subjects if ab == "subject" else (),
+        holdout=parse_holdout(holdout),
+        kind="transactional" if transactional else "marketing",
+    )
 
 
 def validate(settings: Settings, conn: Connection, campaign: Campaign, now_ms: int) -> None:

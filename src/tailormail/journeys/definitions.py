@@ -29,7 +29,7 @@ def load_journeys(workspace: Path | Settings) -> dict[str, m.Journey]:
     found: dict[str, m.Journey] = {}
     for path in files:
         doc = load_yaml(path.read_text(encoding="utf-8"), str(path.relative_to(settings.workspace)))
-        found[path.stem] = _inline_segments(parse_journey(doc, path.stem, names), segments)
+        found[path.stem] = inline_segments(parse_journey(doc, path.stem, names), segments)
     return found
 
 
@@ -41,7 +41,7 @@ def get_journey(journeys: dict[str, m.Journey], name: str) -> m.Journey:
     raise NotFound(f"no journey named {name!r}", hint=f"did you mean {close!r}?" if close else "see `journeys list`")
 
 
-def _inline_segments(journey: m.Journey, segments: dict[str, seg.Segment]) -> m.Journey:
+def inline_segments(journey: m.Journey, segments: dict[str, seg.Segment]) -> m.Journey:
     """Branch rules may name segments; resolve them as segment definitions are resolved."""
     nodes = dict(journey.nodes)
     for node_id, node in journey.nodes.items():
