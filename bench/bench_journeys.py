@@ -37,7 +37,7 @@ from tailormail.clock import ManualClock, to_ms
 from tailormail.journeys.definitions import send_policy
 from tailormail.journeys.parse import parse_journey
 from tailormail.journeys.runner import JourneyRunner
-from tailormail.journeys.service import _RUNNERS, forget_runners
+from tailormail.journeys.service import forget_runners, install_runner
 from tailormail.runtime import Runtime, journey_effects, open_runtime
 from tailormail.segments.definitions import event_settings
 from tailormail.segments.yamlsource import load_yaml
@@ -63,7 +63,7 @@ def runner_for_bench(rt: Runtime) -> JourneyRunner:
     # hours gets a timer instead of an outbox row, which is not the path being timed.
     policy = dataclasses.replace(send_policy(rt.settings), quiet_start="00:00", quiet_end="00:00")
     runner = JourneyRunner(journeys, journey_effects(rt.settings), policy=policy, timezone=rt.settings.timezone)
-    _RUNNERS[str(rt.settings.workspace)] = runner
+    install_runner(rt.settings, runner)
     return runner
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from tailormail.api import errors, ingest, predict, profiles, segments, sync, track
+from tailormail.api import errors, ingest, journeys, predict, profiles, segments, sync, track
 from tailormail.runtime import Runtime
 
 # Route modules and the scope their routes require:
@@ -18,7 +18,15 @@ from tailormail.runtime import Runtime
 #   predict  /v1/predict/profiles/{user_id}, /v1/predict/reports[/{model}]  GET  admin
 #   track    /o/{token}.gif /c/{token} /u/{token} /p/{token} /v/{token}
 #                                    public: the signed token is the credential
-ROUTERS = [ingest.router, profiles.router, sync.router, segments.router, predict.router, track.router]
+ROUTERS = [
+    ingest.router,
+    profiles.router,
+    sync.router,
+    segments.router,
+    predict.router,
+    track.router,
+    journeys.router,
+]
 
 
 def create_app(runtime: Runtime) -> FastAPI:

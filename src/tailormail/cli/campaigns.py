@@ -18,7 +18,6 @@ if TYPE_CHECKING:
 app = typer.Typer(help="One-off broadcasts: send, list, show, cancel.", no_args_is_help=True)
 
 
-
 @app.command("send")
 def send(
     template: Annotated[str, typer.Argument(help="The template to send (a name in templates/).")],

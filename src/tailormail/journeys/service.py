@@ -7,6 +7,7 @@ import socket
 import uuid
 from collections.abc import Callable
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Connection
@@ -20,17 +21,42 @@ from tailormail.journeys.runner import JourneyRunner
 from tailormail.journeys.scheduled import enter_scheduled
 from tailormail.journeys.webhooks import WebhookPoster, webhook_settings
 
-_RUNNERS: dict[str, JourneyRunner] = {}
+_RUNNERS: dict[str, tuple[tuple[Any, ...], JourneyRunner]] = {}
 
 
 def runner_for(settings: Any, effects_factory: Callable[[], OutboxEffects]) -> JourneyRunner:
-    """One runner per workspace per process; journey files are read when it is first needed."""
-    key = str(settings.workspace)
-    if key not in _RUNNERS:
-        _RUNNERS[key] = JourneyRunner(
+    """One runner per workspace per process, built again when a journey or segment file changes.
+
+    Files change under a running worker (the API's PUT, an editor, a deploy); comparing
+    their names, sizes and modification times costs a directory listing per call.
+    """
+    key, signature = str(settings.workspace), _files_signature(Path(settings.workspace))
+    cached = _RUNNERS.get(key)
+    if cached is None or cached[0] != signature:
+        runner = JourneyRunner(
             load_journeys(settings), effects_factory(), policy=send_policy(settings), timezone=settings.timezone
         )
-    return _RUNNERS[key]
+        _RUNNERS[key] = (signature, runner)
+        return runner
+    return cached[1]
+
+
+def install_runner(settings: Any, runner: JourneyRunner) -> None:
+    """Use this runner for the workspace until its journey or segment files change (benchmarks, tools)."""
+    _RUNNERS[str(settings.workspace)] = (_files_signature(Path(settings.workspace)), runner)
+
+
+def _files_signature(workspace: Path) -> tuple[Any, ...]:
+    found = []
+    for folder in ("journeys", "segments"):
+        try:
+            entries = list(os.scandir(workspace / folder))
+        except FileNotFoundError:
+            continue
+        for entry in entries:
+            info = entry.stat()
+            found.append((folder, entry.name, info.st_size, info.st_mtime_ns))
+    return tuple(sorted(found))
 
 
 def forget_runners() -> None:
