@@ -11,7 +11,7 @@ from conftest import T0
 from tailormail.clock import to_ms
 from tailormail.config import EventNames
 from tailormail.content.recommend import clear_cache, evaluate, products_in, recommend_for
-from tailormail.content.recommend.model import RecommendSettings, model_for
+from tailormail.content.recommend.model import RecommendSettings, model_for, wait_for_training
 from tailormail.errors import ValidationError
 from tailormail.runtime import Runtime
 from tailormail.store import products as product_q
@@ -107,23 +107,26 @@ def test_a_purchase_made_after_the_model_was_cached_is_excluded_at_once(runtime:
 
 
 @pytest.mark.parametrize(
-    ("later_hours", "reused", "why"),
+    ("later_hours", "reused", "then_replaced", "why"),
     [
-        (0.5, True, "same hour"),
-        (23.9, True, "within max_age_hours (24)"),
-        (24.0, False, "older than max_age_hours: trained again"),
-        (-1.0, False, "a clock that went back must not see a model trained on its future"),
+        (0.5, True, False, "same hour"),
+        (23.9, True, False, "within max_age_hours (24)"),
+        (24.0, True, True, "too old: it still serves while its successor trains in the background"),
+        (-1.0, False, False, "a clock that went back must not see a model trained on its future: trained at once"),
     ],
 )
-def test_a_trained_model_is_reused_only_while_fresh(
-    runtime: Runtime, later_hours: float, reused: bool, why: str
+def test_a_trained_model_is_reused_while_fresh_and_replaced_in_the_background(
+    runtime: Runtime, later_hours: float, reused: bool, then_replaced: bool, why: str
 ) -> None:
     shop(runtime, SHOP)
     settings, names, now = RecommendSettings(), EventNames(), to_ms(T0)
+    later = now + int(later_hours * 3_600_000)
     with runtime.store.read() as conn:
         first = model_for(conn, now, names, settings)
-        again = model_for(conn, now + int(later_hours * 3_600_000), names, settings)
-    assert (again is first) is reused, why
+        again = model_for(conn, later, names, settings)
+        assert (again is first) is reused, why
+        wait_for_training()
+        assert (model_for(conn, later, names, settings) is not again) is then_replaced, why
 
 
 @pytest.mark.parametrize(

@@ -15,6 +15,7 @@ history is always read fresh, so an order placed a second ago is excluded.
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
@@ -27,6 +28,8 @@ from sqlalchemy import Connection
 from tailormail.config import EventNames
 from tailormail.errors import ConfigError
 from tailormail.store import products as product_q
+
+log = logging.getLogger(__name__)
 
 DAY_MS = 86_400_000
 HOUR_MS = 3_600_000
@@ -69,7 +72,7 @@ class RecommendSettings:
     cart_weight: float = 2.0
     purchase_weight: float = 4.0
     max_age_hours: int = 24
-    """Reuse a trained model this long: co-occurrence moves slowly, and training is the costly part."""
+    """Serve a trained model this long, then train its successor in the background (training is the costly part)."""
 
     @classmethod
     def from_section(cls, section: dict[str, Any]) -> RecommendSettings:
@@ -179,21 +182,61 @@ _CACHE_LOCK = threading.Lock()
 def model_for(conn: Connection, now_ms: int, names: EventNames, settings: RecommendSettings) -> Model:
     """The model trained on events before a moment at most ``max_age_hours`` before ``now_ms``.
 
-    A model is never used for a moment before the one it was trained as of (it would have
-    seen the future), so a clock that moves backwards retrains.
+    Training reads every product event of the lookback window (minutes at millions of
+    customers), and this is called from sends inside ingest and timer transactions: so
+    only the very first model is trained here.  A model past its age keeps serving while
+    a background thread trains its successor.  A model is never used for a moment before
+    the one it was trained as of (it would have seen the future): a clock that moved
+    backwards trains here.
     """
     event_names = tuple(_weights(names, settings))
     key = (str(conn.engine.url), event_names, settings)
     with _CACHE_LOCK:
         cached = _CACHE.get(key)
-    if cached is not None and 0 <= now_ms - cached[0] < settings.max_age_hours * HOUR_MS:
+    if cached is not None and now_ms >= cached[0]:
+        if now_ms - cached[0] >= settings.max_age_hours * HOUR_MS:
+            _refresh_in_background(conn.engine, key, now_ms, names, settings)
         return cached[1]
+    return _train_and_keep(conn, key, now_ms, names, settings)
+
+
+def _train_and_keep(conn: Connection, key: Any, now_ms: int, names: EventNames, settings: RecommendSettings) -> Model:
     trained_as_of = now_ms - now_ms % HOUR_MS  # whole hours, so near moments share one model
     model = train(conn, trained_as_of, names, settings)
     with _CACHE_LOCK:
         _CACHE.clear()  # one model per process is enough; older ones are stale
         _CACHE[key] = (trained_as_of, model)
     return model
+
+
+_REFRESHING: dict[Any, threading.Thread] = {}
+
+
+def _refresh_in_background(engine: Any, key: Any, now_ms: int, names: EventNames, settings: RecommendSettings) -> None:
+    """Train the successor of a stale model on a thread of its own (one at a time per model)."""
+    with _CACHE_LOCK:
+        running = _REFRESHING.get(key)
+        if running is not None and running.is_alive():
+            return
+
+        def work() -> None:
+            try:
+                with engine.connect() as conn:
+                    _train_and_keep(conn, key, now_ms, names, settings)
+            except Exception:  # the stale model keeps serving; the next send tries again
+                log.exception("recommendations: training the next model failed")
+
+        thread = threading.Thread(target=work, name="tailormail-recommend-train", daemon=True)
+        _REFRESHING[key] = thread
+    thread.start()
+
+
+def wait_for_training(timeout_s: float | None = None) -> None:
+    """Wait until background training started so far has finished (tests, orderly shutdown)."""
+    with _CACHE_LOCK:
+        threads = list(_REFRESHING.values())
+    for thread in threads:
+        thread.join(timeout_s)
 
 
 def train(conn: Connection, now_ms: int, names: EventNames, settings: RecommendSettings) -> Model:
