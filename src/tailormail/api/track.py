@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 from collections.abc import AsyncIterator
 from typing import Any
 from urllib.parse import parse_qs, quote
@@ -12,7 +13,8 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from tailormail.api import pages
+from tailormail.api import errors, pages
+from tailormail.errors import TailormailError
 from tailormail.runtime import Runtime
 from tailormail.track import hits
 from tailormail.track.buffer import HitBuffer
@@ -94,6 +96,9 @@ class FastHits:
                 status, headers, body = 302, [(b"content-length", b"0"), (b"location", location), *_NO_CACHE_RAW], b""
         except BadToken:
             status, headers, body = 404, _NOT_FOUND_HEADERS, _NOT_FOUND_BODY
+        except TailormailError as error:  # as errors.install answers it behind FastAPI
+            status, body = errors.status_of(error), json.dumps(errors.error_body(error)).encode()
+            headers = [(b"content-length", str(len(body)).encode()), (b"content-type", b"application/json")]
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": body})
 
