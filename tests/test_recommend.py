@@ -185,3 +185,24 @@ def test_events_that_describe_products_fill_the_catalog_without_overwriting(runt
     assert catalog["p1"]["name"] == "From the catalog"
     assert (catalog["p2"]["name"], catalog["p2"]["price"], catalog["p2"]["category"]) == ("Socks", 3.5, "socks")
     assert "p3" not in catalog  # no name: not enough to show it in an email
+
+
+@pytest.mark.parametrize(
+    ("properties", "expected"),
+    [
+        ({"product_id": 7, "name": "Mug"}, {"product_id": "7", "name": "Mug", "category": None, "price": None,
+                                            "url": None, "image_url": None}),
+        ({"sku": "S-1", "name": "Mug", "price": "4.5"}, {"product_id": "S-1", "name": "Mug", "category": None,
+                                                         "price": 4.5, "url": None, "image_url": None}),
+        ({"product_id": "", "sku": "S-2", "name": "Cup"}, {"product_id": "S-2", "name": "Cup", "category": None,
+                                                           "price": None, "url": None, "image_url": None}),
+        ({"product_id": 7}, None),
+        ({"product_id": 7, "name": ""}, None),
+        ({"name": "Mug", "sku": ""}, None),
+        ({"message_key": "k", "url": "https://shop.example/p/1", "link_id": 3}, None),
+    ],
+)  # fmt: skip
+def test_product_row(properties: dict[str, Any], expected: dict[str, Any] | None) -> None:
+    from tailormail.content.recommend.catalog import product_row
+
+    assert product_row(properties) == expected

@@ -117,6 +117,44 @@ def test_forged_and_edited_click_tokens_get_404_and_record_nothing(
     assert tracked(runtime, "email_clicked") == []
 
 
+def test_forged_tokens_are_logged_and_answered_like_the_routes(
+    runtime: Runtime, sent: tuple[TestClient, dict[str, Any]], caplog: pytest.LogCaptureFixture
+) -> None:
+    client, info = sent
+    forged = sign("not-the-secret", links.OPEN, {"k": info["key"], "p": info["profile_id"]})
+    with caplog.at_level("WARNING", logger="tailormail.track"):
+        r = client.get(f"/o/{forged}.gif")
+    assert (r.status_code, r.text, r.headers["content-type"]) == (
+        404,
+        "This link is not valid.",
+        "text/plain; charset=utf-8",
+    )
+    assert any("does not verify" in m for m in caplog.messages)
+    assert client.get("/o/.gif").status_code == 404 and client.get("/c/").status_code == 404
+    assert tracked(runtime, "email_opened") == []
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://shop.example/p/1",
+        "https://shop.example/p?a=1&b=two%20words#top",
+        "https://shop.example/ä ö/ü?q=ß",
+        "https://shop.example/p?x=[1]&y=a'b(c)*+,;~!$@",
+    ],
+)
+def test_the_fast_path_redirects_exactly_as_starlette_would(
+    runtime: Runtime, sent: tuple[TestClient, dict[str, Any]], url: str
+) -> None:
+    from starlette.responses import RedirectResponse
+
+    client, info = sent
+    r = client.get(click_path(runtime, info, url), headers={"User-Agent": BROWSER})
+    assert r.status_code == 302
+    assert r.headers["location"] == RedirectResponse(url).headers["location"]
+    assert "no-store" in r.headers["cache-control"]
+
+
 def test_scanners_and_instant_clicks_are_flagged_automated(
     runtime: Runtime, clock: ManualClock, sent: tuple[TestClient, dict[str, Any]]
 ) -> None:
@@ -203,6 +241,21 @@ def test_view_in_browser_shows_the_sent_html(runtime: Runtime, sent: tuple[TestC
         (BROWSER, "203.0.113.9", 3600, None),
         ("Mozilla/5.0", "203.0.113.9", 3600, "apple_privacy_proxy"),
         (BROWSER, "17.58.1.2", 3600, "apple_privacy_proxy"),
+        (BROWSER, "17.0.0.0", 3600, "apple_privacy_proxy"),
+        (BROWSER, "17.255.255.255", 3600, "apple_privacy_proxy"),
+        (BROWSER, "16.255.255.255", 3600, None),
+        (BROWSER, "18.0.0.1", 3600, None),
+        (BROWSER, "117.1.2.3", 3600, None),
+        (BROWSER, "2001:db8::17", 3600, None),
+        (BROWSER, "testclient", 3600, None),
+        (BROWSER, "17.1.2.3\x00", 3600, None),
+        (
+            "Mozilla/5.0 (Windows NT 10.0) Chrome/120 Safari/537.36 HeadlessChrome",
+            "203.0.113.9",
+            3600,
+            "scanner_user_agent",
+        ),
+        ("Go-http-client/1.1", "203.0.113.9", 3600, "scanner_user_agent"),
         ("Mozilla/5.0 (compatible; Proofpoint)", "203.0.113.9", 3600, "scanner_user_agent"),
         (BROWSER, "203.0.113.9", 4, "too_soon_after_delivery"),
         ("", "203.0.113.9", 3600, "no_user_agent"),

@@ -55,8 +55,8 @@ def test_flush_records_a_batch_in_one_ingest_call(runtime: Runtime, clock: Manua
     keys = send_campaign(runtime, clock, "spring", dict.fromkeys(USERS, "A"))
     clock.advance(timedelta(hours=1))
     calls: list[int] = []
-    ingest = runtime.ingestor.ingest_raw
-    runtime.ingestor.ingest_raw = lambda payloads: calls.append(len(payloads)) or ingest(payloads)  # type: ignore[method-assign]
+    ingest = runtime.ingestor.ingest
+    runtime.ingestor.ingest = lambda messages: calls.append(len(messages)) or ingest(messages)  # type: ignore[method-assign]
     buffer = HitBuffer(runtime, delay_s=3600)
     for key, pid in keys.values():
         token = links.open_url("", runtime.settings.secret, key, pid).removeprefix("/o/").removesuffix(".gif")

@@ -13,18 +13,18 @@ same as ever, and every token already sent still verifies.
 
 from __future__ import annotations
 
-import base64
 import functools
 import hashlib
 import hmac
 import json
-from binascii import b2a_base64
+from binascii import a2b_base64, b2a_base64
 from json.encoder import encode_basestring_ascii
 from typing import Any
 
 from tailormail.errors import AuthError
 
 _URLSAFE = bytes.maketrans(b"+/", b"-_")
+_FROM_URLSAFE = bytes.maketrans(b"-_", b"+/")
 _INNER_PAD = bytes(x ^ 0x36 for x in range(256))
 _OUTER_PAD = bytes(x ^ 0x5C for x in range(256))
 
@@ -40,7 +40,8 @@ def _b64(data: bytes) -> str:
 
 
 def _unb64(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    # base64.urlsafe_b64decode, without its argument checks (runs for every tracking hit)
+    return a2b_base64((text + "=" * (-len(text) % 4)).encode("ascii").translate(_FROM_URLSAFE))
 
 
 class Key:
@@ -109,7 +110,7 @@ def verify(secret: str, purpose: str, token: str) -> dict[str, Any]:
         valid = bool(secret) and hmac.compare_digest(
             signature, _b64(key_for(secret, purpose).mac(body.encode("ascii")))
         )
-        payload = json.loads(_unb64(body)) if valid else None
+        payload = json.loads(_unb64(body).decode("utf-8")) if valid else None
     except (ValueError, UnicodeDecodeError):
         valid, payload = False, None
     if not valid or not isinstance(payload, dict):

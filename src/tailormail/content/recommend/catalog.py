@@ -22,6 +22,10 @@ FIELDS = {"product_id": "product_id", "sku": "product_id", "name": "name", "cate
 
 def product_row(properties: dict[str, Any]) -> dict[str, Any] | None:
     """A catalog row from one product's properties, or None without an id and a name."""
+    if properties.get("name") in (None, "") or (
+        properties.get("product_id") in (None, "") and properties.get("sku") in (None, "")
+    ):
+        return None  # most events (opens, clicks, page views) describe no product: say so cheaply
     row: dict[str, Any] = {}
     for key, column in FIELDS.items():
         if properties.get(key) not in (None, "") and column not in row:
