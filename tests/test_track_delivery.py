@@ -71,5 +71,5 @@ def test_people_without_a_user_id_and_unsent_mail_give_no_event() -> None:
         {"status": "sent", "updated_at": 0},
         {"status": "queued", "updated_at": 0},
     ]
-    payloads = delivery_events(rows, states, {7: "u7", 8: None})
-    assert [(p["userId"], p["messageId"]) for p in payloads] == [("u7", "email_delivered:k1")]
+    messages = delivery_events(rows, states, {7: "u7", 8: None})
+    assert [(m.user_id, m.message_id, m.event) for m in messages] == [("u7", "email_delivered:k1", "email_delivered")]

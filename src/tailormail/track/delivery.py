@@ -12,7 +12,7 @@ import logging
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from tailormail.clock import from_ms
+from tailormail.ingest.messages import Message
 from tailormail.runtime import Runtime
 from tailormail.store.segments import user_ids
 from tailormail.track.hits import MESSAGE_FIELDS
@@ -29,8 +29,12 @@ Recorder = Callable[[Sequence[dict[str, Any]], Sequence[dict[str, Any]]], None]
 
 def delivery_events(
     rows: Sequence[dict[str, Any]], states: Sequence[dict[str, Any]], users: dict[int, str | None]
-) -> list[dict[str, Any]]:
-    """The ingest payloads for one batch's outcomes (people without a user id are skipped)."""
+) -> list[Message]:
+    """The messages for one batch's outcomes (people without a user id are skipped).
+
+    Built here, not parsed from Segment JSON: the send loop made every field itself, and
+    skipping the public API's validation keeps the write-back cheap beside SMTP.
+    """
     out = []
     for row, state in zip(rows, states, strict=True):
         name = EVENT_OF_STATUS.get(state["status"])
@@ -45,14 +49,15 @@ def delivery_events(
         if name == BOUNCED:
             properties["reason"] = state.get("last_error")
         out.append(
-            {
-                "type": "track",
-                "userId": user,
-                "event": name,
-                "messageId": f"{name}:{row['idempotency_key']}",
-                "timestamp": from_ms(state["updated_at"]).isoformat(),
-                "properties": properties,
-            }
+            Message(
+                type="track",
+                message_id=f"{name}:{row['idempotency_key']}",
+                user_id=user,
+                anonymous_id=None,
+                timestamp=int(state["updated_at"]),
+                event=name,
+                properties=properties,
+            )
         )
     return out
 
@@ -66,8 +71,8 @@ def recorder(runtime: Runtime) -> Recorder:
             return
         with runtime.store.read() as conn:
             users = user_ids(conn, {r["profile_id"] for r, _ in settled if r.get("profile_id") is not None})
-        payloads = delivery_events([r for r, _ in settled], [s for _, s in settled], users)
-        if payloads:
-            runtime.ingestor.ingest_raw(payloads)
+        messages = delivery_events([r for r, _ in settled], [s for _, s in settled], users)
+        if messages:
+            runtime.ingestor.ingest(messages)
 
     return record
