@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import select
 from typer.testing import CliRunner
 
-from tailormail.analytics.experiment_data import holdout_experiments
+from tailormail.analytics.experiment_data import all_experiments, holdout_experiments
 from tailormail.cli import app
 from tailormail.clock import ManualClock, to_ms
 from tailormail.deliver.admin import suppress
@@ -298,3 +298,15 @@ def test_the_holdout_is_measured_against_the_recipients(runtime: Runtime, clock:
     assert len(obs["holdout"]["converted"]) == len(held) and len(obs["treated"]["converted"]) == len(treated)
     assert sum(obs["treated"]["converted"]) == 4 and sum(obs["holdout"]["converted"]) == 1
     assert sum(obs["treated"]["revenue"]) == 200.0
+
+
+def test_the_holdout_split_is_checked_against_its_planned_share(runtime: Runtime, clock: ManualClock) -> None:
+    people(runtime, 200)
+    with runtime.store.begin() as conn:
+        c.schedule(runtime.settings, conn, campaign(runtime, holdout=0.1), to_ms(clock.now()))
+    run_all(runtime)
+    with runtime.store.read() as conn:
+        results = dict(all_experiments(conn, goal_event="purchase", attribution_days=7))
+    split = results["campaign spring vs holdout"].sample_ratio
+    assert split.expected_share == pytest.approx({"holdout": 0.1, "treated": 0.9})
+    assert 5 <= split.counts["holdout"] <= 40 and not split.mismatch  # 10 % held out is what was planned

@@ -26,6 +26,8 @@ class SendExperiment:
     name: str
     control: str
     observations: Observations
+    weights: dict[str, float] | None = None
+    """The planned share of each arm, for the sample-ratio check (None: equal shares)."""
 
 
 def send_experiments(emails: dict[str, EmailOutcome]) -> list[SendExperiment]:
@@ -142,7 +144,7 @@ def all_experiments(
     return (
         [(e.name, analyze(e.observations, e.control, METRICS)) for e in send_experiments(emails)]
         + [(e.name, analyze(e.observations, e.control, SPLIT_METRICS, weights=w)) for e, w in splits]
-        + [(e.name, analyze(e.observations, e.control, LIFT_METRICS)) for e in holdouts]
+        + [(e.name, analyze(e.observations, e.control, LIFT_METRICS, weights=e.weights)) for e in holdouts]
     )
 
 
@@ -178,5 +180,8 @@ def holdout_experiments(conn: Connection, *, goal_event: str, attribution_days: 
             arm["converted"].append(converted)
             arm["revenue"].append(revenue)
         if len(arms) == 2:
-            found.append(SendExperiment(f"campaign {campaign['name']} vs holdout", "holdout", arms))  # type: ignore[arg-type]
+            share = float(campaign["holdout"])
+            weights = {"holdout": share, "treated": 1.0 - share}
+            name = f"campaign {campaign['name']} vs holdout"
+            found.append(SendExperiment(name, "holdout", arms, weights))  # type: ignore[arg-type]
     return found
