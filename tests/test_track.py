@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 from email.message import EmailMessage
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -35,6 +36,16 @@ class Slot:
     id: int
     block: str | None
     position: int
+
+
+@pytest.fixture(autouse=True)
+def record_each_hit(workspace: Path) -> None:
+    """These tests look at each hit's event right after its request: record before answering.
+
+    The default write-behind mode (and its journal) is tested in test_track_buffer.py.
+    """
+    with (workspace / "tailormail.toml").open("a", encoding="utf-8") as toml:
+        toml.write("\n[track]\nbatch_ms = 0\n")
 
 
 @pytest.fixture

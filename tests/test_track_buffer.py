@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from datetime import timedelta
 from pathlib import Path
 
@@ -64,3 +65,47 @@ def test_flush_records_a_batch_in_one_ingest_call(runtime: Runtime, clock: Manua
     assert buffer.flush() == len(USERS) and calls == [len(USERS)]
     buffer.close()
     assert email_events(runtime) == {"email_opened": len(USERS)}
+
+
+CRASHING_PROCESS = """
+import os, signal, sys
+from tailormail.clock import ManualClock, parse_time
+from tailormail.runtime import open_runtime
+from tailormail.track.buffer import HitBuffer
+from tailormail.track.hits import Visitor, open_hit
+workspace, now, tokens = sys.argv[1], sys.argv[2], sys.argv[3:]
+runtime = open_runtime(workspace, clock=ManualClock(parse_time(now)))
+buffer = HitBuffer(runtime, delay_s=3600)  # never records on its own before the kill
+for token in tokens:
+    buffer.add(open_hit(runtime, token, Visitor("Mozilla/5.0 (Windows NT 10.0) Chrome/120")))
+print("accepted", flush=True)
+os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+
+def test_hits_accepted_by_a_killed_process_are_recorded_by_the_next(runtime: Runtime, clock: ManualClock) -> None:
+    import subprocess
+    import sys
+
+    runtime.ingestor.ingest_raw([{"type": "identify", "userId": u, "traits": {}} for u in USERS])
+    keys = send_campaign(runtime, clock, "spring", dict.fromkeys(USERS, "A"))
+    clock.advance(timedelta(hours=1))
+    tokens = [
+        links.open_url("", runtime.settings.secret, key, pid).removeprefix("/o/").removesuffix(".gif")
+        for key, pid in keys.values()
+    ]
+    workspace = str(runtime.settings.workspace)
+    done = subprocess.run(
+        [sys.executable, "-c", CRASHING_PROCESS, workspace, clock.now().isoformat(), *tokens],
+        capture_output=True, text=True, timeout=120, env={**os.environ, "TAILORMAIL_DATABASE_URL": runtime.store.url},
+    )  # fmt: skip
+    assert done.returncode == -9 and "accepted" in done.stdout, done.stderr
+    assert email_events(runtime) == {}  # accepted and answered, never recorded: the process died
+    buffer = HitBuffer(runtime, delay_s=3600)  # the next process replays the orphaned journal
+    assert buffer.flush() == len(USERS)
+    buffer.close()
+    assert email_events(runtime) == {"email_opened": len(USERS)}
+    assert not list((runtime.settings.workspace / "spool").iterdir())  # journals are gone once recorded
+    again = HitBuffer(runtime, delay_s=3600)
+    assert again.flush() == 0  # nothing replayed twice
+    again.close()

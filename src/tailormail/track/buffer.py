@@ -4,17 +4,20 @@ With ``[track].batch_ms`` above 0 the pixel and click endpoints verify the
 token, hand the hit to a HitBuffer and answer at once; a background thread
 records what gathered every ``batch_ms`` (or at ``max_batch`` hits) through
 ingest in ONE call, so the lookups, hooks and commit are paid per batch, not
-per hit.  The price: a process killed without a clean shutdown loses the hits
-of the last ``batch_ms``; a clean shutdown records everything pending.
+per hit.  Every hit is appended to this process's journal (``track.journal``)
+before it is answered, so a killed process loses none: the next one to start
+records what its journal held.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+from pathlib import Path
 
 from tailormail.runtime import Runtime
 from tailormail.track.hits import Hit, record_hits
+from tailormail.track.journal import Journal, orphans, read_hits
 
 log = logging.getLogger("tailormail.track")
 
@@ -32,10 +35,18 @@ class HitBuffer:
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._journal = Journal(Path(runtime.settings.workspace))
+        self._recording: list[Path] = []
+        """Rotated journal files whose hits are being recorded (deleted once they are)."""
+        for path in orphans(Path(runtime.settings.workspace)):  # a crashed process's accepted hits
+            if path != self._journal.path:
+                self._pending.extend(read_hits(path))
+                self._recording.append(path)
 
     def add(self, hit: Hit) -> None:
-        """Queue a hit (starts the recording thread on first use)."""
+        """Journal and queue a hit (starts the recording thread on first use)."""
         with self._lock:
+            self._journal.append(hit)
             self._pending.append(hit)
             full = len(self._pending) >= self.max_batch
             if self._thread is None:
@@ -48,15 +59,21 @@ class HitBuffer:
         """Record everything pending now; return how many events were written."""
         with self._lock:
             batch, self._pending = self._pending, []
-        if not batch:
-            return 0
+            if not batch:
+                return 0
+            self._recording.append(self._journal.rotate())
         try:
-            return record_hits(self.runtime, batch)
-        except Exception:  # the database is busy or down: keep the hits for the next round
+            written = record_hits(self.runtime, batch)
+        except Exception:  # the database is busy or down: keep the hits (and their journals) for the next round
             log.exception("could not record %d tracking hits; retrying", len(batch))
             with self._lock:
                 self._pending = (batch + self._pending)[-MAX_PENDING:]
             return 0
+        with self._lock:
+            done, self._recording = self._recording, []
+        for path in done:
+            path.unlink(missing_ok=True)
+        return written
 
     def close(self) -> None:
         """Stop the thread and record what is left."""
@@ -65,6 +82,8 @@ class HitBuffer:
         if self._thread is not None:
             self._thread.join(timeout=60)
         self.flush()
+        if not self._pending:
+            self._journal.close()
 
     def _run(self) -> None:
         while not self._stop.is_set():

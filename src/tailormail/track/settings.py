@@ -23,9 +23,9 @@ class TrackSettings:
     """The conversion event; default: the workspace's purchase event."""
     utm: dict[str, str] = field(default_factory=dict)
     """UTM parameters added to tracked links, e.g. {utm_source = "tailormail", utm_medium = "email"}."""
-    batch_ms: float = 0.0
-    """0: each open and click is recorded before it is answered.  Above 0: answered once the token
-    verifies and recorded in batches every this many ms (much faster; a crash loses that window)."""
+    batch_ms: float = 200.0
+    """Hits are answered once the token verifies, journaled, and recorded in batches this often (ms).
+    0: each open and click is recorded before it is answered (slower)."""
     topics: list[str] = field(default_factory=lambda: ["newsletter", "offers", "product_updates"])
     """Topics a person can unsubscribe from one by one on the preference page."""
 
