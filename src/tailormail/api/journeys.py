@@ -1,4 +1,4 @@
-"""Journeys and campaigns API (admin key): the same definitions and actions as the CLI."""
+"""Journeys, campaigns and complaints API (admin key): the same definitions and actions as the CLI."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from tailormail.journeys import campaigns as c
 from tailormail.journeys.dryrun import dry_run
 from tailormail.runtime import Runtime
 from tailormail.store import campaigns as campaign_q
+from tailormail.track.complaints import parse_report, record_complaints
 
 
 async def _json_object(request: Request) -> dict[str, Any]:
@@ -157,6 +158,14 @@ def router(runtime: Runtime) -> APIRouter:
             c.cancel(conn, name, now_ms())
         with runtime.store.read() as conn:
             return c.summary(conn, name)
+
+    @api.post("/v1/complaints")
+    async def complaint(request: Request) -> dict[str, Any]:
+        """One feedback-loop report (the raw ARF email as the body): suppress the address, record the event."""
+        await run_in_threadpool(require, runtime, request, "admin")
+        report = parse_report(await request.body(), "request body")
+        result = await run_in_threadpool(record_complaints, runtime, [report])
+        return {"recorded": result.recorded, "suppressed": result.suppressed, "ours": not result.unknown}
 
     return api
 

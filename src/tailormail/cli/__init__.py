@@ -12,6 +12,7 @@ import typer
 
 from tailormail.cli import (
     campaigns,
+    complaints,
     consume,
     demo,
     experiment,
@@ -58,6 +59,7 @@ app.add_typer(recommend.app, name="recommend")
 app.add_typer(segments.app, name="segments")
 app.add_typer(journeys.app, name="journeys")
 app.add_typer(campaigns.app, name="campaigns")
+app.add_typer(complaints.app, name="complaints")
 app.command("metrics")(metrics.metrics)
 app.command("report")(report.report)
 app.command("heatmap")(heatmap.heatmap)

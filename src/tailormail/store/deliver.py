@@ -217,3 +217,13 @@ def campaign_delivery(conn: Connection, campaign: str) -> dict[str, int]:
     """Outbox status -> emails, for one campaign."""
     stmt = select(outbox.c.status, func.count()).where(outbox.c.campaign == campaign).group_by(outbox.c.status)
     return {status: int(n) for status, n in conn.execute(stmt)}
+
+
+def outbox_by_message_ids(conn: Connection, message_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
+    """Outbox rows (without their bytes) by Message-ID; unknown ids are left out."""
+    wanted = sorted(set(message_ids))
+    found: dict[str, dict[str, Any]] = {}
+    for start in range(0, len(wanted), 500):
+        stmt = select(outbox).where(outbox.c.message_id.in_(wanted[start : start + 500]))
+        found.update({row["message_id"]: dict(row) for row in conn.execute(stmt).mappings()})
+    return found
