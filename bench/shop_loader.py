@@ -16,7 +16,6 @@ writes at small scale.
 
 from __future__ import annotations
 
-import json
 import multiprocessing
 import sqlite3
 import time
@@ -33,6 +32,7 @@ from tailormail.runtime import open_runtime
 from tailormail.simulate.output import catalog_row
 from tailormail.simulate.shop import Shop, ShopSpec
 from tailormail.store import products as product_q
+from tailormail.store.dialect import compact_json
 from tailormail.store.events import EVENT_COLUMNS
 from tailormail.workspace import init_workspace
 
@@ -42,10 +42,10 @@ BLOCKS_PER_TRANSACTION = 50
 DEFERRED_INDEX_TABLES = ("events",)
 """Tables whose secondary indexes are dropped for the load and built after it (one sort each)."""
 
-_encode = json.JSONEncoder(check_circular=False, separators=(",", ":")).encode
+_encode = compact_json
 """How ``store.events.insert_event_values`` encodes properties and context."""
-_encode_traits = json.dumps
-"""How SQLAlchemy's JSON type encodes ``profiles.traits`` (the engine sets no serializer)."""
+_encode_traits = compact_json
+"""How ``store.profiles.set_traits_many`` encodes ``profiles.traits`` on SQLite."""
 
 
 @dataclass
