@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -30,19 +29,9 @@ def paths_to_goal(
 ) -> list[PathStat]:
     """The most common last ``steps`` distinct steps before the goal (before now for people who never reached it)."""
     # Fetch more rows than steps, so runs of the same event can collapse into one step.
-    rows = q.steps_before_goal(conn, events, goal, steps * 4)
-    by_person: dict[int, list[tuple[int, str]]] = defaultdict(list)
-    reached: dict[int, bool] = {}
-    for profile_id, back, name, done in rows:
-        by_person[profile_id].append((back, name))
-        reached[profile_id] = done
-    people: Counter[tuple[str, ...]] = Counter()
-    converted: Counter[tuple[str, ...]] = Counter()
-    for profile_id, items in by_person.items():
-        path: tuple[str, ...] = _collapse([name for _, name in sorted(items, reverse=True)])[-steps:]
-        people[path] += 1
-        converted[path] += reached[profile_id]
-    return [PathStat(path, n, converted[path]) for path, n in people.most_common(top)]
+    return [
+        PathStat(path, n, c) for path, n, c in q.path_counts(conn, events, goal, steps=steps, window=steps * 4, top=top)
+    ]
 
 
 def _collapse(names: list[str]) -> tuple[str, ...]:

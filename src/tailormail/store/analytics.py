@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
-from sqlalchemy import Connection, func, select
+from sqlalchemy import Connection, case, func, literal, select, union_all
 
 from tailormail.store.schema import events, profiles
 from tailormail.store.schema_deliver import outbox
@@ -119,7 +119,7 @@ def goal_events(conn: Connection, names: Sequence[str], batch: int = 100_000) ->
         last = rows[-1][0]
 
 
-def cohort_counts(
+def cohort_matrix(
     conn: Connection,
     *,
     cohort_event: str | None,
@@ -127,38 +127,72 @@ def cohort_counts(
     origin_ms: int,
     period_ms: int,
     profile_ids: Sequence[int] | None = None,
-) -> list[tuple[int, int, int]]:
-    """(cohort period, periods since, distinct people active) for every cohort and age.
+) -> tuple[list[tuple[int, int, int]], dict[int, int]]:
+    """((cohort period, periods since, distinct people active) for every cohort and age, people per cohort).
 
     A person's cohort is the period of their first ``cohort_event`` (None: their
-    first event of any kind); activity is ``activity_event`` (None: any event).
+    first event of any kind); activity is ``activity_event`` (None: any event)
+    at or after that first event.  One statement: the cells and the sizes come
+    from the same per-person periods.
     """
+    if cohort_event is not None and activity_event is not None and cohort_event != activity_event:
+        return _cohort_cells_by_time(conn, cohort_event, activity_event, origin_ms, period_ms, profile_ids)
+    # Activity in the cohort's own period always includes the cohort event itself here, so comparing
+    # periods (not times) gives the same cells as "at or after the first event" with one pass over events.
+    period = ((events.c.ts - origin_ms) // period_ms).label("period")
+    act = select(events.c.profile_id, period).distinct()
+    if activity_event is not None:
+        act = act.where(events.c.event == activity_event)
+    if profile_ids is not None:
+        act = act.where(events.c.profile_id.in_(list(profile_ids)))
+    a = act.cte("act")
+    if cohort_event == activity_event:  # the same events: each person's first period is their cohort
+        firsts = select(a.c.profile_id, func.min(a.c.period).label("cohort")).group_by(a.c.profile_id)
+    else:  # cohorts by the first cohort_event (None: any event)
+        firsts = select(events.c.profile_id, func.min(period).label("cohort")).group_by(events.c.profile_id)
+        if cohort_event is not None:
+            firsts = firsts.where(events.c.event == cohort_event)
+        if profile_ids is not None:
+            firsts = firsts.where(events.c.profile_id.in_(list(profile_ids)))
+    f = firsts.cte("firsts")
+    age = (a.c.period - f.c.cohort).label("age")
+    cells = (
+        select(f.c.cohort, age, func.count())
+        .select_from(a.join(f, f.c.profile_id == a.c.profile_id))
+        .where(a.c.period >= f.c.cohort)
+        .group_by(f.c.cohort, age)
+    )
+    sizes = select(f.c.cohort, literal(-1).label("age"), func.count()).group_by(f.c.cohort)
+    counts, by_cohort = [], {}
+    for c, k, n in conn.execute(union_all(cells, sizes)):
+        if int(k) < 0:
+            by_cohort[int(c)] = int(n)
+        else:
+            counts.append((int(c), int(k), int(n)))
+    return counts, by_cohort
+
+
+def _cohort_cells_by_time(
+    conn: Connection,
+    cohort_event: str,
+    activity_event: str,
+    origin_ms: int,
+    period_ms: int,
+    profile_ids: Sequence[int] | None,
+) -> tuple[list[tuple[int, int, int]], dict[int, int]]:
+    """The cells when activity is another event than the cohort's: activity must come after the first one."""
     f = _firsts(cohort_event, profile_ids)
     cohort = ((f.c.first_ts - origin_ms) // period_ms).label("cohort")
     age = (((events.c.ts - origin_ms) // period_ms) - (f.c.first_ts - origin_ms) // period_ms).label("age")
     stmt = (
         select(cohort, age, func.count(func.distinct(events.c.profile_id)))
         .select_from(events.join(f, f.c.profile_id == events.c.profile_id))
-        .where(events.c.ts >= f.c.first_ts)
+        .where(events.c.ts >= f.c.first_ts, events.c.event == activity_event)
         .group_by(cohort, age)
     )
-    if activity_event is not None:
-        stmt = stmt.where(events.c.event == activity_event)
-    return [(int(c), int(a), int(n)) for c, a, n in conn.execute(stmt)]
-
-
-def cohort_sizes(
-    conn: Connection,
-    *,
-    cohort_event: str | None,
-    origin_ms: int,
-    period_ms: int,
-    profile_ids: Sequence[int] | None = None,
-) -> dict[int, int]:
-    """How many people each cohort period has."""
-    f = _firsts(cohort_event, profile_ids)
-    cohort = ((f.c.first_ts - origin_ms) // period_ms).label("cohort")
-    return {int(c): int(n) for c, n in conn.execute(select(cohort, func.count()).group_by(cohort))}
+    counts = [(int(c), int(a), int(n)) for c, a, n in conn.execute(stmt)]
+    sizes = {int(c): int(n) for c, n in conn.execute(select(cohort, func.count()).group_by(cohort))}
+    return counts, sizes
 
 
 def _firsts(cohort_event: str | None, profile_ids: Sequence[int] | None) -> Any:
@@ -171,28 +205,55 @@ def _firsts(cohort_event: str | None, profile_ids: Sequence[int] | None) -> Any:
     return firsts.subquery()
 
 
-def steps_before_goal(
-    conn: Connection, names: Sequence[str], goal: str, limit: int
-) -> list[tuple[int, int, str, bool]]:
-    """(profile id, steps back, event name, converted): each person's last ``limit`` events before their goal.
+def path_counts(
+    conn: Connection, names: Sequence[str], goal: str, *, steps: int, window: int, top: int
+) -> list[tuple[tuple[str, ...], int, int]]:
+    """(steps, people, converted) of the ``top`` most common paths before each person's first goal.
 
-    Only events among ``names`` count; people who never reached the goal give their last events until now.
+    A person's path is their last ``window`` events among ``names`` before
+    their first ``goal`` (or until now when they never reached it), with runs
+    of the same event collapsed into one step, cut to the last ``steps``
+    steps.  Counting happens in the database: only the top paths come back.
     """
     firsts = select(events.c.profile_id, func.min(events.c.ts).label("goal_ts")).where(events.c.event == goal)
     g = firsts.group_by(events.c.profile_id).subquery()
-    rank = (
+    back = (
         func.row_number()
         .over(partition_by=events.c.profile_id, order_by=(events.c.ts.desc(), events.c.id.desc()))
         .label("n")
     )
+    converted = case((g.c.goal_ts.is_not(None), 1), else_=0).label("converted")
     ranked = (
-        select(events.c.profile_id, events.c.event, (g.c.goal_ts.is_not(None)).label("converted"), rank)
+        select(events.c.profile_id, events.c.event, converted, back)
         .select_from(events.outerjoin(g, g.c.profile_id == events.c.profile_id))
         .where(events.c.event.in_(list(names)), (g.c.goal_ts.is_(None)) | (events.c.ts < g.c.goal_ts))
         .subquery()
     )
-    stmt = select(ranked.c.profile_id, ranked.c.n, ranked.c.event, ranked.c.converted).where(ranked.c.n <= limit)
-    return [(int(p), int(n), str(e), bool(c)) for p, n, e, c in conn.execute(stmt)]
+    # The next older event of the same person within the window (computed after the WHERE, so the oldest
+    # event in the window has none): a run of the same event keeps only its oldest row.
+    older = func.lead(ranked.c.event).over(partition_by=ranked.c.profile_id, order_by=ranked.c.n).label("older")
+    windowed = select(ranked, older).where(ranked.c.n <= window).subquery()
+    step = func.row_number().over(partition_by=windowed.c.profile_id, order_by=windowed.c.n).label("k")
+    kept = (
+        select(windowed.c.profile_id, windowed.c.event, windowed.c.converted, step)
+        .where(windowed.c.older.is_(None) | (windowed.c.older != windowed.c.event))
+        .subquery()
+    )
+    columns = [func.max(case((kept.c.k == k, kept.c.event))).label(f"s{k}") for k in range(1, steps + 1)]
+    person = (
+        select(*columns, func.max(kept.c.converted).label("converted"))
+        .where(kept.c.k <= steps)
+        .group_by(kept.c.profile_id)
+        .subquery()
+    )
+    cols = [person.c[f"s{k}"] for k in range(1, steps + 1)]
+    stmt = select(*cols, func.count().label("people"), func.sum(person.c.converted)).group_by(*cols)
+    out = []
+    for row in conn.execute(stmt):
+        path = tuple(str(s) for s in reversed(row[:steps]) if s is not None)  # s1 is the step nearest the goal
+        out.append((path, int(row[steps]), int(row[steps + 1])))
+    out.sort(key=lambda r: (-r[1], r[0]))
+    return out[:top]
 
 
 def first_times(conn: Connection, name: str) -> dict[int, int]:
