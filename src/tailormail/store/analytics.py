@@ -105,12 +105,26 @@ def events_named(conn: Connection, names: Sequence[str], batch: int = 50_000) ->
         last = rows[-1]["id"]
 
 
-def goal_events(conn: Connection, names: Sequence[str], batch: int = 100_000) -> Iterator[tuple[str, int, int, float]]:
-    """(event, profile id, time, revenue) of events with these names, in id order (no properties read)."""
+def goal_events(
+    conn: Connection,
+    names: Sequence[str],
+    batch: int = 100_000,
+    *,
+    since: int | None = None,
+    until: int | None = None,
+) -> Iterator[tuple[str, int, int, float]]:
+    """(event, profile id, time, revenue) of events with these names, in id order (no properties read).
+
+    ``since`` and ``until`` (ms, inclusive) bound the time, so callers that can only use a window read just it.
+    """
     columns = [events.c.id, events.c.event, events.c.profile_id, events.c.ts, events.c.revenue]
     last = 0
     while True:
         stmt = select(*columns).where(events.c.event.in_(list(names)), events.c.id > last)
+        if since is not None:
+            stmt = stmt.where(events.c.ts >= since)
+        if until is not None:
+            stmt = stmt.where(events.c.ts <= until)
         rows = conn.execute(stmt.order_by(events.c.id).limit(batch)).all()
         if not rows:
             return
