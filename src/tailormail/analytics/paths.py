@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -28,10 +29,15 @@ def paths_to_goal(
     conn: Connection, events: Sequence[str], goal: str, *, steps: int = 3, top: int = 15
 ) -> list[PathStat]:
     """The most common last ``steps`` distinct steps before the goal (before now for people who never reached it)."""
-    # Fetch more rows than steps, so runs of the same event can collapse into one step.
-    return [
-        PathStat(path, n, c) for path, n, c in q.path_counts(conn, events, goal, steps=steps, window=steps * 4, top=top)
-    ]
+    # Read more events than steps, so runs of the same event can collapse into one step.
+    people: Counter[tuple[str, ...]] = Counter()
+    converted: Counter[tuple[str, ...]] = Counter()
+    for sequence, done, n in q.last_events_before_goal(conn, events, goal, window=steps * 4):
+        path = _collapse(list(sequence))[-steps:]
+        people[path] += n
+        converted[path] += n if done else 0
+    ranked = sorted(people.items(), key=lambda item: (-item[1], item[0]))[:top]
+    return [PathStat(path, n, converted[path]) for path, n in ranked]
 
 
 def _collapse(names: list[str]) -> tuple[str, ...]:

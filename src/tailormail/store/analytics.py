@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
@@ -219,55 +220,47 @@ def _firsts(cohort_event: str | None, profile_ids: Sequence[int] | None) -> Any:
     return firsts.subquery()
 
 
-def path_counts(
-    conn: Connection, names: Sequence[str], goal: str, *, steps: int, window: int, top: int
-) -> list[tuple[tuple[str, ...], int, int]]:
-    """(steps, people, converted) of the ``top`` most common paths before each person's first goal.
+def last_events_before_goal(
+    conn: Connection, names: Sequence[str], goal: str, *, window: int
+) -> list[tuple[tuple[str, ...], bool, int]]:
+    """(events, converted, people): how many people share each sequence of last ``window`` events before the goal.
 
-    A person's path is their last ``window`` events among ``names`` before
-    their first ``goal`` (or until now when they never reached it), with runs
-    of the same event collapsed into one step, cut to the last ``steps``
-    steps.  Counting happens in the database: only the top paths come back.
+    A person's sequence is their last ``window`` events among ``names`` before
+    their first ``goal`` (or until now when they never reached it), oldest
+    first.  Each event becomes one character and each person one short string
+    in the database, so only the distinct sequences come back (a few thousand
+    for a million people), not every event.
     """
+    codes = {name: chr(0x41 + i) for i, name in enumerate(dict.fromkeys(names))}
+    by_code = {c: name for name, c in codes.items()}
     firsts = select(events.c.profile_id, func.min(events.c.ts).label("goal_ts")).where(events.c.event == goal)
     g = firsts.group_by(events.c.profile_id).subquery()
-    back = (
-        func.row_number()
-        .over(partition_by=events.c.profile_id, order_by=(events.c.ts.desc(), events.c.id.desc()))
-        .label("n")
-    )
-    converted = case((g.c.goal_ts.is_not(None), 1), else_=0).label("converted")
-    ranked = (
-        select(events.c.profile_id, events.c.event, converted, back)
+    inner = (
+        select(
+            events.c.profile_id,
+            events.c.ts,
+            events.c.id,
+            case(codes, value=events.c.event).label("code"),
+            case((g.c.goal_ts.is_not(None), 1), else_=0).label("converted"),
+        )
         .select_from(events.outerjoin(g, g.c.profile_id == events.c.profile_id))
-        .where(events.c.event.in_(list(names)), (g.c.goal_ts.is_(None)) | (events.c.ts < g.c.goal_ts))
-        .subquery()
+        .where(events.c.event.in_(list(codes)), (g.c.goal_ts.is_(None)) | (events.c.ts < g.c.goal_ts))
     )
-    # The next older event of the same person within the window (computed after the WHERE, so the oldest
-    # event in the window has none): a run of the same event keeps only its oldest row.
-    older = func.lead(ranked.c.event).over(partition_by=ranked.c.profile_id, order_by=ranked.c.n).label("older")
-    windowed = select(ranked, older).where(ranked.c.n <= window).subquery()
-    step = func.row_number().over(partition_by=windowed.c.profile_id, order_by=windowed.c.n).label("k")
-    kept = (
-        select(windowed.c.profile_id, windowed.c.event, windowed.c.converted, step)
-        .where(windowed.c.older.is_(None) | (windowed.c.older != windowed.c.event))
-        .subquery()
-    )
-    columns = [func.max(case((kept.c.k == k, kept.c.event))).label(f"s{k}") for k in range(1, steps + 1)]
+    if conn.dialect.name == "sqlite" and sqlite3.sqlite_version_info < (3, 44):
+        # No ORDER BY inside aggregates before SQLite 3.44: the subquery's order (newest first per person)
+        # feeds group_concat, as SQLite keeps it for a GROUP BY on the same leading key (tests check it).
+        rows = inner.order_by(events.c.profile_id, events.c.ts.desc(), events.c.id.desc()).subquery()
+        newest_first = func.group_concat(rows.c.code, "")
+    else:
+        rows = inner.subquery()
+        newest_first = func.aggregate_strings(rows.c.code, "").aggregate_order_by(rows.c.ts.desc(), rows.c.id.desc())
     person = (
-        select(*columns, func.max(kept.c.converted).label("converted"))
-        .where(kept.c.k <= steps)
-        .group_by(kept.c.profile_id)
+        select(func.substr(newest_first, 1, window).label("seq"), func.max(rows.c.converted).label("converted"))
+        .group_by(rows.c.profile_id)
         .subquery()
     )
-    cols = [person.c[f"s{k}"] for k in range(1, steps + 1)]
-    stmt = select(*cols, func.count().label("people"), func.sum(person.c.converted)).group_by(*cols)
-    out = []
-    for row in conn.execute(stmt):
-        path = tuple(str(s) for s in reversed(row[:steps]) if s is not None)  # s1 is the step nearest the goal
-        out.append((path, int(row[steps]), int(row[steps + 1])))
-    out.sort(key=lambda r: (-r[1], r[0]))
-    return out[:top]
+    stmt = select(person.c.seq, person.c.converted, func.count()).group_by(person.c.seq, person.c.converted)
+    return [(tuple(by_code[c] for c in reversed(seq)), bool(done), int(n)) for seq, done, n in conn.execute(stmt)]
 
 
 def first_times(conn: Connection, name: str) -> dict[int, int]:
