@@ -38,15 +38,14 @@ def sends_by_key(conn: Connection, keys: Iterable[str]) -> dict[str, dict[str, A
 def sends(conn: Connection, batch: int = 20_000) -> Iterator[dict[str, Any]]:
     """Every outbox row (without its bytes), in id order."""
     columns = [outbox.c.id, *(outbox.c[name] for name in SEND_COLUMNS)]
+    keys = [c.name for c in columns]
     last = 0
     while True:
-        rows = (
-            conn.execute(select(*columns).where(outbox.c.id > last).order_by(outbox.c.id).limit(batch)).mappings().all()
-        )
+        rows = conn.execute(select(*columns).where(outbox.c.id > last).order_by(outbox.c.id).limit(batch)).all()
         if not rows:
             return
-        yield from (dict(r) for r in rows)
-        last = rows[-1]["id"]
+        yield from (dict(zip(keys, r, strict=True)) for r in rows)  # plain tuples: mappings cost per row
+        last = rows[-1][0]
 
 
 def delivered_by_template(
@@ -93,23 +92,19 @@ def split_assignments(conn: Connection) -> Iterator[tuple[str, str, int, str, in
         yield str(journey), str(node), int(pid), str((detail or {}).get("arm")), int(at)
 
 
-def events_named(conn: Connection, names: Sequence[str], batch: int = 50_000) -> Iterator[dict[str, Any]]:
+def events_named(conn: Connection, names: Sequence[str], batch: int = 5_000) -> Iterator[dict[str, Any]]:
     """Events with these names (profile, time, properties, revenue), in id order."""
     columns = [events.c.id, events.c.profile_id, events.c.event, events.c.ts, events.c.properties, events.c.revenue]
-    last = 0
-    while True:
-        stmt = select(*columns).where(events.c.event.in_(list(names)), events.c.id > last)
-        rows = conn.execute(stmt.order_by(events.c.id).limit(batch)).mappings().all()
-        if not rows:
-            return
-        yield from (dict(r) for r in rows)
-        last = rows[-1]["id"]
+    keys = [c.name for c in columns]
+    for chunk in _ids_named(conn, names, batch):
+        rows = conn.execute(select(*columns).where(events.c.id.in_(chunk)).order_by(events.c.id))
+        yield from (dict(zip(keys, r, strict=True)) for r in rows)
 
 
 def goal_events(
     conn: Connection,
     names: Sequence[str],
-    batch: int = 100_000,
+    batch: int = 5_000,
     *,
     since: int | None = None,
     until: int | None = None,
@@ -119,19 +114,28 @@ def goal_events(
     ``since`` and ``until`` (ms, inclusive) bound the time, so callers that can only use a window read just it.
     """
     columns = [events.c.id, events.c.event, events.c.profile_id, events.c.ts, events.c.revenue]
-    last = 0
-    while True:
-        stmt = select(*columns).where(events.c.event.in_(list(names)), events.c.id > last)
-        if since is not None:
-            stmt = stmt.where(events.c.ts >= since)
-        if until is not None:
-            stmt = stmt.where(events.c.ts <= until)
-        rows = conn.execute(stmt.order_by(events.c.id).limit(batch)).all()
-        if not rows:
-            return
-        for _, name, pid, ts, revenue in rows:
+    for chunk in _ids_named(conn, names, batch, since=since, until=until):
+        stmt = select(*columns).where(events.c.id.in_(chunk)).order_by(events.c.id)
+        for _, name, pid, ts, revenue in conn.execute(stmt):
             yield str(name), int(pid), int(ts), float(revenue or 0.0)
-        last = rows[-1][0]
+
+
+def _ids_named(
+    conn: Connection, names: Sequence[str], batch: int, *, since: int | None = None, until: int | None = None
+) -> Iterator[list[int]]:
+    """The ids of events with these names (in the time range), sorted, in chunks of ``batch``.
+
+    The ids come from the (event, ts, profile_id) index alone; paging the table itself by id
+    would read every event row (and its JSON) to find the few with these names.
+    """
+    stmt = select(events.c.id).where(events.c.event.in_(list(names)))
+    if since is not None:
+        stmt = stmt.where(events.c.ts >= since)
+    if until is not None:
+        stmt = stmt.where(events.c.ts <= until)
+    ids = sorted(int(i) for (i,) in conn.execute(stmt))
+    for start in range(0, len(ids), batch):
+        yield ids[start : start + batch]
 
 
 def cohort_matrix(
@@ -250,7 +254,7 @@ def last_events_before_goal(
         # No ORDER BY inside aggregates before SQLite 3.44: the subquery's order (newest first per person)
         # feeds group_concat, as SQLite keeps it for a GROUP BY on the same leading key (tests check it).
         rows = inner.order_by(events.c.profile_id, events.c.ts.desc(), events.c.id.desc()).subquery()
-        newest_first = func.group_concat(rows.c.code, "")
+        newest_first: Any = func.group_concat(rows.c.code, "")
     else:
         rows = inner.subquery()
         newest_first = func.aggregate_strings(rows.c.code, "").aggregate_order_by(rows.c.ts.desc(), rows.c.id.desc())
