@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import random
+from collections import Counter
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -97,3 +99,74 @@ def test_paths_before_conversion_with_rates(runtime: Runtime) -> None:
 )
 def test_collapse(names: list[str], expected: tuple[str, ...]) -> None:
     assert _collapse(names) == expected
+
+
+def _reference_paths(rows: list[tuple[str, str, int, int]], names: list[str], goal: str, steps: int) -> Counter:
+    """The rule, straight from the events: last 4 * steps events before the first goal, runs collapsed."""
+    first_goal = {}
+    for user, event, ts, _ in rows:
+        if event == goal:
+            first_goal[user] = min(ts, first_goal.get(user, ts))
+    by_person: dict[str, list[tuple[int, int, str]]] = {}
+    for user, event, ts, i in rows:
+        if event in names and (user not in first_goal or ts < first_goal[user]):
+            by_person.setdefault(user, []).append((ts, i, event))
+    out: Counter = Counter()
+    for user, items in by_person.items():
+        window = sorted(items)[-4 * steps :]
+        out[(_collapse([e for _, _, e in window])[-steps:], user in first_goal)] += 1
+    return out
+
+
+def test_paths_match_the_rule_on_varied_histories(runtime: Runtime) -> None:
+    rng = random.Random(11)
+    names = ["product_view", "add_to_cart", "checkout_started"]
+    rows = []
+    for u in range(60):  # long runs (past the window), ties in time, goals early, late and never
+        for _ in range(rng.randint(1, 25)):
+            event = rng.choice([*names, "product_view", "product_view", "purchase", "other"])
+            rows.append((f"u{u}", event, rng.randint(0, 40), len(rows)))
+    events(runtime, [(u, e, MONDAY + timedelta(minutes=ts)) for u, e, ts, _ in rows])
+    with runtime.store.read() as conn:
+        stats = paths_to_goal(conn, names, "purchase", steps=3, top=1000)
+    got: Counter = Counter()
+    for s in stats:
+        got[(s.steps, True)] += s.converted
+        got[(s.steps, False)] += s.people - s.converted
+    assert +got == _reference_paths(rows, names, "purchase", 3)
+    assert [s.people for s in stats] == sorted((s.people for s in stats), reverse=True)
+
+
+@pytest.mark.parametrize(
+    ("start", "activity"),
+    [("first_seen", None), ("first_seen", "purchase"), ("first_purchase", "purchase"), ("first_purchase", None),
+     ("first_purchase", "product_view")],
+)  # fmt: skip
+def test_cohorts_match_the_rule_on_varied_histories(runtime: Runtime, start: str, activity: str | None) -> None:
+    rng = random.Random(5)
+    rows = [
+        (f"u{u}", rng.choice(["product_view", "purchase"]), MONDAY + timedelta(hours=rng.randint(0, 24 * 40)))
+        for u in range(50)
+        for _ in range(rng.randint(1, 8))
+    ]
+    events(runtime, rows)
+    now = MONDAY + timedelta(days=42)
+    with runtime.store.read() as conn:
+        table = cohorts(conn, now_ms=to_ms(now), start=start, activity=activity, max_periods=6)
+    week, midnight = timedelta(weeks=1), MONDAY.replace(hour=0)  # weeks start on Monday at midnight
+    first: dict[str, datetime] = {}
+    for u, e, t in rows:
+        if start == "first_seen" or e == "purchase":
+            first[u] = min(t, first.get(u, t))
+    weeks = {u: (t - midnight) // week for u, t in first.items()}
+    active: dict[tuple[int, int], set[str]] = {}
+    for u, e, t in rows:
+        if u in first and t >= first[u] and (activity is None or e == activity):
+            active.setdefault((weeks[u], (t - midnight) // week - weeks[u]), set()).add(u)
+    current = 6  # now is in week 6: cohorts of the last six weeks are shown
+    cohort_ids = sorted(c for c in set(weeks.values()) if c > current - 6)
+    assert table.sizes == [sum(1 for w in weeks.values() if w == c) for c in cohort_ids]
+    for row, c in zip(table.shares, cohort_ids, strict=True):
+        size = sum(1 for w in weeks.values() if w == c)
+        expected = [len(active.get((c, k), ())) / size if c + k <= current else None for k in range(6)]
+        assert row == pytest.approx(expected)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 from fastapi.testclient import TestClient
@@ -89,3 +89,32 @@ def test_groupings_cover_every_send(runtime: Runtime, clock: ManualClock, by: li
         groups = compute(conn, by, goal_event="purchase", attribution_days=5)
     assert sum(m.sent for m in groups) == 4
     assert all(set(m.group) == set(by) for m in groups)
+
+
+def test_attribution_window_edges(runtime: Runtime, clock: ManualClock) -> None:
+    """Goals at the touch and exactly at the window's end count; before the touch or a millisecond late do not."""
+    runtime.ingestor.ingest_raw(
+        [{"type": "identify", "userId": u, "traits": {"email": f"{u}@x.example"}} for u in "ab"]
+    )
+    keys = send_campaign(runtime, clock, "edge", {"a": "A", "b": "B"})
+    opened = clock.now() + timedelta(hours=1)
+    window = timedelta(days=5)
+
+    def track(user: str, event: str, at: datetime, props: dict[str, object]) -> dict[str, object]:
+        return {"type": "track", "userId": user, "event": event, "timestamp": at.isoformat(), "properties": props}
+
+    runtime.ingestor.ingest_raw(
+        [
+            track("a", "purchase", opened - timedelta(milliseconds=1), {"revenue": 1.0}),  # before the open
+            track("a", "email_opened", opened, {"message_key": keys["a"][0]}),
+            track("a", "purchase", opened, {"revenue": 10.0}),
+            track("a", "purchase", opened + window, {"revenue": 100.0}),
+            track("a", "purchase", opened + window + timedelta(milliseconds=1), {"revenue": 1000.0}),
+            track("b", "email_opened", opened, {"message_key": keys["b"][0]}),
+            track("b", "purchase", opened + window + timedelta(milliseconds=1), {"revenue": 5.0}),
+        ]
+    )
+    with runtime.store.read() as conn:
+        rows = {m.group["variant"]: m for m in compute(conn, ["variant"], goal_event="purchase", attribution_days=5)}
+    assert (rows["A"].conversions, rows["A"].revenue) == (2, 110.0)
+    assert (rows["B"].conversions, rows["B"].revenue) == (0, 0.0)

@@ -42,16 +42,13 @@ def cohorts(
     width = int(PERIODS[period].total_seconds() * 1000)
     origin = int(ORIGIN.timestamp() * 1000)
     cohort_event = purchase_event if start == "first_purchase" else None
-    counts = q.cohort_counts(
+    counts, sizes_by = q.cohort_matrix(
         conn,
         cohort_event=cohort_event,
         activity_event=activity,
         origin_ms=origin,
         period_ms=width,
         profile_ids=profile_ids,
-    )
-    sizes_by = q.cohort_sizes(
-        conn, cohort_event=cohort_event, origin_ms=origin, period_ms=width, profile_ids=profile_ids
     )
     current = (now_ms - origin) // width
     cohort_ids = sorted(c for c in sizes_by if c > current - max_periods)

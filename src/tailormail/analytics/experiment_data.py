@@ -80,8 +80,9 @@ def split_experiments(
     for journey, node, pid, arm, at in q.split_assignments(conn):
         first[(journey, node)].setdefault(pid, (arm, at))
     goals = {plan.goal or goal_event for key, plan in plans.items() if key in first} | {goal_event}
-    times = _goal_times(conn, sorted(goals))
     window = int(window_days * DAY_MS)
+    starts = [at for people in first.values() for _, at in people.values()]
+    times = _goal_times(conn, sorted(goals), min(starts, default=0), max(starts, default=0) + window)
     out = []
     for (journey, node), people in sorted(first.items()):
         plan = plans.get((journey, node))
@@ -100,10 +101,12 @@ def split_experiments(
     return out
 
 
-def _goal_times(conn: Connection, names: list[str]) -> dict[str, dict[int, list[tuple[int, float]]]]:
-    """Per goal event and person: (time, revenue) of each occurrence."""
+def _goal_times(
+    conn: Connection, names: list[str], since: int, until: int
+) -> dict[str, dict[int, list[tuple[int, float]]]]:
+    """Per goal event and person: (time, revenue) of each occurrence between ``since`` and ``until`` (ms)."""
     out: dict[str, dict[int, list[tuple[int, float]]]] = defaultdict(lambda: defaultdict(list))
-    for name, profile_id, ts, revenue in q.goal_events(conn, names):
+    for name, profile_id, ts, revenue in q.goal_events(conn, names, since=since, until=until):
         out[name][profile_id].append((ts, revenue))
     return out
 
@@ -167,10 +170,9 @@ def holdout_experiments(conn: Connection, *, goal_event: str, attribution_days: 
         start = int(campaign["resolved_at"])
         end = start + int(attribution_days * 86_400_000)
         outcome: dict[int, tuple[float, float]] = {}
-        for event in q.events_named(conn, [goal_event]):
-            if start <= event["ts"] < end:
-                _, revenue = outcome.get(event["profile_id"], (0.0, 0.0))
-                outcome[event["profile_id"]] = (1.0, revenue + float(event["revenue"] or 0.0))
+        for _, profile_id, _ts, revenue in q.goal_events(conn, [goal_event], since=start, until=end - 1):
+            _, total = outcome.get(profile_id, (0.0, 0.0))
+            outcome[profile_id] = (1.0, total + revenue)
         arms: dict[str, dict[str, list[float]]] = {}
         for member in members:
             arm = arms.setdefault(

@@ -153,7 +153,12 @@ def outcomes(
         for times in table.values():
             times.sort()
     window = int(attribution_days * DAY_MS)
-    for _, profile_id, ts, revenue in q.goal_events(conn, [goal_event]):
+    touched = [times[0][0] for table in (touches.opens, touches.clicks) for times in table.values()]
+    if not touched:
+        return emails  # no real open or click: nothing to credit
+    latest = max(times[-1][0] for table in (touches.opens, touches.clicks) for times in table.values())
+    # Only goals between the first touch and the last touch's window can be credited: read just those.
+    for _, profile_id, ts, revenue in q.goal_events(conn, [goal_event], since=min(touched), until=latest + window):
         key = _credited(touches, profile_id, ts, window)
         if key in emails:
             emails[key].conversions += 1

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections import Counter, defaultdict
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -29,20 +29,15 @@ def paths_to_goal(
     conn: Connection, events: Sequence[str], goal: str, *, steps: int = 3, top: int = 15
 ) -> list[PathStat]:
     """The most common last ``steps`` distinct steps before the goal (before now for people who never reached it)."""
-    # Fetch more rows than steps, so runs of the same event can collapse into one step.
-    rows = q.steps_before_goal(conn, events, goal, steps * 4)
-    by_person: dict[int, list[tuple[int, str]]] = defaultdict(list)
-    reached: dict[int, bool] = {}
-    for profile_id, back, name, done in rows:
-        by_person[profile_id].append((back, name))
-        reached[profile_id] = done
+    # Read more events than steps, so runs of the same event can collapse into one step.
     people: Counter[tuple[str, ...]] = Counter()
     converted: Counter[tuple[str, ...]] = Counter()
-    for profile_id, items in by_person.items():
-        path: tuple[str, ...] = _collapse([name for _, name in sorted(items, reverse=True)])[-steps:]
-        people[path] += 1
-        converted[path] += reached[profile_id]
-    return [PathStat(path, n, converted[path]) for path, n in people.most_common(top)]
+    for sequence, done, n in q.last_events_before_goal(conn, events, goal, window=steps * 4):
+        path = _collapse(list(sequence))[-steps:]
+        people[path] += n
+        converted[path] += n if done else 0
+    ranked = sorted(people.items(), key=lambda item: (-item[1], item[0]))[:top]
+    return [PathStat(path, n, converted[path]) for path, n in ranked]
 
 
 def _collapse(names: list[str]) -> tuple[str, ...]:
