@@ -7,7 +7,7 @@ import secrets
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from tailormail.errors import ConfigError
 
@@ -15,6 +15,9 @@ CONFIG_FILE = "tailormail.toml"
 SECRET_FILE = ".tailormail-secret"
 DATABASE_FILE = "tailormail.db"
 WORKSPACE_FOLDERS = ("segments", "templates", "blocks", "journeys")
+
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -57,6 +60,10 @@ class Settings:
         if not isinstance(value, dict):
             raise ConfigError(f"{CONFIG_FILE}: [{name}] must be a table", hint="see README")
         return value
+
+    def table(self, cls: type[T], name: str) -> T:
+        """The ``[name]`` table read into the dataclass ``cls``; an unknown key is an error that names it."""
+        return _dataclass_from(cls, self.section(name), self.workspace / CONFIG_FILE, name)  # type: ignore[no-any-return]
 
 
 def workspace_path(explicit: str | Path | None = None) -> Path:

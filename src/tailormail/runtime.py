@@ -48,7 +48,7 @@ def ingest_hooks(settings: Settings, store: Store, clock: Clock) -> list[IngestH
 
 def journey_effects(settings: Settings) -> Any:
     """Journey sends rendered with tracked links (track) and put in the outbox (deliver)."""
-    from tailormail.content.recommend.model import recommendation_source
+    from tailormail.content.recommend.model import RecommendSettings, recommendation_source
     from tailormail.deliver.settings import deliver_settings
     from tailormail.journeys.effects import OutboxEffects
     from tailormail.track.links import Tracker
@@ -57,6 +57,7 @@ def journey_effects(settings: Settings) -> Any:
     track, deliver = track_settings(settings), deliver_settings(settings)
     domain = deliver.domain or "example.com"
     tracker = Tracker(track.base_url, settings.secret, track.utm)
+    recommend = RecommendSettings.of(settings)  # [recommend] as previews and `recommend` read it
 
     return OutboxEffects(
         settings=settings,
@@ -64,7 +65,7 @@ def journey_effects(settings: Settings) -> Any:
         links_for=tracker.links_for,
         from_address=deliver.sender or f"hello@{domain}",
         domain=domain,
-        recommend=lambda now_ms: recommendation_source(now_ms, names=settings.events),
+        recommend=lambda now_ms: recommendation_source(now_ms, names=settings.events, settings=recommend),
     )
 
 

@@ -37,7 +37,7 @@ def evaluate_command(
             horizon_days=horizon_days,
             k=k,
             names=rt.settings.events,
-            settings=RecommendSettings.from_section(rt.settings.section("recommend")),
+            settings=RecommendSettings.of(rt.settings),
         )
     if as_json:
         print_json(result.as_dict())
@@ -74,7 +74,7 @@ def show(
             k=k,
             now_ms=to_ms(rt.clock.now()),
             names=rt.settings.events,
-            settings=RecommendSettings.from_section(rt.settings.section("recommend")),
+            settings=RecommendSettings.of(rt.settings),
         )[profile["id"]]
     if as_json:
         print_json([{**p.as_context(), "reason": p.reason} for p in products])

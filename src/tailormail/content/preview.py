@@ -247,9 +247,7 @@ def render_mails(
     now_ms = int(now.timestamp() * 1000)
     sources = DataSources(
         settings=settings,
-        recommend=recommendation_source(
-            now_ms, names=settings.events, settings=RecommendSettings.from_section(settings.section("recommend"))
-        ),
+        recommend=recommendation_source(now_ms, names=settings.events, settings=RecommendSettings.of(settings)),
         links_for=lambda _r: dict(PREVIEW_LINKS),
     )
     variants = choose_variants(compiled, ids, evaluate or rules.segment_evaluator(conn, settings, now_ms))

@@ -19,7 +19,7 @@ import numpy as np
 
 from tailormail.clock import to_ms
 from tailormail.config import EventNames, Settings
-from tailormail.errors import ConfigError, NotFound, ValidationError
+from tailormail.errors import NotFound, ValidationError
 from tailormail.predict import evaluate, features, models
 from tailormail.predict.features import DAY_MS, FeatureMatrix
 from tailormail.predict.timing import PhaseTimes
@@ -44,13 +44,7 @@ class PredictSettings:
     @classmethod
     def from_settings(cls, settings: Settings) -> PredictSettings:
         """Read and check ``[predict]``."""
-        values = settings.section("predict")
-        unknown = set(values) - set(cls.__dataclass_fields__)
-        if unknown:
-            raise ConfigError(
-                f"unknown key [predict].{sorted(unknown)[0]}", hint=f"known: {', '.join(cls.__dataclass_fields__)}"
-            )
-        return cls(**values)
+        return settings.table(cls, "predict")
 
     def specs(self) -> list[models.ModelSpec]:
         """The three models with the configured horizons."""

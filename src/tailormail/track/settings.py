@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
-from typing import Any
+from dataclasses import dataclass, field, replace
 
 from tailormail.config import CONFIG_FILE, Settings
 from tailormail.errors import ConfigError
@@ -32,16 +31,9 @@ class TrackSettings:
 
 def track_settings(settings: Settings) -> TrackSettings:
     """Read and check ``[track]``; a mistake names the key."""
-    values: dict[str, Any] = dict(settings.section("track"))
-    known = {f.name for f in fields(TrackSettings)}
-    for key in values:
-        if key not in known:
-            raise ConfigError(
-                f"{CONFIG_FILE}: unknown key [track].{key}", hint=f"known keys: {', '.join(sorted(known))}"
-            )
-    result = TrackSettings(**values)
+    result = settings.table(TrackSettings, "track")
     if not result.goal_event:
-        result = TrackSettings(**{**values, "goal_event": settings.events.purchase})
+        result = replace(result, goal_event=settings.events.purchase)
     if not result.base_url.startswith(("http://", "https://")):
         raise ConfigError(f"{CONFIG_FILE}: [track].base_url must start with http:// or https://")
     return result

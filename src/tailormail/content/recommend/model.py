@@ -25,8 +25,7 @@ import numpy as np
 from scipy import sparse
 from sqlalchemy import Connection
 
-from tailormail.config import EventNames
-from tailormail.errors import ConfigError
+from tailormail.config import EventNames, Settings
 from tailormail.store import products as product_q
 
 log = logging.getLogger(__name__)
@@ -75,13 +74,9 @@ class RecommendSettings:
     """Serve a trained model this long, then train its successor in the background (training is the costly part)."""
 
     @classmethod
-    def from_section(cls, section: dict[str, Any]) -> RecommendSettings:
-        """Settings from a parsed ``[recommend]`` table; unknown keys are an error."""
-        known = set(cls.__dataclass_fields__)
-        unknown = sorted(set(section) - known)
-        if unknown:
-            raise ConfigError(f"unknown key [recommend].{unknown[0]}", hint=f"known keys: {', '.join(sorted(known))}")
-        return cls(**section)
+    def of(cls, settings: Settings) -> RecommendSettings:
+        """Settings from the ``[recommend]`` table of tailormail.toml; unknown keys are an error."""
+        return settings.table(cls, "recommend")
 
 
 @dataclass(frozen=True)
