@@ -26,6 +26,8 @@ _CANCEL_TIMERS = (
     .values(fired_at=bindparam("b_now_ms"))
 )
 _UPDATE_RUN: dict[tuple[str, ...], Any] = {}
+_MAX_RUN_ID = select(func.coalesce(func.max(journey_runs.c.id), 0))
+_GET_RUNS = select(journey_runs).where(journey_runs.c.id.in_(bindparam("ids", expanding=True)))
 
 
 def create_run(conn: Connection, journey: str, profile_id: int, trigger: dict[str, Any], now_ms: int) -> dict[str, Any]:
@@ -65,13 +67,35 @@ def insert_runs(conn: Connection, rows: list[dict[str, Any]]) -> None:
 
 def max_run_id(conn: Connection) -> int:
     """The highest run id so far (0: none)."""
-    return int(conn.execute(select(func.coalesce(func.max(journey_runs.c.id), 0))).scalar_one())
+    return int(conn.execute(_MAX_RUN_ID).scalar_one())
+
+
+def reserve_run_ids(conn: Connection, n: int, after: int = 0) -> list[int]:
+    """Ids for ``n`` new runs, each above ``after`` (the last id the caller reserved), in a write transaction.
+
+    PostgreSQL: drawn from the column's sequence, so other workers never get
+    them.  SQLite: the next ones after the highest stored; the caller holds the
+    write lock, so nobody else inserts runs before it does.
+    """
+    if conn.dialect.name == "postgresql":
+        stmt = "SELECT nextval(pg_get_serial_sequence('journey_runs', 'id')) FROM generate_series(1, %(n)s)"
+        return [int(i) for (i,) in conn.exec_driver_sql(stmt, {"n": n})]
+    start = max(max_run_id(conn), after) + 1
+    return list(range(start, start + n))
 
 
 def get_run(conn: Connection, run_id: int) -> dict[str, Any] | None:
     """One run as a dict."""
     row = conn.execute(select(journey_runs).where(journey_runs.c.id == run_id)).mappings().first()
     return dict(row) if row else None
+
+
+def get_runs(conn: Connection, run_ids: Iterable[int]) -> dict[int, dict[str, Any]]:
+    """Runs by id."""
+    out: dict[int, dict[str, Any]] = {}
+    for chunk in in_chunks(sorted(set(run_ids))):
+        out.update({int(r["id"]): dict(r) for r in conn.execute(_GET_RUNS, {"ids": list(chunk)}).mappings()})
+    return out
 
 
 def last_entry(conn: Connection, journey: str, profile_id: int) -> tuple[int | None, bool]:
@@ -154,8 +178,15 @@ def add_timer(conn: Connection, run_id: int, profile_id: int, due_ms: int, resum
 
 
 def timer_row(run_id: int, profile_id: int, due_ms: int, resume: str | None, kind: str) -> dict[str, Any]:
-    """The journey_timers row of ``add_timer``."""
-    return {"run_id": run_id, "profile_id": profile_id, "due_at": due_ms, "resume": resume, "kind": kind}
+    """The journey_timers row of ``add_timer`` (pending: not fired)."""
+    return {
+        "run_id": run_id,
+        "profile_id": profile_id,
+        "due_at": due_ms,
+        "resume": resume,
+        "kind": kind,
+        "fired_at": None,
+    }
 
 
 def add_timers(conn: Connection, rows: list[dict[str, Any]]) -> None:
@@ -166,7 +197,14 @@ def add_timers(conn: Connection, rows: list[dict[str, Any]]) -> None:
 
 def cancel_timers(conn: Connection, run_id: int, now_ms: int) -> None:
     """Retire a run's pending timers (they will not fire)."""
-    conn.execute(_CANCEL_TIMERS, {"b_run_id": run_id, "b_now_ms": now_ms})
+    cancel_timers_of(conn, [run_id], now_ms)
+
+
+def cancel_timers_of(conn: Connection, run_ids: Iterable[int], now_ms: int) -> None:
+    """Retire the pending timers of several runs (one executemany)."""
+    rows = [{"b_run_id": run_id, "b_now_ms": now_ms} for run_id in run_ids]
+    if rows:
+        conn.execute(_CANCEL_TIMERS, rows)
 
 
 def claim_due_timers(
