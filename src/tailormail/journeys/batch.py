@@ -60,6 +60,8 @@ class StepBatch:
     """(conn, now, group, emails): renders and enqueues one group of emails (the runner's effects)."""
     timezone: str = "UTC"
     dry: bool = False
+    may_start: int = 1
+    """At most how many runs the batch may start (PostgreSQL reserves that many ids at once, no more)."""
     live: dict[int, list[dict[str, Any]]] = field(default_factory=dict)
     """Per person, their runs still going; kept current as the batch changes them."""
     last: dict[tuple[str, int], int] = field(default_factory=dict)
@@ -101,7 +103,8 @@ class StepBatch:
     def start_run(self, journey: str, profile_id: int, trigger: dict[str, Any]) -> dict[str, Any]:
         """A new run (written at the next flush), live at once for the rest of the batch."""
         if not self._ids:
-            self._ids = q.reserve_run_ids(self.conn, 64, after=self._last_id)[::-1]
+            self._ids = q.reserve_run_ids(self.conn, max(1, self.may_start), after=self._last_id)[::-1]
+        self.may_start -= 1
         self._last_id = self._ids.pop()
         run = q.run_row(journey, profile_id, dict(trigger), self.now_ms, run_id=self._last_id)
         self.new_runs[run["id"]] = run

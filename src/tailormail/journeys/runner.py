@@ -150,8 +150,10 @@ class JourneyRunner:
             self._index = EventIndex.of(self.journeys.values())
         return self._index
 
-    def _batch(self, conn: Connection, now_ms: int, people: Iterable[int]) -> StepBatch:
-        return StepBatch(conn, now_ms, set(people), self._send_group, timezone=self.timezone, dry=self.dry)
+    def _batch(self, conn: Connection, now_ms: int, people: Iterable[int], may_start: int = 1) -> StepBatch:
+        return StepBatch(
+            conn, now_ms, set(people), self._send_group, timezone=self.timezone, dry=self.dry, may_start=may_start
+        )
 
     # --- the ingest path ---------------------------------------------------------
 
@@ -163,8 +165,10 @@ class JourneyRunner:
         paused = q.paused_journeys(conn)
         people = {ev.profile_id for ev in tracked}
         index = self.index
-        starters = {ev.profile_id for ev in tracked if ev.message.event in index.starts}
-        with self._batch(conn, now_ms, people) as batch:
+        starting = [ev for ev in tracked if ev.message.event in index.starts]
+        starters = {ev.profile_id for ev in starting}
+        may_start = sum(len(index.starts[ev.message.event or ""]) for ev in starting)
+        with self._batch(conn, now_ms, people, may_start) as batch:
             batch.live = group_runs(q.live_runs_of(conn, people))
             batch.last = q.last_entries(conn, self._event_journeys(), starters) if starters else {}
             for event in tracked:
@@ -213,7 +217,7 @@ class JourneyRunner:
         people = list(dict.fromkeys(profile_ids))
         if not people:
             return []
-        with self._batch(conn, now_ms, people) as batch:
+        with self._batch(conn, now_ms, people, len(people)) as batch:
             batch.live = group_runs(q.live_runs_of(conn, people))
             batch.last = q.last_entries(conn, [journey.name], people)
             runs = [self._enter(batch, journey, pid, trigger) for pid in people]
