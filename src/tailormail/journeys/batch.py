@@ -79,6 +79,7 @@ class StepBatch:
     changed_traits: set[int] = field(default_factory=set)
     steps: dict[tuple[str, str | None], e.Step] = field(default_factory=dict)
     """Steps that asked nothing about the person and decided nothing personal: the same for every run."""
+    _timers_of: dict[int, list[dict[str, Any]]] = field(default_factory=dict)
     _ids: list[int] = field(default_factory=list)
     _last_id: int = 0
     _traits: dict[int, dict[str, Any]] | None = None
@@ -124,13 +125,14 @@ class StepBatch:
 
     def add_timer(self, run: dict[str, Any], due_ms: int, resume: str | None, kind: str) -> None:
         """Schedule a wake-up of the run."""
-        self.timers.append(q.timer_row(run["id"], run["profile_id"], due_ms, resume, kind))
+        timer = q.timer_row(run["id"], run["profile_id"], due_ms, resume, kind)
+        self.timers.append(timer)
+        self._timers_of.setdefault(run["id"], []).append(timer)
 
     def cancel_timers(self, run: dict[str, Any]) -> None:
         """Retire the run's pending timers, those of this batch and those stored before it."""
-        for timer in self.timers:
-            if timer["run_id"] == run["id"] and timer.get("fired_at") is None:
-                timer["fired_at"] = self.now_ms  # written already retired, as insert-then-cancel would leave it
+        for timer in self._timers_of.pop(run["id"], ()):
+            timer["fired_at"] = self.now_ms  # written already retired, as insert-then-cancel would leave it
         if run["id"] not in self.new_runs:
             self.cancelled.add(run["id"])
 
@@ -183,7 +185,7 @@ class StepBatch:
             self.cancelled = set()
         if self.timers:
             q.add_timers(self.conn, self.timers)
-            self.timers = []
+            self.timers, self._timers_of = [], {}
         if self.logs:
             q.log(self.conn, self.logs)
             self.logs = []
