@@ -80,6 +80,7 @@ class StepBatch:
     steps: dict[tuple[str, str | None], e.Step] = field(default_factory=dict)
     """Steps that asked nothing about the person and decided nothing personal: the same for every run."""
     _timers_of: dict[int, list[dict[str, Any]]] = field(default_factory=dict)
+    _outer: StepBatch | None = None
     _ids: list[int] = field(default_factory=list)
     _last_id: int = 0
     _traits: dict[int, dict[str, Any]] | None = None
@@ -89,6 +90,7 @@ class StepBatch:
     _rules: dict[int, set[int]] = field(default_factory=dict)
 
     def __enter__(self) -> StepBatch:
+        self._outer = self.conn.info.get(_BATCH)
         self.conn.info[_BATCH] = self
         return self
 
@@ -97,7 +99,10 @@ class StepBatch:
             if kind is None:
                 self.flush()
         finally:
-            self.conn.info.pop(_BATCH, None)
+            if self._outer is None:
+                self.conn.info.pop(_BATCH, None)
+            else:  # a batch opened inside another (an effect that ingests): the outer one is open again
+                self.conn.info[_BATCH] = self._outer
 
     # --- runs ------------------------------------------------------------------------
 
