@@ -36,8 +36,8 @@ import random
 import time
 import uuid
 from datetime import timedelta
-from typing import Any
 
+from bench.bench_segments import message as stream_message  # the same real-time mix of events
 from bench.fixtures import FIXTURE_END, shop_database, sqlite_url
 from bench.machine import percentile
 from tailormail.clock import ManualClock, to_ms
@@ -98,20 +98,6 @@ def latency(rt: Runtime, clock: ManualClock, users: list[str], event: str, n: in
         "p99": percentile(walls, 99),
         "cpu_ms": (time.process_time() - cpu) * 1000 / n,
     }
-
-
-STREAM_KINDS = ("product_view",) * 58 + ("add_to_cart",) * 30 + ("purchase",) * 10 + ("identify",) * 2
-
-
-def stream_message(rng: random.Random, user: str, mid: str) -> dict[str, Any]:
-    """One event of the segments benchmark's real-time mix for an existing customer."""
-    kind = rng.choice(STREAM_KINDS)
-    if kind == "identify":
-        return {"type": "identify", "userId": user, "messageId": mid, "traits": {"plan": rng.choice(["pro", "free"])}}
-    props: dict[str, Any] = {"product_id": f"p{rng.randrange(500)}", "price": 20.0}
-    if kind == "purchase":
-        props["revenue"] = round(rng.uniform(10, 200), 2)
-    return {"type": "track", "userId": user, "event": kind, "messageId": mid, "properties": props}
 
 
 def hook_cost(rt: Runtime, clock: ManualClock, users: list[str], total: int, seed: int) -> dict[str, float]:
