@@ -129,6 +129,10 @@ class EventIndex:
         return cls({k: tuple(v) for k, v in starts.items()}, {k: tuple(v) for k, v in goals.items()})
 
 
+ENTER_BATCH = 500
+"""People entered per batch by ``enter_many`` (their emails render together, as campaigns' batches do)."""
+
+
 @dataclass
 class JourneyRunner:
     """Starts, advances and ends runs of the workspace's journeys."""
@@ -214,13 +218,14 @@ class JourneyRunner:
         self, conn: Connection, journey: m.Journey, profile_ids: Sequence[int], trigger: dict[str, Any], now_ms: int
     ) -> list[int]:
         """Start a run for each of these people whom re-entry rules allow now; return the new runs' ids."""
-        people = list(dict.fromkeys(profile_ids))
-        if not people:
-            return []
-        with self._batch(conn, now_ms, people, len(people)) as batch:
-            batch.live = group_runs(q.live_runs_of(conn, people))
-            batch.last = q.last_entries(conn, [journey.name], people)
-            runs = [self._enter(batch, journey, pid, trigger) for pid in people]
+        everyone = list(dict.fromkeys(profile_ids))
+        runs: list[int | None] = []
+        for start in range(0, len(everyone), ENTER_BATCH):  # a broadcast's million people: memory stays bounded
+            people = everyone[start : start + ENTER_BATCH]
+            with self._batch(conn, now_ms, people, len(people)) as batch:
+                batch.live = group_runs(q.live_runs_of(conn, people))
+                batch.last = q.last_entries(conn, [journey.name], people)
+                runs += [self._enter(batch, journey, pid, trigger) for pid in people]
         return [run for run in runs if run is not None]
 
     def _enter(self, batch: StepBatch, journey: m.Journey, profile_id: int, trigger: dict[str, Any]) -> int | None:
