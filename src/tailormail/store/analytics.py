@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from sqlalchemy import BigInteger, Connection, Integer, and_, case, cast, func, literal, select, union_all
@@ -347,3 +348,34 @@ def sends_by_step(conn: Connection) -> list[list[Any]]:
     label = func.coalesce(outbox.c.journey, outbox.c.campaign)
     stmt = select(label, outbox.c.node, outbox.c.status, func.count()).group_by(label, outbox.c.node, outbox.c.status)
     return [[j or "", n or "", s, int(c)] for j, n, s, c in conn.execute(stmt.order_by(label, outbox.c.node))]
+
+
+def read_in_parallel(conn: Connection, tasks: Sequence[Callable[[Connection], Any]]) -> list[Any]:
+    """Each task's result, in order: the first runs on ``conn``, the others at once on their own read connections.
+
+    The heavy report queries spend their time inside the database, which runs
+    them without holding Python's GIL, so separate connections in threads use
+    separate cores.  Each extra connection reads its own snapshot, taken as its
+    task starts, so writes that land meanwhile may show in one part and not in
+    another.  An in-memory SQLite database is not shared between connections:
+    there the tasks run one after another on ``conn``.
+    """
+    if len(tasks) < 2 or _private_database(conn):
+        return [task(conn) for task in tasks]
+
+    def run(task: Callable[[Connection], Any]) -> Any:
+        with conn.engine.connect() as other, other.begin():
+            return task(other)
+
+    with ThreadPoolExecutor(max_workers=len(tasks) - 1, thread_name_prefix="report") as pool:
+        others = [pool.submit(run, task) for task in tasks[1:]]
+        first = tasks[0](conn)
+        return [first, *(f.result() for f in others)]
+
+
+def _private_database(conn: Connection) -> bool:
+    """Whether other connections would see another database (SQLite in memory)."""
+    url = conn.engine.url
+    return url.get_backend_name() == "sqlite" and (
+        url.database in (None, "", ":memory:") or url.query.get("mode") == "memory"
+    )
