@@ -264,7 +264,8 @@ def _sequences_by_person(codes: dict[str, str], goal: str, window: int) -> Any:
     """
     g = events.alias("g")
     goal_ts = select(func.min(g.c.ts)).where(g.c.profile_id == profiles.c.id, g.c.event == goal).scalar_subquery()
-    # MATERIALIZED: each person's goal time and sequence are computed once, not once per reference to them.
+    # MATERIALIZED (SQLite 3.35+): each person's goal time and sequence are computed once, not once per
+    # reference to them (SQLite would otherwise copy the correlated subqueries into WHERE and GROUP BY).
     people = select(profiles.c.id.label("pid"), goal_ts.label("goal_ts")).cte("people").prefix_with("MATERIALIZED")
     until = func.coalesce(people.c.goal_ts, literal(2**63 - 1, BigInteger))
     arms = [
@@ -357,8 +358,9 @@ def read_in_parallel(conn: Connection, tasks: Sequence[Callable[[Connection], An
     them without holding Python's GIL, so separate connections in threads use
     separate cores.  Each extra connection reads its own snapshot, taken as its
     task starts, so writes that land meanwhile may show in one part and not in
-    another.  An in-memory SQLite database is not shared between connections:
-    there the tasks run one after another on ``conn``.
+    another, and none sees writes ``conn`` has not committed (call this in a
+    read transaction).  An in-memory SQLite database is not shared between
+    connections: there the tasks run one after another on ``conn``.
     """
     if len(tasks) < 2 or _private_database(conn):
         return [task(conn) for task in tasks]
