@@ -107,6 +107,32 @@ def test_redis_entries_are_not_acked_when_the_commit_fails_and_are_redelivered(
         redis_client.delete(stream)
 
 
+def test_a_restart_drains_many_pending_batches_once_each_while_reading_ahead(
+    runtime: Runtime, redis_client: Any
+) -> None:
+    stream = f"events-{uuid.uuid4().hex[:8]}"
+    try:
+        for n in range(7):
+            redis_client.xadd(stream, {"data": track(n)})
+
+        def broken_hook(conn: Any, events: Any, now_ms: int) -> None:
+            raise RuntimeError("database went away")
+
+        runtime.ingestor.hooks.append(broken_hook)
+        consumer = RedisStreamConsumer(runtime.ingestor, redis_client, stream, group="g", consumer="c1", batch=3)
+        with pytest.raises(RuntimeError):
+            consumer.run(Until(idle=True))
+        pending = redis_client.xpending(stream, "g")["pending"]
+        assert stored(runtime) == 0 and pending in (3, 6)  # the batch that failed, and the one read ahead, if any
+        runtime.ingestor.hooks.remove(broken_hook)
+        consumer.batch = 2  # pending entries come back in several reads: each must come once
+        result = consumer.run(Until(idle=True))
+        assert (result.received, result.stored, result.duplicates) == (7, 7, 0)
+        assert stored(runtime) == 7 and redis_client.xpending(stream, "g")["pending"] == 0
+    finally:
+        redis_client.delete(stream)
+
+
 def test_redis_consumer_stops_on_its_budget_and_on_the_stop_event(runtime: Runtime, redis_client: Any) -> None:
     stream = f"events-{uuid.uuid4().hex[:8]}"
     try:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from functools import lru_cache
 from glob import glob
 from itertools import islice
 from pathlib import Path
@@ -18,6 +19,7 @@ from tailormail.errors import ConfigError, TailormailError, ValidationError
 from tailormail.ingest.files import BadRow, FileReader, detect_format
 from tailormail.ingest.messages import Message, parse_message
 from tailormail.ingest.pull import PullRequest, iter_pages
+from tailormail.ingest.readahead import read_ahead
 from tailormail.store import sync as q
 from tailormail.sync.mapping import RecordMapper
 from tailormail.sync.runs import RunLog
@@ -52,7 +54,8 @@ def run_source(
     mapper = RecordMapper(source.name, source.mapping)
     mark = _Watermark(start_mark)
     try:
-        for batch in _batches(runtime, config, source, start_mark, options, log):
+        # The next page is fetched and decoded while this one is stored.
+        for batch in read_ahead(_batches(runtime, config, source, start_mark, options, log)):
             _ingest_batch(runtime, mapper, batch, log, mark, start_mark if source.kind == "file" else None)
             if options.on_progress:
                 options.on_progress(len(batch))
@@ -175,7 +178,9 @@ class _Watermark:
         return _order(value) > _order(than)
 
 
+@lru_cache(maxsize=4096)
 def _order(value: str) -> tuple[int, float, str]:
+    """How watermark values compare (cached: a page's records share few distinct times)."""
     try:
         return (0, float(value), "")
     except ValueError:
