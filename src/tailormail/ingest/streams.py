@@ -28,6 +28,10 @@ DATA_FIELD = "data"
 """The Redis stream entry field holding the message's JSON."""
 
 
+Decoded = tuple[list[tuple[Any, Any]], list[Any], list[Message | str]]
+"""A batch of stream entries, their data fields and what each decoded to."""
+
+
 @dataclass
 class ConsumeResult:
     """What a consumer did until it stopped."""
@@ -118,13 +122,13 @@ class RedisStreamConsumer:
     def run(self, until: Until | None = None) -> ConsumeResult:
         """Consume until stopped: this consumer's pending entries first, then new ones.
 
-        The next batch is read on a thread while this one is stored; it stays
-        pending (unacknowledged) until its own commit, so a crash loses nothing.
+        The next batch is read and validated on a thread while this one is stored;
+        it stays pending (unacknowledged) until its own commit, so a crash loses nothing.
         """
         self.ensure_group()
         total = ConsumeResult()
-        for entries in read_ahead(self._reads(until or Until())):
-            total.add(self._handle(entries))
+        for entries, datas, decoded in read_ahead(self._decoded(self._reads(until or Until()))):
+            total.add(self._handle(entries, datas, decoded))
         return total
 
     def _reads(self, ending: Until) -> Iterator[list[tuple[Any, Any]]]:
@@ -153,10 +157,15 @@ class RedisStreamConsumer:
             read += len(entries)
             yield entries
 
-    def _handle(self, entries: list[tuple[Any, Any]]) -> ConsumeResult:
-        now_ms = to_ms(self.ingestor.clock.now())
-        datas = [_field(fields) for _, fields in entries]
-        decoded = [decode(data, now_ms, self.max_bytes) for data in datas]
+    def _decoded(self, batches: Iterator[list[tuple[Any, Any]]]) -> Iterator[Decoded]:
+        """Each batch with its data fields and their validated messages (or reasons they are poison)."""
+        for entries in batches:
+            now_ms = to_ms(self.ingestor.clock.now())
+            datas = [_field(fields) for _, fields in entries]
+            yield entries, datas, [decode(data, now_ms, self.max_bytes) for data in datas]
+
+    def _handle(self, entries: list[tuple[Any, Any]], datas: list[Any], decoded: list[Message | str]) -> ConsumeResult:
+        """Store a batch's good messages, dead-letter the poison ones, then acknowledge them all."""
         result = commit(self.ingestor, decoded)
         pipe = self.client.pipeline(transaction=False)
         if result.dead:
