@@ -58,6 +58,8 @@ CASES: list[tuple[str, Any, dict[str, Any]]] = [
     ("track with a number event", {**T, "event": 3}, {}),
     ("unknown type", {**T, "type": "purchase"}, {}),
     ("no type", {"event": "buy", "userId": "u1", "messageId": "m1"}, {}),
+    ("type a list", {**T, "type": ["track"]}, {}),
+    ("type an object", {**T, "type": {"track": 1}}, {}),
     ("forced type", {"event": "buy", "userId": "u1", "messageId": "m1"}, {"forced_type": "track"}),
     ("forced type over another", {**T, "type": "identify"}, {"forced_type": "page"}),
     ("properties a list", {**T, "properties": [1]}, {}),
@@ -159,3 +161,44 @@ def test_timestamps_are_read_the_same_from_the_cache() -> None:
 )
 def test_well_formed_messages_take_the_fast_path(raw: dict[str, Any]) -> None:
     assert messages._well_formed(raw, NOW, None) == messages._checked(raw, None, NOW, None, None, None)
+
+
+VALUES: dict[str, list[Any]] = {
+    "type": ["track", "identify", "page", "screen", "group", "alias", "other", None, 3, ["track"]],
+    "userId": ["u1", "", 5, 0, True, None, [1], Name("u")],
+    "anonymousId": ["a1", "", 7, None, {"a": 1}],
+    "messageId": ["m1", "", 9, None, 1.5, ["m"]],
+    "previousId": [None, "p0", 4, ""],
+    "groupId": [None, "g1", 0],
+    "event": ["buy", " buy ", "", "  ", None, 5],
+    "name": ["Home", " ", None, 1],
+    "properties": [{"total": 1}, {}, None, [1], "x"],
+    "traits": [{"plan": "pro"}, {}, None, "x"],
+    "context": [{"ip": "1"}, {"traits": {"a": 1}}, {"traits": 1}, None, "x"],
+    "timestamp": ["2026-02-10T10:00:00Z", "2026-02-10", "", "soon", None, 17, " 2026-02-10T10:00:00+05:30"],
+    "originalTimestamp": [None, "2026-02-10T10:00:00Z", "", "later"],
+    "sentAt": [None, "2026-02-10T10:00:02Z", "bad"],
+}
+ABSENT = object()
+
+
+def test_fast_path_matches_the_checks_on_many_combinations() -> None:
+    import random
+
+    rng = random.Random(8)
+    for _ in range(4000):
+        # A well-formed message with up to three fields changed to anything, or left out.
+        raw = {**T, "type": rng.choice(["track", "identify", "page", "screen"]), "timestamp": "2026-02-10T10:00:00Z"}
+        for key in rng.sample(sorted(VALUES), rng.choice([0, 1, 2, 3])):
+            value = rng.choice([*VALUES[key], ABSENT])
+            if value is ABSENT:
+                raw.pop(key, None)
+            else:
+                raw[key] = value
+        kwargs: dict[str, Any] = {"received_ms": NOW, "index": rng.choice([None, 0, 5])}
+        kwargs["forced_type"] = rng.choice([None, None, None, "track", "identify"])
+        kwargs["sent_at"] = rng.choice([None, "2026-02-10T09:00:00Z"])
+        fast, checked = outcome(parse_message, raw, kwargs), outcome(reference, raw, kwargs)
+        assert fast == checked, raw
+        if isinstance(fast, Message):
+            assert [type(v) for v in vars(fast).values()] == [type(v) for v in vars(checked).values()], raw

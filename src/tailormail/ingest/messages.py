@@ -88,7 +88,7 @@ def _well_formed(raw: dict[str, Any], received_ms: int, forced_type: str | None)
     gives exactly ``_checked``'s result or none at all.
     """
     kind = forced_type or raw.get("type")
-    if kind not in _FAST_TYPES:
+    if type(kind) is not str or kind not in _FAST_TYPES:  # not hashable, even: a set lookup would raise
         return None
     get = raw.get
     user_id = get("userId")
