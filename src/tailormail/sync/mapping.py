@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import hashlib
 from datetime import UTC, date, datetime
+from hashlib import sha256
 from typing import Any
 
 from tailormail.errors import ValidationError
@@ -12,6 +12,9 @@ from tailormail.sync.sources import Mapping
 
 _SCALARS = frozenset((str, int, float, bool, type(None)))
 """Exact types a record value keeps as it is (``_plain`` would return them unchanged)."""
+
+_NOT_IDS = (dict, list, bool)
+"""Values that are no userId."""
 
 
 class RecordMapper:
@@ -27,6 +30,7 @@ class RecordMapper:
         self._stamp = accessor(self._stamp_field) if self._stamp_field else None
         fields = mapping.traits if mapping.type == "identify" else mapping.properties
         self._fields = tuple((name, accessor(expr)) for name, expr in fields.items())
+        self._type = mapping.type
         self._id_prefix = f"{len(source_name)}:{source_name}|"  # message_id's text, the part every record shares
 
     def updated_value(self, record: Any) -> str | None:
@@ -39,21 +43,24 @@ class RecordMapper:
         if not isinstance(record, dict):
             raise ValidationError(f"record must be an object, got {type(record).__name__}", field="record")
         key = self._key(record)
-        if key is None or key == "":
-            raise ValidationError(f"record has no {self.mapping.key!r} (its key)", field=self.mapping.key)
+        if type(key) is not str or not key:  # the checks of any other kind of key
+            if key is None or key == "":
+                raise ValidationError(f"record has no {self.mapping.key!r} (its key)", field=self.mapping.key)
+            key = str(key)
         user_id = self._user_id(record)
-        if user_id is None or user_id == "" or isinstance(user_id, dict | list | bool):
-            raise ValidationError(
-                f"record has no usable {self.mapping.user_id!r} (the userId)", field=self.mapping.user_id
-            )
+        if type(user_id) is not str or not user_id:
+            if user_id is None or user_id == "" or isinstance(user_id, _NOT_IDS):
+                raise ValidationError(
+                    f"record has no usable {self.mapping.user_id!r} (the userId)", field=self.mapping.user_id
+                )
+            user_id = str(user_id)
         if updated is None:
             updated = self.updated_value(record)
-        key = key if type(key) is str else str(key)
         text = f"{self._id_prefix}{len(key)}:{key}|{updated}"  # as message_id() builds it
         raw: dict[str, Any] = {
-            "type": self.mapping.type,
-            "userId": user_id if type(user_id) is str else str(user_id),
-            "messageId": "sync-" + hashlib.sha256(text.encode("utf-8")).hexdigest()[:40],
+            "type": self._type,
+            "userId": user_id,
+            "messageId": "sync-" + sha256(text.encode()).hexdigest()[:40],
             "context": {"source": {"name": self.source, "key": key}},
         }
         if self._stamp is not None:
@@ -68,7 +75,7 @@ class RecordMapper:
                     values[name] = value if type(value) in _SCALARS else _plain(value)
         else:
             values = {k: v for k, v in _defaults(record, self.mapping).items() if v is not None}
-        if self.mapping.type == "identify":
+        if self._type == "identify":
             raw["traits"] = values
         else:
             raw["event"] = self.mapping.event
@@ -79,7 +86,7 @@ class RecordMapper:
 def message_id(source: str, key: str, updated: str | None) -> str:
     """The same record in the same version always gets the same messageId (so a re-pull changes nothing)."""
     text = f"{len(source)}:{source}|{len(key)}:{key}|{updated}"  # length-prefixed: no two triples collide
-    digest = hashlib.sha256(text.encode("utf-8")).hexdigest()
+    digest = sha256(text.encode("utf-8")).hexdigest()
     return f"sync-{digest[:40]}"
 
 
