@@ -222,7 +222,16 @@ class Sender:
         return ready, broken
 
     async def _send_all(self, envelopes: list[Envelope]) -> list[SendResult]:
-        return list(await asyncio.gather(*(self._send_one(envelope) for envelope in envelopes)))
+        """Send with one task per connection, each taking the next envelope (not one task per message)."""
+        results: list[SendResult] = [INTERRUPTED] * len(envelopes)
+        queue = iter(range(len(envelopes)))
+
+        async def worker() -> None:
+            for index in queue:
+                results[index] = await self._send_one(envelopes[index])
+
+        await asyncio.gather(*(worker() for _ in range(min(self.settings.connections, len(envelopes)))))
+        return results
 
     async def _send_one(self, envelope: Envelope) -> SendResult:
         try:
