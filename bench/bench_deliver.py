@@ -23,7 +23,7 @@ import aiosmtplib
 from bench.machine import describe
 from tailormail.clock import SystemClock, to_ms
 from tailormail.deliver import Email, enqueue_many
-from tailormail.deliver.service import open_sender
+from tailormail.deliver.service import finisher_for, open_sender
 from tailormail.runtime import open_runtime
 from tailormail.workspace import init_workspace
 
@@ -81,7 +81,8 @@ def ours(workspace: Path, emails: list[Email]) -> Run:
     """Enqueue (not timed), then drain the outbox with the worker's sender."""
     runtime = open_runtime(workspace, clock=SystemClock())
     with runtime.store.begin() as conn:
-        enqueue_many(conn, emails, now_ms=to_ms(runtime.clock.now()))
+        # As a campaign or journey queues mail: finished (List-Unsubscribe signed) when queued.
+        enqueue_many(conn, emails, now_ms=to_ms(runtime.clock.now()), finish=finisher_for(runtime.settings))
     sender = open_sender(runtime)
     start, cpu = time.perf_counter(), time.process_time()
     while sender.run_round():
