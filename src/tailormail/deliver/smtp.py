@@ -81,7 +81,8 @@ class SmtpTransport:
             if client.is_ehlo_or_helo_needed or not _plain(envelope):
                 _, response = await client.sendmail(envelope.sender, [envelope.recipient], envelope.data)
             else:
-                response = await _transaction(client, envelope)
+                async with asyncio.timeout(self.timeout):  # one timer per message, not one per command
+                    response = await _transaction(client, envelope)
             return SendResult(250, response), True
         except aiosmtplib.SMTPRecipientsRefused as error:
             refused = error.recipients[0]
@@ -123,14 +124,15 @@ async def _transaction(client: aiosmtplib.SMTP, envelope: Envelope) -> str:
     """
     size = (b"SIZE=%d" % len(envelope.data),) if client.supports_extension("size") else ()
     try:
-        reply = await client.execute_command(b"MAIL", b"FROM:<" + envelope.sender.encode("ascii") + b">", *size)
+        mail_from = b"FROM:<" + envelope.sender.encode("ascii") + b">"
+        reply = await client.execute_command(b"MAIL", mail_from, *size, timeout=None)
         if reply.code != 250:
             raise aiosmtplib.SMTPSenderRefused(reply.code, reply.message, envelope.sender)
-        reply = await client.execute_command(b"RCPT", b"TO:<" + envelope.recipient.encode("ascii") + b">")
+        reply = await client.execute_command(b"RCPT", b"TO:<" + envelope.recipient.encode("ascii") + b">", timeout=None)
         if reply.code not in (250, 251):
             raise aiosmtplib.SMTPRecipientRefused(reply.code, reply.message, envelope.recipient)
-        return (await client.data(envelope.data)).message
+        return (await client.data(envelope.data, timeout=None)).message
     except aiosmtplib.SMTPResponseException:
         with contextlib.suppress(aiosmtplib.SMTPException, OSError, TimeoutError):
-            await client.rset()  # leave the connection ready for the next message, as sendmail does
+            await client.rset(timeout=None)  # leave the connection ready for the next message, as sendmail does
         raise
