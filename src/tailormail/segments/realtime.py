@@ -24,7 +24,7 @@ from tailormail.segments.definitions import Segment, folder, load_segments
 from tailormail.segments.depends import dependencies
 from tailormail.segments.membership import Diff, reevaluate, reevaluate_many, refresh
 from tailormail.segments.rfm import refresh_rfm
-from tailormail.segments.schedule import Clocks, schedule_batch
+from tailormail.segments.schedule import Clocks, scanned_offsets, schedule_batch
 from tailormail.store import Store
 from tailormail.store import profiles as profile_q
 from tailormail.store import segments as q
@@ -63,7 +63,10 @@ class Catalog:
 
 def active_segments(conn: Connection, segments: dict[str, Segment]) -> list[Segment]:
     """Segments whose current rule has been refreshed in full (the baseline real time updates)."""
-    state = q.states(conn)
+    return _active(q.states(conn), segments)
+
+
+def _active(state: dict[str, dict[str, Any]], segments: dict[str, Segment]) -> list[Segment]:
     return [s for s in segments.values() if s.active and state.get(s.name, {}).get("rule_hash") == s.rule_hash]
 
 
@@ -130,7 +133,7 @@ def on_events(
     touched = {pid for pid, (updated, _, _) in clocks.items() if updated == now_ms}
     work = [(segment, affected_profiles(segment, batch, touched, clocks, now_ms)) for segment in active]
     diffs = reevaluate_many(conn, work, now_ms, source="realtime", settings=settings)
-    schedule_batch(conn, active, batch.by_name, clocks, touched, now_ms, settings.timezone)
+    schedule_batch(conn, active, batch.by_name, batch.seen, clocks, touched, now_ms, settings.timezone)
     return diffs
 
 
@@ -151,20 +154,52 @@ def make_hook(settings: Settings) -> Callable[[Connection, Sequence[StoredEvent]
 
 
 def apply_due_rechecks(store: Store, catalog: Catalog, now_ms: int) -> int:
-    """Re-evaluate everyone whose recheck is due; return how many people were rechecked."""
+    """Re-evaluate everyone whose recheck is due or whose event moments passed; return how many people."""
     done = 0
     while True:
         with store.begin() as conn:
+            state = q.states(conn)
+            active = {s.name: s for s in _active(state, catalog.segments())}
             due = q.due_rechecks(conn, now_ms)
-            if not due:
-                return done
-            active = {s.name: s for s in active_segments(conn, catalog.segments())}
-            for name, ids in due.items():
+            passed = scan_passed_moments(conn, list(active.values()), state, now_ms)
+            for name in sorted(set(due) | set(passed)):
+                ids = due.get(name, set()) | passed.get(name, set())
                 if name in active:
                     reevaluate(conn, active[name], ids, now_ms, source="recheck", settings=catalog.settings)
                 else:
                     q.clear_rechecks(conn, name, ids)
                 done += len(ids)
+        if not due:
+            return done
+
+
+def scan_passed_moments(
+    conn: Connection, segments: Sequence[Segment], state: dict[str, dict[str, Any]], now_ms: int
+) -> dict[str, set[int]]:
+    """People whose event moments (``ts + offset``) passed since each segment's last scan; moves the marks to now.
+
+    One range of the (event, ts) index per (event, offset) the segments share;
+    segments scanned up to the same moment are scanned together.
+    """
+    groups: dict[int, list[Segment]] = {}
+    for segment in segments:
+        row = state[segment.name]
+        since = row.get("scanned_until") or row["refreshed_at"]
+        if since < now_ms:
+            groups.setdefault(int(since), []).append(segment)
+    out: dict[str, set[int]] = {}
+    for since, group in sorted(groups.items()):
+        pairs = sorted({(e, o) for s in group for e, offsets in scanned_offsets(s.rule).items() for o in offsets})
+        found = {(e, o): q.passed_event_moments(conn, e, o, since, now_ms) for e, o in pairs}
+        for segment in group:
+            ids: set[int] = set()
+            for event, offsets in scanned_offsets(segment.rule).items():
+                for offset in offsets:
+                    ids |= found[(event, offset)]
+            if ids:
+                out[segment.name] = ids
+        q.set_scanned_until(conn, [s.name for s in group], now_ms)
+    return out
 
 
 def sync_definitions(store: Store, catalog: Catalog, now_ms: int, *, max_age: timedelta | None = None) -> list[Diff]:

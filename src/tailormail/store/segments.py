@@ -233,9 +233,17 @@ def states(conn: Connection) -> dict[str, dict[str, Any]]:
 
 
 def save_state(conn: Connection, name: str, rule_hash: str, now_ms: int, size: int) -> None:
-    """Record a full refresh."""
-    stmt = upsert(conn, segment_state, ["name"], ["rule_hash", "refreshed_at", "size"])
-    conn.execute(stmt, {"name": name, "rule_hash": rule_hash, "refreshed_at": now_ms, "size": size})
+    """Record a full refresh (event moments are applied up to it: everyone was evaluated then)."""
+    stmt = upsert(conn, segment_state, ["name"], ["rule_hash", "refreshed_at", "size", "scanned_until"])
+    params = {"name": name, "rule_hash": rule_hash, "refreshed_at": now_ms, "size": size, "scanned_until": now_ms}
+    conn.execute(stmt, params)
+
+
+def set_scanned_until(conn: Connection, names: Sequence[str], until_ms: int) -> None:
+    """Record that event moments up to ``until_ms`` are applied for these segments."""
+    if names:
+        stmt = update(segment_state).where(segment_state.c.name == bindparam("n")).values(scanned_until=until_ms)
+        conn.execute(stmt, [{"n": name} for name in names])
 
 
 def set_size(conn: Connection, name: str) -> None:
@@ -300,10 +308,37 @@ def schedule_profile_rechecks(conn: Connection, segment: str, column: str, offse
     conn.execute(insert(segment_rechecks).from_select(["segment", "profile_id", "due_at"], source))
 
 
-def recent_event_times(conn: Connection, ids: list[int], after: dict[str, int]) -> list[tuple[int, str, int]]:
-    """(profile_id, event, ts) of these people's events named in ``after``, each after its own moment."""
+def passed_event_moments(conn: Connection, event: str, offset: int, after_ms: int, until_ms: int) -> set[int]:
+    """People with an ``event`` whose moment ``ts + offset`` is in (after, until] and later than its arrival.
+
+    A range of the (event, ts) index.  Moments at or before the arrival were
+    already applied by the ingest that stored the event.
+    """
+    stmt = (
+        select(events.c.profile_id)
+        .where(
+            events.c.event == event,
+            events.c.ts > after_ms - offset,
+            events.c.ts <= until_ms - offset,
+            events.c.received_at < events.c.ts + offset,
+        )
+        .distinct()
+    )
+    return {int(p) for p in conn.execute(stmt).scalars()}
+
+
+def event_times_between(
+    conn: Connection, ids: list[int], ranges: Sequence[tuple[str, int, int | None]]
+) -> list[tuple[int, str, int]]:
+    """(profile_id, event, ts) of these people's events in any (event, lo, hi): ``lo < ts <= hi`` (hi None: open)."""
+    if not ranges:
+        return []
     out: list[tuple[int, str, int]] = []
-    wanted = or_(*(and_(events.c.event == name, events.c.ts > moment) for name, moment in sorted(after.items())))
+    parts = [
+        and_(events.c.event == name, events.c.ts > lo, *([events.c.ts <= hi] if hi is not None else []))
+        for name, lo, hi in ranges
+    ]
+    wanted = or_(*parts)
     for chunk in chunks(sorted(set(ids)), 1000):
         stmt = select(events.c.profile_id, events.c.event, events.c.ts).where(events.c.profile_id.in_(chunk), wanted)
         out.extend((int(p), str(e), int(t)) for p, e, t in conn.execute(stmt))
