@@ -47,7 +47,8 @@ class Catalog:
         """File names, sizes and modification times of the segments folder."""
         base = folder(self.settings.workspace)
         files = sorted(base.glob("*.y*ml")) if base.exists() else []
-        return tuple((p.name, p.stat().st_mtime_ns, p.stat().st_size) for p in files)
+        stats = [(p.name, p.stat()) for p in files]  # checked for every ingested batch: one stat per file
+        return tuple((name, st.st_mtime_ns, st.st_size) for name, st in stats)
 
     def segments(self) -> dict[str, Segment]:
         """The current definitions; a broken file keeps the last good set (ingest must not fail)."""
