@@ -188,3 +188,15 @@ def test_a_future_stamped_event_gets_a_row_at_its_time(runtime: Runtime, clock: 
     clock.advance(2 * HOUR)
     apply_due_rechecks(runtime.store, catalog, to_ms(clock.now()))
     assert members(runtime, "active_buyers") == {"u1"}
+
+
+def test_a_worker_that_was_down_catches_up_in_steps(runtime: Runtime, clock: ManualClock) -> None:
+    catalog = Catalog(runtime.settings)
+    sync_definitions(runtime.store, catalog, to_ms(clock.now()))
+    send(runtime, clock, "u1", "add_to_cart")
+    clock.advance(3 * DAY)  # entered after a day, left after seven: still in at three
+    apply_due_rechecks(runtime.store, catalog, to_ms(clock.now()))
+    assert members(runtime, "cart_abandoners") == {"u1"}
+    with runtime.store.read() as conn:
+        marks = {row["scanned_until"] for row in q.states(conn).values()}
+    assert marks == {to_ms(clock.now())}

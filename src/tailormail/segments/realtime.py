@@ -162,7 +162,7 @@ def apply_due_rechecks(store: Store, catalog: Catalog, now_ms: int) -> int:
             state = q.states(conn)
             active = {s.name: s for s in _active(state, catalog.segments())}
             due = q.due_rechecks(conn, now_ms)
-            passed = scan_passed_moments(conn, list(active.values()), state, now_ms)
+            passed, behind = scan_passed_moments(conn, list(active.values()), state, now_ms)
             for name in sorted(set(due) | set(passed)):
                 ids = due.get(name, set()) | passed.get(name, set())
                 if name in active:
@@ -170,17 +170,22 @@ def apply_due_rechecks(store: Store, catalog: Catalog, now_ms: int) -> int:
                 else:
                     q.clear_rechecks(conn, name, ids)
                 done += len(ids)
-        if not due:
+        if not due and not behind:
             return done
+
+
+SCAN_SLICE_MS = 3_600_000
+"""A scan covers at most this much time, or a quarter of the backlog (a worker that was down catches up in steps)."""
 
 
 def scan_passed_moments(
     conn: Connection, segments: Sequence[Segment], state: dict[str, dict[str, Any]], now_ms: int
-) -> dict[str, set[int]]:
-    """People whose event moments (``ts + offset``) passed since each segment's last scan; moves the marks to now.
+) -> tuple[dict[str, set[int]], bool]:
+    """People whose event moments (``ts + offset``) passed since each segment's last scan; moves the marks on.
 
     One range of the (event, ts) index per (event, offset) the segments share;
-    segments scanned up to the same moment are scanned together.
+    segments scanned up to the same moment are scanned together.  Returns the
+    people by segment and whether some mark is still behind ``now_ms``.
     """
     groups: dict[int, list[Segment]] = {}
     for segment in segments:
@@ -189,9 +194,12 @@ def scan_passed_moments(
         if since < now_ms:
             groups.setdefault(int(since), []).append(segment)
     out: dict[str, set[int]] = {}
+    behind = False
     for since, group in sorted(groups.items()):
+        until = min(now_ms, since + max(SCAN_SLICE_MS, (now_ms - since) // 4))
+        behind = behind or until < now_ms
         pairs = sorted({(e, o) for s in group for e, offsets in scanned_offsets(s.rule).items() for o in offsets})
-        found = {(e, o): q.passed_event_moments(conn, e, o, since, now_ms) for e, o in pairs}
+        found = {(e, o): q.passed_event_moments(conn, e, o, since, until) for e, o in pairs}
         for segment in group:
             ids: set[int] = set()
             for event, offsets in scanned_offsets(segment.rule).items():
@@ -199,8 +207,8 @@ def scan_passed_moments(
                     ids |= found[(event, offset)]
             if ids:
                 out[segment.name] = ids
-        q.set_scanned_until(conn, [s.name for s in group], now_ms)
-    return out
+        q.set_scanned_until(conn, [s.name for s in group], until)
+    return out, behind
 
 
 def sync_definitions(store: Store, catalog: Catalog, now_ms: int, *, max_age: timedelta | None = None) -> list[Diff]:
