@@ -18,7 +18,7 @@ from typing import Any
 from tailormail.content.blocks import variant_flag
 from tailormail.content.compile import CompiledTemplate, LinkSlot
 from tailormail.content.context import Recipient, build_context
-from tailormail.content.mime import assemble, message_id_for, qp_lines, qp_pieces
+from tailormail.content.mime import assemble, message_id_for, qp_pieces
 
 _BLANK_LINES = re.compile(r"\n(?:[ \t]*\n){2,}")
 LinkSigner = Callable[[str, LinkSlot, str], str]
@@ -130,7 +130,7 @@ def render_one(
             sender=(compiled.from_name or envelope.campaign.get("from_name", ""), envelope.from_address),
             to=recipient.email,
             subject=subject,
-            text=qp_lines(body_text),
+            text=body_text,  # one b2a_qp call: most lines hold a per-person link, a line cache missed
             html=qp_pieces(html_pieces),
             message_id=message_id,
             date=envelope.date,
