@@ -61,6 +61,8 @@ def test_generated_walk_matches_the_parts_walk(extension: str, source: str, esca
     fragment = split(source, LANGUAGES[extension], escape=escape, where="t")
     contexts: list[dict[str, Any]] = [{"customer": {"firstName": value, "x": value, "list": ["a", value]}}]
     contexts += [{"customer": {}}, {}, {"customer": {"firstName": value, "list": value}}]
+    if extension == ".liquid":  # pybars itself fails on these where it expects a mapping
+        contexts += [{"customer": None}, {"customer": "text"}, {"customer": [value]}]
     for context in contexts:
         walked, generated = _both(fragment, context)
         assert generated == walked, context

@@ -16,7 +16,7 @@ import html
 from collections.abc import Callable
 from typing import Any
 
-from tailormail.content.parts import Conditional, Fragment, Link, Output, Signer
+from tailormail.content.parts import Conditional, Fragment, Island, Link, Output, Signer
 
 Pieces = Callable[[dict[str, Any], Signer, list[str]], None]
 """(context, signer, out): append the recipient's pieces (the signer is never None here)."""
@@ -27,7 +27,7 @@ _MISSING = object()
 class _Writer:
     def __init__(self) -> None:
         self.lines = ["def pieces(context, sign, out):", "    append = out.append"]
-        self.names: dict[str, Any] = {"_M": _MISSING, "_escape": html.escape}
+        self.names: dict[str, Any] = {"_M": _MISSING, "_escape": html.escape, "_unescape": html.unescape}
 
     def name(self, value: Any, prefix: str) -> str:
         key = f"{prefix}{len(self.names)}"
@@ -44,44 +44,78 @@ class _Writer:
             kind = part.__class__
             if kind is str:
                 self.emit(depth, f"append({self.name(part, 's')})")
-            elif kind is Output:
-                self.output(part, depth)
-            elif kind is Link and part.static_url is not None:
-                self.link(part, depth)
+            elif kind is Output and self.lookup(part, depth):
+                self.emit(depth, "append(v)")
+            elif kind is Link and self.link(part, depth):
+                pass
             elif kind is Conditional:
                 self.conditional(part, depth)
             else:
                 self.emit(depth, f"{self.name(part, 'p')}.pieces(context, sign, out)")
 
-    def output(self, part: Output, depth: int) -> None:
-        """The path looked up inline; a non-empty string is printed (escaped), anything else by ``render``."""
-        if not part.path or any(k.__class__ is not str for k in part.path):
-            self.emit(depth, f"append({self.name(part, 'o')}.render(context))")
-            return
-        self.emit(depth, f"v = context.get({part.path[0]!r}, _M)")
-        for key in part.path[1:]:
-            self.emit(depth, f"v = v.get({key!r}, _M) if v.__class__ is dict else _M")
-        value = f"{self.name(part.escape, 'e')}(v)" if part.escape else "v"
-        self.emit(depth, f"append({value} if v.__class__ is str and v else {self.name(part, 'o')}.render(context))")
+    def lookup(self, part: Output, depth: int) -> bool:
+        """Set ``v`` to the output's text: its path looked up inline, ``render`` unless a non-empty string.
 
-    def link(self, part: Link, depth: int) -> None:
-        """``Link.pieces`` for a static URL, written out."""
-        url: str = part.static_url  # type: ignore[assignment]
+        False (nothing written) for a path this cannot look up (a negative index).
+        """
+        path = part.path
+        if not path or path[0].__class__ is not str or any(k.__class__ is int and k < 0 for k in path):  # type: ignore[operator]
+            return False
+        self.emit(depth, f"v = context.get({path[0]!r}, _M)")
+        for key in path[1:]:
+            if key.__class__ is str:
+                self.emit(depth, f"v = v.get({key!r}, _M) if v.__class__ is dict else _M")
+            else:  # Output.render indexes lists and looks ints up in mappings; anything else it decides
+                self.emit(depth, f"v = v[{key}] if v.__class__ is list and len(v) > {key} else _M")
+        value = f"{self.name(part.escape, 'e')}(v)" if part.escape else "v"
+        self.emit(depth, f"v = {value} if v.__class__ is str and v else {self.name(part, 'o')}.render(context)")
+        return True
+
+    def link(self, part: Link, depth: int) -> bool:
+        """``Link.pieces`` written out, for a static URL or a single output (False: anything else)."""
+        url = part.static_url
+        single = part.url.parts[0] if len(part.url.parts) == 1 else None
+        if url is not None:
+            unescaped = html.unescape(url) if part.escape and "&" in url else url
+            self.emit(depth, f"v = {self.name(unescaped, 'u')}")
+        elif single.__class__ is Output and self.lookup(single, depth):  # type: ignore[arg-type]
+            if part.escape:
+                self.emit(depth, 'v = _unescape(v) if "&" in v else v')
+        else:
+            return False
+        self.emit(depth, f"v = sign({part.slot}, v)")
         if part.escape:
-            target = self.name(html.unescape(url) if "&" in url else url, "u")
-            self.emit(depth, f"v = sign({part.slot}, {target})")
             self.emit(depth, """append(_escape(v) if "&" in v or '"' in v or "<" in v else v)""")
         else:
-            self.emit(depth, f"append(sign({part.slot}, {self.name(url, 'u')}))")
+            self.emit(depth, "append(v)")
+        return True
 
     def conditional(self, part: Conditional, depth: int) -> None:
-        for index, (test, body) in enumerate(part.branches):
+        """Nested if/else (a test may need statements before it, which ``elif`` cannot have)."""
+        for test, body in part.branches:
             if test is None:
-                self.emit(depth, "else:")
-                self.fragment(body, depth + 1)
+                self.fragment(body, depth)
                 return
-            self.emit(depth, f"{'if' if index == 0 else 'elif'} {self.name(test, 't')}.render(context):")
+            self.emit(depth, f"if {self.test(test, depth)}:")
             self.fragment(body, depth + 1)
+            self.emit(depth, "else:")
+            depth += 1
+        self.emit(depth, "pass")
+
+    def test(self, test: Island, depth: int) -> str:
+        """A branch's test as an expression; ``{% if a.b %}`` decided inline for plain values (``parts._truth``)."""
+        name = self.name(test, "t")
+        path = test.truth_path
+        if not path:
+            return f"{name}.render(context)"
+        self.emit(depth, f"w = context.get({path[0]!r})")
+        for key in path[1:]:
+            self.emit(depth, f"w = w.get({key!r}) if w.__class__ is dict else _M")
+        # nil and false are false; strings, ints and true are true; anything else: the island decides
+        return (
+            f"(False if w is None or w is False else True if w.__class__ is str or w.__class__ is int or w is True"
+            f" else {name}.render(context))"
+        )
 
 
 def compile_pieces(fragment: Fragment) -> Pieces:
