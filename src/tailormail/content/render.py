@@ -125,13 +125,14 @@ def render_one(
         compiled.html.pieces(context, sign, html_pieces)
         text_pieces: list[str] = []
         compiled.text.pieces(context, sign, text_pieces)
-        body_text = text_body(text_pieces)
+        encoded_links: dict[str, bytes] = {}  # the same signed links are in both parts
+        body_text = text_body(text_pieces, encoded_links)
         message = assemble(
             sender=(compiled.from_name or envelope.campaign.get("from_name", ""), envelope.from_address),
             to=recipient.email,
             subject=subject,
             text=body_text,
-            html=qp_pieces(html_pieces),
+            html=qp_pieces(html_pieces, encoded_links),
             message_id=message_id,
             date=envelope.date,
             headers=envelope.headers,
@@ -163,7 +164,7 @@ def _is_empty(value: Any) -> bool:
     return value is None or (isinstance(value, list | dict) and not value)
 
 
-def text_body(pieces: list[str]) -> str | bytes:
+def text_body(pieces: list[str], links: dict[str, bytes] | None = None) -> str | bytes:
     """The plain-text part from its pieces, runs of blank lines cut to one: encoded, or as text to encode.
 
     Empty variants leave runs of blank lines where their neighbours' line ends
@@ -176,7 +177,7 @@ def text_body(pieces: list[str]) -> str | bytes:
     joined = "".join(cut)
     if "\n\n\n" in joined or "\n " in joined or "\n\t" in joined:
         return _BLANK_LINES.sub("\n\n", "".join(pieces))
-    return qp_pieces(cut)
+    return qp_pieces(cut, links)
 
 
 def cut_blank_runs(pieces: list[str]) -> list[str]:
