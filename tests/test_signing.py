@@ -86,17 +86,6 @@ def test_tokens_are_unchanged_and_old_ones_verify(payload: dict) -> None:  # typ
     assert verify(SECRET, "click", old) == payload
 
 
-@pytest.mark.parametrize(
-    "value", ["plain", 'é"\\\n\u2028😀', "", None, 0, -12, 10**20, True, 1.5, [1, "a"], {"b": 1, "a": None}]
-)
-def test_json_value_matches_json_dumps(value: object) -> None:
-    import json
-
-    from tailormail.track.signing import json_value
-
-    assert json_value(value) == json.dumps(value, separators=(",", ":"), sort_keys=True)
-
-
 # --- the compact format ------------------------------------------------------------
 
 COMPACT_PAYLOADS = [

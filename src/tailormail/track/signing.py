@@ -8,17 +8,16 @@ fails verification, and ``verify`` accepts both (mail already sent keeps working
 - compact (``sign_compact``, what sends write since 2026-11-29): one base64url
   string, no ".", of ``0x02, fields, HMAC-SHA256 truncated to 128 bits``; the
   fields are the purpose's payload values in a fixed order (``FIELDS``), each
-  a tagged length and its bytes.  About half as long, so each link costs less
-  to sign, to hash and to encode into the mail.  Fields come in sections, each
+  a tagged length and its bytes.  Shorter (a click token ~150 characters
+  instead of ~215, the system links' under half), so each link costs less to
+  sign, to hash and to encode into the mail.  Fields come in sections, each
   padded with zero bytes to a multiple of 3 bytes, so a section's base64 text
   can be made once and reused (the person's in every link of their mail, the
   link's for every person).
 
 Signing runs for every link of every email, so the HMAC's inner and outer
-SHA-256 states are prepared once per (secret, purpose) (``Key``), and callers
-that know their payload's shape write the JSON themselves (``json_value``),
-byte for byte what ``json.dumps(sort_keys=True)`` gives: the tokens are the
-same as ever, and every token already sent still verifies.
+SHA-256 states are prepared once per (secret, purpose) (``Key``), and the
+state after a shared prefix can be reused (``Key.inner_after``).
 """
 
 from __future__ import annotations
@@ -29,7 +28,6 @@ import hmac
 import json
 from binascii import a2b_base64, b2a_base64
 from collections.abc import Sequence
-from json.encoder import encode_basestring_ascii
 from typing import Any
 
 from tailormail.errors import AuthError
@@ -111,17 +109,6 @@ class Key:
 def key_for(secret: str, purpose: str) -> Key:
     """The prepared key for a secret and purpose (cached: signing runs per link, per recipient)."""
     return Key(secret, purpose)
-
-
-def json_value(value: Any) -> str:
-    """``json.dumps(value)`` for the scalars tokens carry (str, int, None), faster; others via json."""
-    if value.__class__ is str:
-        return encode_basestring_ascii(value)  # what json.dumps does with ensure_ascii (the default)
-    if value is None:
-        return "null"
-    if value.__class__ is int:
-        return int.__repr__(value)
-    return json.dumps(value, separators=(",", ":"), sort_keys=True)
 
 
 def sign(secret: str, purpose: str, payload: dict[str, Any]) -> str:
