@@ -132,7 +132,8 @@ FIELDS: dict[str, tuple[tuple[str, ...], ...]] = {
 """Each purpose's payload keys, in sections, in the order the compact format writes them."""
 
 _NONE, _INT, _STR, _HTTPS, _HTTP = 0, 1, 2, 3, 4
-_PREFIXES = ((_HTTPS, "https://"), (_HTTP, "http://"))  # a URL's scheme is one tag, not 7-8 bytes
+_PREFIXES = ((_HTTPS, "https://"), (_HTTP, "http://"))
+_BYTE = [bytes((n,)) for n in range(0x80)]  # a URL's scheme is one tag, not 7-8 bytes
 
 
 def _varint(n: int) -> bytes:
@@ -163,7 +164,9 @@ def pack(values: Sequence[str | int | None]) -> bytes:
             data = text.encode("utf-8")  # type: ignore[union-attr]
         else:
             raise TypeError(f"a compact token holds str, int or None, not {kind.__name__}")
-        out.append(_varint(len(data) << 3 | tag) + data)
+        header = len(data) << 3 | tag
+        out.append(_BYTE[header] if header < 0x80 else _varint(header))  # short fields: one byte, no call
+        out.append(data)
     return b"".join(out)
 
 
