@@ -4,10 +4,10 @@
 recipient that costs about as much as the work itself (~130 parts a mail).
 Here the walk is written out once per template version as straight-line code:
 static text is appended as the same string objects, conditionals become
-``if``/``elif`` chains, plain outputs look their path up inline and fall back
+nested ``if``/``else``, plain outputs look their path up inline and fall back
 to ``Output.render`` for anything but a non-empty string, links with a static
-URL are signed inline.  Every other part calls its own ``pieces``, so the
-output is the same as the walk's (tests render both ways).
+URL or a single output are signed inline.  Every other part calls its own
+``pieces``, so the output is the same as the walk's (tests render both ways).
 """
 
 from __future__ import annotations
