@@ -79,7 +79,7 @@ def workspace() -> Path:
     return root
 
 
-def recipients(n: int) -> list[Recipient]:
+def recipients(n: int, segments: list[str]) -> list[Recipient]:
     rng = random.Random(7)
     catalog = [
         {"name": f"Product {i}", "price": f"{rng.randint(9, 199)}.00", "url": f"https://shop.example.com/p/{i}",
@@ -95,6 +95,7 @@ def recipients(n: int) -> list[Recipient]:
             Recipient(
                 pid, f"p{pid}@example.com", f"send-1:{pid}", traits=traits, recommendations=rng.sample(catalog, 4),
                 links=links, purchase_history=[{}] * rng.randint(0, 4),
+                segments=rng.sample(segments, rng.randint(0, min(3, len(segments)))),
             )
         )  # fmt: skip
     return people
@@ -265,9 +266,14 @@ def timed(fn) -> Timing:
 def main() -> None:
     global _HEAD, _TEXT
     root = workspace()
-    envelope = Envelope("shop@example.com", "mail.example.com", datetime(2026, 3, 2, tzinfo=UTC))
+    # As a send does: every segment of the workspace is known (a flag per name), and each
+    # person is a member of a few.
+    segments = sorted(path.stem for path in (root / "segments").glob("*.y*ml"))
+    envelope = Envelope(
+        "shop@example.com", "mail.example.com", datetime(2026, 3, 2, tzinfo=UTC), known_segments=segments
+    )
     compiled = compile_template(root, "bench")
-    people = recipients(N)
+    people = recipients(N, segments)
     variants = variants_for(compiled, people)
     for person in people[:50]:
         person.links = TRACKER.links_for(person)
@@ -293,7 +299,7 @@ def main() -> None:
     assert verify(SECRET, CLICK, compact.rsplit("/", 1)[1]) == verify(SECRET, CLICK, general.rsplit("/", 1)[1])
 
     # Warm up as a running worker is (compiled caches, the tracker's link cache) on other messages.
-    warm = recipients(1000)
+    warm = recipients(1000, segments)
     for person in warm:
         person.message_key = "warm-up:" + person.message_key
     in_batches(compiled, warm, envelope, variants)
