@@ -27,12 +27,16 @@ cut-offs and labelling their outcomes reads the events once.  Every feature:
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from sqlalchemy import Connection
 
 from tailormail.config import EventNames
+from tailormail.store import Store
 from tailormail.store import predict as predict_q
 
 WINDOWS = (7, 30, 90)
@@ -154,20 +158,71 @@ class History:
         return np.bincount(pairs[first] // width, minlength=len(self.profile_ids)).astype(float)
 
 
-def load_history(conn: Connection, names: EventNames, until_ms: int, category_since_ms: int) -> History:
-    """Read the events before ``until_ms`` (categories from ``category_since_ms``) into a History."""
-    ids, first_ts = predict_q.first_event_times(conn, until_ms)
+def load_history(source: Store | Connection, names: EventNames, until_ms: int, category_since_ms: int) -> History:
+    """Read the events before ``until_ms`` (categories from ``category_since_ms``) into a History.
+
+    Given a Store, the reads run on ``READERS`` connections at once (the
+    database works while Python waits); given a Connection, one after another on it.
+    """
+    shopping = [names.product_view, names.add_to_cart, names.purchase]
+    ranges = _scan_ranges(source)
+    since, until = category_since_ms, until_ms
+
+    def scan(ids: tuple[int, int] | None) -> Query:
+        return lambda c: predict_q.purchases_and_categories(c, names.purchase, shopping, since, until, ids)
+
+    def times(event: str) -> Query:
+        return lambda c: predict_q.event_times(c, event, until_ms)
+
+    # Longest first, so that the last read to finish is a short one.
+    queries: dict[str, Query] = {f"scan{i}": scan(ids) for i, ids in enumerate(ranges)}
+    queries["first"] = lambda c: predict_q.first_event_times(c, until_ms)
+    kinds_events = [("view", names.product_view), ("cart", names.add_to_cart), *EMAIL_EVENTS]
+    queries.update({kind: times(event) for kind, event in kinds_events})
+    found = _run(source, queries)
+
+    ids, first_ts = found["first"]
     order = _ascending(ids)
     ids, first_ts = ids[order], first_ts[order]
-    kinds = {}
-    for kind, event in (("view", names.product_view), ("cart", names.add_to_cart), *EMAIL_EVENTS):
-        kinds[kind] = _timeline(ids, *predict_q.event_times(conn, event, until_ms))[0]
-    shopping = [names.product_view, names.add_to_cart, names.purchase]
-    rows = predict_q.purchases_and_categories(conn, names.purchase, shopping, category_since_ms, until_ms)
-    kinds["purchase"], (revenue,) = _timeline(ids, rows.purchase_ts, rows.purchase_profile, rows.revenue)
-    codes = _codes(rows.categories)
-    categories, (codes,) = _timeline(ids, rows.category_ts, rows.category_profile, codes, keep=codes >= 0)
+    kinds = {kind: _timeline(ids, *found[kind])[0] for kind, _ in kinds_events}
+    parts = [found[f"scan{i}"] for i in range(len(ranges))]
+
+    def joined(field: str) -> np.ndarray:
+        return np.concatenate([getattr(part, field) for part in parts])
+
+    kinds["purchase"], (revenue,) = _timeline(ids, joined("purchase_ts"), joined("purchase_profile"), joined("revenue"))
+    codes = _codes([value for part in parts for value in part.categories])
+    categories, (codes,) = _timeline(ids, joined("category_ts"), joined("category_profile"), codes, keep=codes >= 0)
     return History(until_ms, category_since_ms, ids, first_ts, kinds, revenue, categories, codes)
+
+
+Query = Callable[[Connection], Any]
+"""One read of ``load_history``."""
+READERS = 2
+"""Connections reading at once: this machine's two cores; SQLite and the driver release the GIL while stepping."""
+
+
+def _scan_ranges(source: Store | Connection) -> list[tuple[int, int] | None]:
+    """The id ranges of the table scan: one per reader on SQLite, one in all otherwise."""
+    if isinstance(source, Connection):
+        return [None]
+    with source.read() as conn:
+        return predict_q.event_id_ranges(conn, READERS)
+
+
+def _run(source: Store | Connection, queries: dict[str, Query]) -> dict[str, Any]:
+    """Each query's result: on ``READERS`` connections of a Store at once, or in turn on one Connection."""
+    if isinstance(source, Connection):
+        return {name: query(source) for name, query in queries.items()}
+    store = source
+
+    def run(query: Query) -> Any:
+        with store.read() as conn, predict_q.scanning(conn):
+            return query(conn)
+
+    with ThreadPoolExecutor(max_workers=READERS, thread_name_prefix="predict-read") as pool:
+        futures = {name: pool.submit(run, query) for name, query in queries.items()}
+        return {name: future.result() for name, future in futures.items()}
 
 
 EMAIL_EVENTS = (("opened", "email_opened"), ("clicked", "email_clicked"))
@@ -268,7 +323,7 @@ WINDOW_KINDS = {"views": "view", "carts": "cart", "purchases": "purchase"}
 """The event kind behind each windowed count's name."""
 
 
-def compute(conn: Connection, cutoff_ms: int, names: EventNames) -> FeatureMatrix:
-    """Every profile with events before ``cutoff_ms`` and its features."""
-    history = load_history(conn, names, cutoff_ms, cutoff_ms - EMAIL_WINDOW * DAY_MS)
+def compute(source: Store | Connection, cutoff_ms: int, names: EventNames) -> FeatureMatrix:
+    """Every profile with events before ``cutoff_ms`` and its features (read in parallel from a Store)."""
+    history = load_history(source, names, cutoff_ms, cutoff_ms - EMAIL_WINDOW * DAY_MS)
     return matrix_at(history, cutoff_ms)

@@ -81,8 +81,7 @@ class Trainer:
         if self._history is None or self._history.until_ms != now_ms:
             longest = max(spec.horizon_days for spec in self.config.specs())
             since = now_ms - (2 * longest + features.EMAIL_WINDOW) * DAY_MS
-            with self.store.read() as conn:
-                self._history = features.load_history(conn, self.names, now_ms, since)
+            self._history = features.load_history(self.store, self.names, now_ms, since)
             self._features = {}
         return self._history
 
@@ -197,8 +196,8 @@ def score(store: Store, settings: Settings, now: datetime, times: PhaseTimes | N
         versions = {s.name: predict_q.latest_version(conn, s.name) for s in config.specs()}
         if not any(versions.values()):
             raise NotFound("no trained model to score with", hint="run `tailormail predict train` first")
-        with times.phase("features"):
-            matrix = features.compute(conn, now_ms, settings.events)
+    with times.phase("features"):
+        matrix = features.compute(store, now_ms, settings.events)
     columns: dict[str, list[Any]] = {}
     counts: dict[str, int] = {}
     for spec in config.specs():

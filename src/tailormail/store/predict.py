@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -110,14 +111,20 @@ class PurchasesAndCategories:
 
 
 def purchases_and_categories(
-    conn: Connection, purchase: str, kinds: Sequence[str], since_ms: int, until_ms: int
+    conn: Connection,
+    purchase: str,
+    kinds: Sequence[str],
+    since_ms: int,
+    until_ms: int,
+    ids: tuple[int, int] | None = None,
 ) -> PurchasesAndCategories:
     """Each purchase before ``until_ms`` with its revenue; the category of each event of ``kinds`` in [since, until).
 
     Revenue and categories live in the table rows, not in an index.  One
     sequential scan of the table reads both; fetching them through the
     (event, ts) index instead costs a random row read per event, which
-    measured twice as slow on a million customers.
+    measured twice as slow on a million customers.  ``ids`` limits the scan
+    to the events with ids in [low, high) (see ``event_id_ranges``).
     """
     is_purchase = events.c.event == purchase
     in_window = and_(events.c.event.in_(list(kinds)), events.c.ts >= since_ms)
@@ -131,6 +138,8 @@ def purchases_and_categories(
         _packed(conn, events.c.profile_id, in_window),
         gather(category).filter(in_window),
     ).where(events.c.ts < until_ms)
+    if ids is not None:
+        stmt = stmt.where(events.c.id >= ids[0], events.c.id < ids[1])
     p_ts, p_pid, revenue, c_ts, c_pid, found = conn.execute(stmt).one()
     return PurchasesAndCategories(
         _unpack(p_ts),
@@ -140,6 +149,45 @@ def purchases_and_categories(
         _unpack(c_pid),
         json.loads(found) if isinstance(found, str) else list(found or []),
     )
+
+
+def event_id_ranges(conn: Connection, parts: int) -> list[tuple[int, int] | None]:
+    """Up to ``parts`` consecutive id ranges [low, high) covering every event, for scans on parallel connections.
+
+    SQLite stores the table in id order, so each range is a sequential stretch
+    of it.  PostgreSQL would scan the whole heap for each range (or read it
+    at random through the key), so it gets one range: everything (None).
+    """
+    if conn.dialect.name != "sqlite" or parts <= 1:
+        return [None]
+    low, high = conn.execute(select(func.min(events.c.id), func.max(events.c.id))).one()
+    if low is None:
+        return [None]
+    step = -(-(high + 1 - low) // parts)  # ceiling division
+    return [(start, min(start + step, high + 1)) for start in range(low, high + 1, step)]
+
+
+SCAN_MMAP_BYTES = 1 << 31
+"""How much of the SQLite file a scanning connection maps into memory (SQLite caps it at its build limit)."""
+
+
+@contextmanager
+def scanning(conn: Connection) -> Iterator[Connection]:
+    """Tune a connection for one long read-only scan; back to the defaults afterwards.
+
+    On SQLite, memory-mapping the file lets a scan read pages in place
+    instead of copying each through the 2 MB page cache: the feature reads
+    at a million customers took about a fifth less CPU.  It is per
+    connection, and the pooled connection is given back unmapped.
+    """
+    if conn.dialect.name != "sqlite":
+        yield conn
+        return
+    conn.exec_driver_sql(f"PRAGMA mmap_size={SCAN_MMAP_BYTES}")
+    try:
+        yield conn
+    finally:
+        conn.exec_driver_sql("PRAGMA mmap_size=0")
 
 
 def event_time_range(conn: Connection) -> tuple[int | None, int | None]:
