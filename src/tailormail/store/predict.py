@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from itertools import repeat
 from typing import Any
 
 import numpy as np
@@ -13,6 +14,7 @@ from sqlalchemy import (
     JSON,
     BigInteger,
     Connection,
+    String,
     Text,
     and_,
     bindparam,
@@ -20,6 +22,7 @@ from sqlalchemy import (
     column,
     func,
     literal,
+    literal_column,
     select,
     type_coerce,
     update,
@@ -223,46 +226,99 @@ def latest_version(conn: Connection, model: str, status: str | None = "promoted"
 
 
 SCORE_BATCH = 100_000
-"""Profiles per score-writing statement: one bound JSON array each, bounded in size."""
+"""Profiles per score-writing statement on PostgreSQL: one bound JSON array each, bounded in size."""
 
 
 def write_scores(
-    conn: Connection, profile_ids: Sequence[int], scores: dict[str, list[Any]], now_ms: int, batch: int = SCORE_BATCH
+    conn: Connection,
+    profile_ids: np.ndarray,
+    scores: dict[str, np.ndarray],
+    now_ms: int,
+    whole: frozenset[str] = frozenset(),
 ) -> int:
     """Set ``traits["predicted"]`` of many profiles to ``{name: scores[name][i]}``; return how many.
 
-    ``None`` leaves a key out.  Each batch is one UPDATE ... FROM over a JSON
-    array bound as a single parameter (json_each / jsonb_array_elements), and
-    the object is built and merged inside the database, so other traits are
+    Each score column is a float array aligned with ``profile_ids``; NaN
+    leaves the key out, and the names in ``whole`` are stored as integers.
+    The object is built and merged inside the database, so other traits are
     never read or rewritten by Python.
     """
+    if conn.dialect.name == "sqlite":
+        _write_scores_sqlite(conn, profile_ids, scores, now_ms, whole)
+    else:
+        _write_scores_json(conn, profile_ids, scores, now_ms, whole)
+    return len(profile_ids)
+
+
+def _write_scores_sqlite(
+    conn: Connection, profile_ids: np.ndarray, scores: dict[str, np.ndarray], now_ms: int, whole: frozenset[str]
+) -> None:
+    """One UPDATE per profile by id, all bound in one executemany of plain numbers.
+
+    The driver binds the numbers row by row in C (SQLite stores a NaN as
+    NULL) and each step is a rowid lookup in id order, so this costs about
+    what a set-based UPDATE would, without encoding the scores as JSON and
+    taking each row apart again with json_extract (a third of the time before).
+    """
     names = list(scores)
-    columns = [list(profile_ids), *(scores[name] for name in names)]
+    pairs: list[Any] = []
+    for i, name in enumerate(names):
+        value: ColumnElement[Any] = bindparam(f"v{i}")
+        pairs += [_constant(conn, name), cast(value, BigInteger) if name in whole else value]
+    # json_patch onto {} drops the members whose value is null.
+    predicted = func.json_patch(_constant(conn, "{}"), func.json_object(*pairs))
+    current = func.coalesce(profiles.c.traits, _constant(conn, "{}"))
+    merged = type_coerce(func.json_set(current, _constant(conn, "$.predicted"), predicted), JSON)
+    stmt = update(profiles).where(profiles.c.id == bindparam("pid")).values(traits=merged, updated_at=bindparam("now"))
+    compiled = stmt.compile(dialect=conn.dialect)
+    columns: dict[str, Iterable[Any]] = {"pid": profile_ids.tolist(), "now": repeat(now_ms)}
+    columns.update({f"v{i}": scores[name].tolist() for i, name in enumerate(names)})
+    # The endless repeat of ``now`` is why zip is not strict.
+    rows = zip(*(columns[p] for p in compiled.positiontup or ()), strict=False)
+    # Straight to the driver: SQLAlchemy's per-row parameter handling would cost more than the update.
+    conn.exec_driver_sql(str(compiled), list(rows))
+
+
+def _constant(conn: Connection, text: str) -> ColumnElement[Any]:
+    """A string constant written into the statement, quoted by the dialect: bound, it would be re-bound every row."""
+    quote = String().literal_processor(conn.dialect)
+    if quote is None:
+        raise RuntimeError(f"{conn.dialect.name} cannot write string constants")
+    return literal_column(quote(text), String)
+
+
+def _write_scores_json(
+    conn: Connection, profile_ids: np.ndarray, scores: dict[str, np.ndarray], now_ms: int, whole: frozenset[str]
+) -> None:
+    """Batches of one UPDATE ... FROM over a JSON array bound as a single parameter (jsonb_array_elements)."""
+    names = list(scores)
+    columns = [profile_ids.tolist(), *(_numbers(scores[n], n in whole) for n in names)]
     rows = list(zip(*columns, strict=True))
-    for start in range(0, len(rows), batch):
-        payload = json.dumps(rows[start : start + batch])
+    for start in range(0, len(rows), SCORE_BATCH):
+        payload = json.dumps(rows[start : start + SCORE_BATCH])
         conn.execute(_scores_update(conn, names), {"rows": payload, "now": now_ms})
-    return len(rows)
+
+
+def _numbers(values: np.ndarray, whole: bool) -> list[Any]:
+    """Python numbers (ints when ``whole``), None for NaN."""
+    out = values.astype(object)
+    present = ~np.isnan(values)
+    out[~present] = None
+    if whole:
+        out[present] = values[present].astype(np.int64).astype(object)
+    return list(out.tolist())
 
 
 def _scores_update(conn: Connection, names: list[str]) -> Any:
-    """The UPDATE of ``write_scores`` in this database's spelling."""
+    """The PostgreSQL UPDATE of ``_write_scores_json``."""
     payload: BindParameter[Any] = bindparam("rows", type_=Text)
-    if conn.dialect.name == "postgresql":
-        each = func.jsonb_array_elements(cast(payload, JSONB)).table_valued(column("value", JSONB)).alias("s")
-        pid: ColumnElement[Any] = cast(each.c.value.op("->>")(0), BigInteger)
-        pairs: list[Any] = [part for i, n in enumerate(names, 1) for part in (literal(n), each.c.value.op("->")(i))]
-        current = func.coalesce(cast(profiles.c.traits, JSONB), cast(literal("{}"), JSONB))
-        predicted = func.jsonb_strip_nulls(func.jsonb_build_object(*pairs))
-        path = postgresql.array([literal("predicted")])
-        merged: ColumnElement[Any] = cast(func.jsonb_set(current, path, predicted), JSON)
-    else:
-        each = func.json_each(payload).table_valued("value").alias("s")
-        pid = func.json_extract(each.c.value, "$[0]")
-        pairs = [part for i, n in enumerate(names, 1) for part in (n, func.json_extract(each.c.value, f"$[{i}]"))]
-        # json_patch onto {} drops the members whose value is null.
-        predicted = func.json_patch("{}", func.json_object(*pairs))
-        merged = type_coerce(func.json_set(func.coalesce(profiles.c.traits, "{}"), "$.predicted", predicted), JSON)
+    each = func.jsonb_array_elements(cast(payload, JSONB)).table_valued(column("value", JSONB)).alias("s")
+    pid: ColumnElement[Any] = cast(each.c.value.op("->>")(0), BigInteger)
+    pairs: list[Any] = [part for i, n in enumerate(names, 1) for part in (literal(n), each.c.value.op("->")(i))]
+    current = func.coalesce(cast(profiles.c.traits, JSONB), cast(literal("{}"), JSONB))
+    predicted = func.jsonb_strip_nulls(func.jsonb_build_object(*pairs))
+    path = postgresql.array([literal("predicted")])
+    merged: ColumnElement[Any] = cast(func.jsonb_set(current, path, predicted), JSON)
     return (
         update(profiles)
         .where(profiles.c.id == pid)
