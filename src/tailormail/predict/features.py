@@ -166,10 +166,10 @@ def load_history(source: Store | Connection, names: EventNames, until_ms: int, c
     """
     shopping = [names.product_view, names.add_to_cart, names.purchase]
     ranges = _scan_ranges(source)
-    since, until = category_since_ms, until_ms
+    purchase, since, until = names.purchase, category_since_ms, until_ms
 
     def scan(ids: tuple[int, int] | None) -> Query:
-        return lambda c: predict_q.purchases_and_categories(c, names.purchase, shopping, since, until, ids)
+        return lambda c: _in_time_order(predict_q.purchases_and_categories(c, purchase, shopping, since, until, ids))
 
     def times(event: str) -> Query:
         return lambda c: predict_q.event_times(c, event, until_ms)
@@ -188,12 +188,56 @@ def load_history(source: Store | Connection, names: EventNames, until_ms: int, c
     parts = [found[f"scan{i}"] for i in range(len(ranges))]
 
     def joined(field: str) -> np.ndarray:
+        # Each part is in time order already: the stable sort of _timeline merges the runs.
         return np.concatenate([getattr(part, field) for part in parts])
 
     kinds["purchase"], (revenue,) = _timeline(ids, joined("purchase_ts"), joined("purchase_profile"), joined("revenue"))
-    codes = _codes([value for part in parts for value in part.categories])
+    codes = _renumbered([(part.codes, part.values) for part in parts])
     categories, (codes,) = _timeline(ids, joined("category_ts"), joined("category_profile"), codes, keep=codes >= 0)
     return History(until_ms, category_since_ms, ids, first_ts, kinds, revenue, categories, codes)
+
+
+@dataclass(frozen=True)
+class _ScanPart:
+    """One range of the table scan, prepared in its reading thread: time order, categories numbered."""
+
+    purchase_ts: np.ndarray
+    purchase_profile: np.ndarray
+    revenue: np.ndarray
+    category_ts: np.ndarray
+    category_profile: np.ndarray
+    codes: np.ndarray
+    values: list[object]
+    """The distinct categories of this part, by code."""
+
+
+def _in_time_order(rows: predict_q.PurchasesAndCategories) -> _ScanPart:
+    """Sort a scanned range by time and number its categories (in the reader thread, beside the other reads).
+
+    The sorts are stable, so events at the same time keep the table's order.
+    """
+    codes, values = _codes(rows.categories)
+    bought, seen = _ascending(rows.purchase_ts), _ascending(rows.category_ts)
+    return _ScanPart(
+        rows.purchase_ts[bought],
+        rows.purchase_profile[bought],
+        rows.revenue[bought],
+        rows.category_ts[seen],
+        rows.category_profile[seen],
+        codes[seen],
+        values,
+    )
+
+
+def _renumbered(parts: list[tuple[np.ndarray, list[object]]]) -> np.ndarray:
+    """The parts' category codes, concatenated and renumbered to one numbering across parts (-1 stays)."""
+    numbers: dict[object, int] = {}
+    out = []
+    for codes, values in parts:
+        # Index -1 (no category) reads the appended -1.
+        mapping = np.array([numbers.setdefault(v, len(numbers)) for v in values] + [-1], dtype=np.int64)
+        out.append(mapping[codes])
+    return np.concatenate(out) if out else np.zeros(0, dtype=np.int64)
 
 
 Query = Callable[[Connection], Any]
@@ -269,13 +313,19 @@ def _rows(ids: np.ndarray, pid: np.ndarray) -> np.ndarray:
     return np.where(ids[np.minimum(row, len(ids) - 1)] == pid, row, -1)
 
 
-def _codes(values: list[object]) -> np.ndarray:
-    """A number per distinct value; -1 for None (no category)."""
-    # A category given as JSON (an object or list) is compared by its text, as SQL would.
-    hashable = [json.dumps(v, sort_keys=True) if isinstance(v, dict | list) else v for v in values]
-    numbers = {value: i for i, value in enumerate(dict.fromkeys(hashable))}
+def _codes(values: list[object]) -> tuple[np.ndarray, list[object]]:
+    """A number per distinct value (-1 for None: no category), and the distinct values by number."""
+    try:
+        distinct = dict.fromkeys(values)
+        hashable = values
+    except TypeError:  # a category given as JSON (an object or list) is compared by its text, as SQL would
+        hashable = [json.dumps(v, sort_keys=True) if isinstance(v, dict | list) else v for v in values]
+        distinct = dict.fromkeys(hashable)
+    distinct.pop(None, None)
+    numbers = {value: i for i, value in enumerate(distinct)}
     numbers[None] = -1
-    return np.fromiter(map(numbers.__getitem__, hashable), dtype=np.int64, count=len(hashable))
+    codes = np.fromiter(map(numbers.__getitem__, hashable), dtype=np.int64, count=len(hashable))
+    return codes, list(distinct)
 
 
 def matrix_at(history: History, cutoff_ms: int) -> FeatureMatrix:
