@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -168,7 +169,7 @@ def test_event_id_ranges_cover_every_event(shop: Runtime) -> None:
         return
     assert len(ranges) == 3 and ranges[0] is not None and ranges[-1] is not None
     assert ranges[0][0] == low and ranges[-1][1] == high + 1
-    assert all(a[1] == b[0] for a, b in zip(ranges, ranges[1:], strict=False))  # type: ignore[index]
+    assert all(a[1] == b[0] for a, b in pairwise(ranges))  # type: ignore[index]
 
 
 def test_event_id_ranges_of_an_empty_store(runtime: Runtime) -> None:
