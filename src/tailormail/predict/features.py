@@ -5,7 +5,9 @@ profile of each view, add-to-cart, purchase, open and click, from the
 covering index; revenue of purchases; categories of a recent window; see
 ``store.predict``).  Features as of any cut-off covered by the history are
 then counted with ``np.bincount`` over time-sorted slices, so training at four
-cut-offs and labelling their outcomes reads the events once.  Every feature:
+cut-offs and labelling their outcomes reads the events once.  Read from a
+Store, the queries run on two connections at once, the table scan split in
+two by id range on SQLite.  Every feature:
 
 | feature | meaning |
 |---|---|
@@ -27,8 +29,9 @@ cut-offs and labelling their outcomes reads the events once.  Every feature:
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -174,18 +177,18 @@ def load_history(source: Store | Connection, names: EventNames, until_ms: int, c
     def times(event: str) -> Query:
         return lambda c: predict_q.event_times(c, event, until_ms)
 
-    # Longest first, so that the last read to finish is a short one.
-    queries: dict[str, Query] = {f"scan{i}": scan(ids) for i, ids in enumerate(ranges)}
-    queries["first"] = lambda c: predict_q.first_event_times(c, until_ms)
+    # The profiles first (every other result is placed by them), then longest first, so
+    # that this thread can place each result while the slower reads still run.
+    queries: dict[str, Query] = {"first": lambda c: predict_q.first_event_times(c, until_ms)}
+    queries.update({f"scan{i}": scan(ids) for i, ids in enumerate(ranges)})
     kinds_events = [("view", names.product_view), ("cart", names.add_to_cart), *EMAIL_EVENTS]
     queries.update({kind: times(event) for kind, event in kinds_events})
-    found = _run(source, queries)
-
-    ids, first_ts = found["first"]
-    order = _ascending(ids)
-    ids, first_ts = ids[order], first_ts[order]
-    kinds = {kind: _timeline(ids, *found[kind])[0] for kind, _ in kinds_events}
-    parts = [found[f"scan{i}"] for i in range(len(ranges))]
+    with _started(source, queries) as found:
+        ids, first_ts = found["first"].result()
+        order = _ascending(ids)
+        ids, first_ts = ids[order], first_ts[order]
+        kinds = {kind: _timeline(ids, *found[kind].result())[0] for kind, _ in kinds_events}
+        parts = [found[f"scan{i}"].result() for i in range(len(ranges))]
 
     def joined(field: str) -> np.ndarray:
         # Each part is in time order already: the stable sort of _timeline merges the runs.
@@ -254,10 +257,16 @@ def _scan_ranges(source: Store | Connection) -> list[tuple[int, int] | None]:
         return predict_q.event_id_ranges(conn, READERS)
 
 
-def _run(source: Store | Connection, queries: dict[str, Query]) -> dict[str, Any]:
-    """Each query's result: on ``READERS`` connections of a Store at once, or in turn on one Connection."""
+@contextmanager
+def _started(source: Store | Connection, queries: dict[str, Query]) -> Iterator[dict[str, Future[Any]]]:
+    """Each query's future: running on ``READERS`` connections of a Store, or already run in turn on one Connection."""
     if isinstance(source, Connection):
-        return {name: query(source) for name, query in queries.items()}
+        done: dict[str, Future[Any]] = {}
+        for name, query in queries.items():
+            done[name] = Future()
+            done[name].set_result(query(source))
+        yield done
+        return
     store = source
 
     def run(query: Query) -> Any:
@@ -265,8 +274,7 @@ def _run(source: Store | Connection, queries: dict[str, Query]) -> dict[str, Any
             return query(conn)
 
     with ThreadPoolExecutor(max_workers=READERS, thread_name_prefix="predict-read") as pool:
-        futures = {name: pool.submit(run, query) for name, query in queries.items()}
-        return {name: future.result() for name, future in futures.items()}
+        yield {name: pool.submit(run, query) for name, query in queries.items()}
 
 
 EMAIL_EVENTS = (("opened", "email_opened"), ("clicked", "email_clicked"))
