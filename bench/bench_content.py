@@ -27,10 +27,11 @@ from pathlib import Path
 from bench.machine import describe
 from tailormail.content import Envelope, Recipient, compile_template, render_batch
 from tailormail.content.layout import mjml_to_html
-from tailormail.content.mime import assemble, message_id_for, qp_lines, qp_pieces
+from tailormail.content.mime import assemble, message_id_for, qp_pieces
 from tailormail.content.parts import SLOT
 from tailormail.content.render import choose_variants, unsigned
-from tailormail.track.links import Tracker, click_url, with_utm
+from tailormail.track.links import CLICK, Tracker, click_url, with_utm
+from tailormail.track.signing import verify
 
 N = int(os.environ.get("BENCH_CONTENT_N", "20000"))
 NAIVE_N = 200  # the naive pipeline is slow; its rate is measured on fewer recipients
@@ -78,7 +79,7 @@ def workspace() -> Path:
     return root
 
 
-def recipients(n: int) -> list[Recipient]:
+def recipients(n: int, segments: list[str]) -> list[Recipient]:
     rng = random.Random(7)
     catalog = [
         {"name": f"Product {i}", "price": f"{rng.randint(9, 199)}.00", "url": f"https://shop.example.com/p/{i}",
@@ -94,6 +95,7 @@ def recipients(n: int) -> list[Recipient]:
             Recipient(
                 pid, f"p{pid}@example.com", f"send-1:{pid}", traits=traits, recommendations=rng.sample(catalog, 4),
                 links=links, purchase_history=[{}] * rng.randint(0, 4),
+                segments=rng.sample(segments, rng.randint(0, min(3, len(segments)))),
             )
         )  # fmt: skip
     return people
@@ -197,7 +199,7 @@ def _floor_one(person: Recipient, envelope: Envelope, sign_link, escape) -> None
     text = f"Hi {first},\n{_TEXT}\n" + "\n".join(f"{r['name']} ({url})" for r, url in zip(recs, signed, strict=True))
     assemble(
         sender=("Tailormail Shop", envelope.from_address), to=person.email, subject=f"{first}, picks for you",
-        text=qp_lines(text), html=qp_pieces(html), message_id=message_id_for(key, envelope.domain),
+        text=text, html=qp_pieces(html), message_id=message_id_for(key, envelope.domain),
         date=envelope.date,
     )  # fmt: skip
 
@@ -264,9 +266,14 @@ def timed(fn) -> Timing:
 def main() -> None:
     global _HEAD, _TEXT
     root = workspace()
-    envelope = Envelope("shop@example.com", "mail.example.com", datetime(2026, 3, 2, tzinfo=UTC))
+    # As a send does: every segment of the workspace is known (a flag per name), and each
+    # person is a member of a few.
+    segments = sorted(path.stem for path in (root / "segments").glob("*.y*ml"))
+    envelope = Envelope(
+        "shop@example.com", "mail.example.com", datetime(2026, 3, 2, tzinfo=UTC), known_segments=segments
+    )
     compiled = compile_template(root, "bench")
-    people = recipients(N)
+    people = recipients(N, segments)
     variants = variants_for(compiled, people)
     for person in people[:50]:
         person.links = TRACKER.links_for(person)
@@ -286,12 +293,13 @@ def main() -> None:
     links_out = html_part.count("https://t.example.com/c/")
     _TEXT = msg.get_body(("plain",)).get_content()[:-400]
 
-    # The production signer writes the same tokens as the general track.signing.sign.
+    # The production signer's compact tokens carry what the general track.links.click_url carries.
     general = click_url("https://t.example.com", SECRET, "k", 7, _S, with_utm("https://x.example/é?a=1", TRACKER.utm))
-    assert TRACKER.signer({"k": 7})("k", _S, "https://x.example/é?a=1") == general
+    compact = TRACKER.signer({"k": 7})("k", _S, "https://x.example/é?a=1")
+    assert verify(SECRET, CLICK, compact.rsplit("/", 1)[1]) == verify(SECRET, CLICK, general.rsplit("/", 1)[1])
 
     # Warm up as a running worker is (compiled caches, the tracker's link cache) on other messages.
-    warm = recipients(1000)
+    warm = recipients(1000, segments)
     for person in warm:
         person.message_key = "warm-up:" + person.message_key
     in_batches(compiled, warm, envelope, variants)

@@ -6,7 +6,8 @@ the bare scikit-learn fit of the same pipeline on the same training matrix
 
 The customers are written once into bench/out/predict-1m.db (SQLite) by a
 vectorised generator (the `simulate` branch was not merged when this was
-written); later runs reuse that file.
+written); later runs reuse that file.  Scoring runs BENCH_PREDICT_SCORE_RUNS
+times (3) and the fastest is kept; its CPU seconds include both reader threads.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from tailormail.predict.timing import PhaseTimes
 from tailormail.store import Store
 
 CUSTOMERS = int(os.environ.get("BENCH_PREDICT_CUSTOMERS", "1000000"))
+SCORE_RUNS = int(os.environ.get("BENCH_PREDICT_SCORE_RUNS", "3"))
 NOW = datetime(2026, 3, 2, tzinfo=UTC)
 DAY = 86_400_000
 DAYS = 365
@@ -111,19 +113,26 @@ def main() -> None:
     baseline_s = min(fit_s) * 3  # the bare fit of all three models on a matrix this size
     baseline_cpu = (time.process_time() - cpu) / len(fit_s) * 3
 
-    times = PhaseTimes()
-    start, cpu = time.perf_counter(), time.process_time()
-    counts = service.score(store, settings, NOW, times)
-    score_s, score_cpu = time.perf_counter() - start, time.process_time() - cpu
-    loads.append(os.getloadavg()[0])
-    print(f"  score phases: {times.summary()}")
+    runs = []
+    for _ in range(SCORE_RUNS):  # the machine is shared: keep the fastest run
+        times = PhaseTimes()
+        start, cpu, load = time.perf_counter(), time.process_time(), os.getloadavg()[0]
+        counts = service.score(store, settings, NOW, times)
+        runs.append((time.perf_counter() - start, time.process_time() - cpu, load, os.getloadavg()[0], times))
+        print(f"  score: {runs[-1][0]:.1f} s wall, {runs[-1][1]:.1f} s CPU; phases: {times.summary()}", flush=True)
+    score_s, score_cpu, _, _, times = min(runs, key=lambda run: run[0])
+    loads.append(min(runs, key=lambda run: run[0])[3])
     print(f"customers: {CUSTOMERS:,}; training matrix {x.shape[0]:,} x {x.shape[1]}")
     print(
         f"train 3 models: {train_s:.1f} s wall, {train_cpu:.1f} s CPU (target < 60 s); bare sklearn fits x3: "
         f"{baseline_s:.1f} s wall, {baseline_cpu:.1f} s CPU; ratio {train_cpu / baseline_cpu:.1f}x (CPU)"
     )
-    print(f"score: {score_s:.1f} s wall, {score_cpu:.1f} s CPU for {max(counts.values()):,} profiles (target < 10 s)")
-    print(f"load average (1 min) before / after training / after scoring: {' / '.join(f'{x:.1f}' for x in loads)}")
+    print(
+        f"score (best of {len(runs)}): {score_s:.1f} s wall, {score_cpu:.1f} s CPU (both reader threads)"
+        f" for {max(counts.values()):,} profiles (target < 10 s)"
+    )
+    shown = " / ".join(f"{x:.1f}" for x in loads)
+    print(f"load average (1 min) before / after training / after the best scoring: {shown}")
     store.close()
 
 

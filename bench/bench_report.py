@@ -26,7 +26,11 @@ from pathlib import Path
 from typing import Any
 
 from bench.fixtures import FIXTURE_END, cache_dir, shop_database, sqlite_url
-from tailormail.analytics.experiment_data import HOLDOUT, SplitPlan
+from tailormail.analytics.cohorts import cohorts
+from tailormail.analytics.experiment_data import HOLDOUT, SplitPlan, all_experiments
+from tailormail.analytics.heatmap import link_clicks
+from tailormail.analytics.metrics import compute, outcomes
+from tailormail.analytics.paths import paths_to_goal
 from tailormail.analytics.report import ReportOptions, build_report
 from tailormail.clock import ManualClock, to_ms
 from tailormail.deliver.outbox import Email, enqueue_many
@@ -194,6 +198,34 @@ def baseline(root: Path, origin_ms: int) -> tuple[float, float, dict[str, float]
     return wall, cpu, per
 
 
+def parts(rt: Runtime, now_ms: int, options: ReportOptions) -> list[tuple[str, float, float]]:
+    """(part, wall s, CPU s) of each part of the report timed alone, one after another on one connection."""
+    goal, days = options.goal_event, options.attribution_days
+    timed: list[tuple[str, float, float]] = []
+    with rt.store.read() as conn:
+        steps: list[tuple[str, Any]] = [
+            ("outcomes (sends, email events, attribution)",
+             lambda: outcomes(conn, goal_event=goal, attribution_days=days)),
+            ("metrics grouping", lambda: compute(conn, ["campaign", "journey"], goal_event=goal, attribution_days=days,
+                                                 emails=emails)),
+            ("experiments", lambda: all_experiments(conn, goal_event=goal, attribution_days=days,
+                                                    plans=options.split_plans, emails=emails)),
+            ("click tables", lambda: link_clicks(conn)),
+            ("cohort matrix, any activity", lambda: cohorts(conn, now_ms=now_ms, period="week", activity=None)),
+            ("cohort matrix, repeat purchases", lambda: cohorts(conn, now_ms=now_ms, period="week",
+                                                                start="first_purchase", activity=goal)),
+            ("paths", lambda: paths_to_goal(conn, options.journey_events, goal)),
+        ]  # fmt: skip
+        emails: Any = None
+        for name, step in steps:
+            wall, cpu = time.perf_counter(), time.process_time()
+            result = step()
+            timed.append((name, time.perf_counter() - wall, time.process_time() - cpu))
+            if emails is None:
+                emails = result
+    return timed
+
+
 def main() -> None:
     root = report_database(CUSTOMERS)
     rt = open_runtime(root, database_url=sqlite_url(root), clock=ManualClock(FIXTURE_END))
@@ -208,12 +240,16 @@ def main() -> None:
     with rt.store.read() as conn:
         page = build_report(conn, now_ms, options)
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    alone = parts(rt, now_ms, options)
     rt.close()
     base_wall, base_cpu, per = baseline(root, now_ms - 52 * 7 * DAY)
     print(f"report: {profiles:,} profiles, {events:,} events (SQLite); load average {load[0]:.1f} before, "
           f"{os.getloadavg()[0]:.1f} after")  # fmt: skip
     print(f"  tailormail build_report: {wall:,.1f} s wall, {cpu:,.1f} CPU-s, {len(page) / 2**20:.1f} MiB of HTML"
           f"  (target < 30 s at 1,000,000 profiles / 20,000,000 events)")  # fmt: skip
+    print("  each part alone, one after another:")
+    for name, part_wall, part_cpu in alone:
+        print(f"    {name:45} {part_wall:7.2f} s {part_cpu:7.2f} CPU-s")
     print(f"  baseline hand-written SQL: {base_wall:,.1f} s wall, {base_cpu:,.1f} CPU-s")
     for name, seconds in per.items():
         print(f"    {name:45} {seconds:7.2f} s")

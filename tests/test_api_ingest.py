@@ -130,3 +130,37 @@ def test_profile_patch_export_and_erase(client: TestClient, runtime: Runtime) ->
     assert client.delete("/v1/profiles/u7", headers=basic(admin)).status_code == 204
     assert client.get("/v1/profiles/u7", headers=basic(admin)).status_code == 404
     assert stored(runtime) == 0
+
+
+BATCH_CASES = [
+    ("success", {}, json.dumps({"batch": [msg(900)]}).encode()),
+    ("body key", {}, json.dumps({"batch": [msg(901)], "writeKey": "KEY"}).encode()),
+    ("gzip", {"Content-Encoding": "gzip"}, gzip.compress(json.dumps({"batch": [msg(902)]}).encode())),
+    ("bad gzip", {"Content-Encoding": "gzip"}, b"not gzip"),
+    ("not JSON", {}, b"{nope"),
+    ("not an object", {}, b"[1, 2]"),
+    ("batch not a list", {}, b'{"batch": {}}'),
+    ("bad message", {}, json.dumps({"batch": [msg(903), {"type": "track", "userId": "u"}]}).encode()),
+    ("too large", {}, json.dumps({"batch": [msg(904)], "pad": "x" * 600_000}).encode()),
+    ("repeat", {}, json.dumps({"batch": [msg(900)]}).encode()),
+]
+
+
+@pytest.mark.parametrize(("case", "headers", "body"), BATCH_CASES, ids=[c[0] for c in BATCH_CASES])
+@pytest.mark.parametrize("auth", ["basic", "none", "unknown"])
+def test_fast_batch_answers_as_the_fastapi_route(
+    runtime: Runtime, case: str, headers: dict[str, str], body: bytes, auth: str
+) -> None:
+    """``POST /v1/batch`` is served in front of FastAPI: same checks, same order, same answers."""
+    from tailormail.api.app import routes
+
+    key = make_key(runtime, "write")
+    sent = {"basic": basic(key), "none": {}, "unknown": basic("tm_write_nope")}[auth]
+    if case == "body key":
+        body, sent = body.replace(b"KEY", key.encode()), {}
+    answers = []
+    for app in (routes(runtime), create_app(runtime)):
+        with TestClient(app) as c:
+            response = c.post("/v1/batch", content=body, headers={**sent, **headers})
+        answers.append((response.status_code, response.json(), response.headers.get("www-authenticate")))
+    assert answers[0] == answers[1]

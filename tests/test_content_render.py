@@ -393,3 +393,19 @@ def test_liquid_escape_is_markupsafe_exactly(value: str) -> None:
 
     assert LANGUAGES[".liquid"].escape(value) == str(markupsafe.escape(value))
     assert LANGUAGES[".liquid"].escape(markupsafe.Markup("<b>x</b>")) == "<b>x</b>"
+
+
+@pytest.mark.parametrize("size", [1, 64, 65, 74, 75, 76, 149, 150, 151, 224, 225, 226, 400])
+def test_long_plain_pieces_are_wrapped_and_shared_between_parts(size: int) -> None:
+    import quopri
+
+    from tailormail.content.mime import qp_pieces
+
+    link = ("https://t.example/c/" + "Ab0-_" * 100)[:size]
+    links: dict[str, bytes] = {}
+    first = qp_pieces(["<a href=\"", link, "\">x</a>"], links)
+    again = qp_pieces(["(", link, ")"], links)
+    for encoded, expected in ((first, f'<a href="{link}">x</a>'), (again, f"({link})")):
+        assert all(len(line) <= 76 for line in encoded.split(b"\r\n"))
+        assert quopri.decodestring(encoded).replace(b"\r\n", b"\n").decode("ascii") == expected
+    assert (link in links) == (size > 64)

@@ -10,7 +10,7 @@ import pytest
 from tailormail.clock import ManualClock, to_ms
 from tailormail.deliver import Email, enqueue, enqueue_many, message_id_for
 from tailormail.deliver.admin import counts, retry_message, show_message, suppress
-from tailormail.deliver.headers import UNSUBSCRIBE_PURPOSE
+from tailormail.deliver.headers import FINISHED, UNSUBSCRIBE_PURPOSE, Finisher
 from tailormail.deliver.memory import MemoryTransport
 from tailormail.deliver.sender import Sender
 from tailormail.deliver.settings import DeliverSettings
@@ -220,3 +220,73 @@ def test_erasing_a_person_erases_their_mail_and_attempts_but_keeps_the_suppressi
         assert queries.attempts_of(conn, ids["campaign:c/profile:1"]) == []
         assert queries.attempts_of(conn, ids["campaign:c/profile:2"]) != []
         assert queries.suppressed_among(conn, ["p1@example.org"]) == {"p1@example.org": "bounce"}
+
+
+@pytest.mark.parametrize("when", ["queued", "sent"])
+def test_mail_finished_when_queued_goes_out_byte_for_byte_as_if_finished_at_send_time(
+    runtime: Runtime, when: str
+) -> None:
+    finisher = Finisher(runtime.settings.secret, DeliverSettings().base_url)
+    emails = [mail(1), mail(2, kind="transactional"), mail(3, headers="Message-ID: <own@shop.example>\r\n")]
+    with runtime.store.begin() as conn:
+        ids = enqueue_many(
+            conn, emails, now_ms=to_ms(runtime.clock.now()), finish=finisher if when == "queued" else None
+        )
+    transport = MemoryTransport()
+    assert make_sender(runtime, transport).run_round() == 3
+    by_to = {e.recipient: e for e in transport.sent}
+    marketing = by_to["p1@example.org"].data
+    assert marketing.startswith(FINISHED) and marketing.count(b"List-Unsubscribe:") == 1
+    assert marketing.count(b"Message-ID:") == 1 and by_to["p3@example.org"].data.count(b"Message-ID:") == 1
+    token = marketing.split(b"/u/")[1].split(b">")[0].decode()
+    assert verify(runtime.settings.secret, UNSUBSCRIBE_PURPOSE, token)["outbox_id"] == ids["campaign:c/profile:1"]
+    assert b"List-Unsubscribe" not in by_to["p2@example.org"].data
+    with runtime.store.read() as conn:
+        stored = queries.get_outbox(conn, ids["campaign:c/profile:1"])
+    assert stored and (stored["mime"] == marketing) == (when == "queued"), "finished once, stored as sent"
+
+
+def test_a_finisher_that_cannot_finish_leaves_the_mail_to_fail_alone_at_send_time(runtime: Runtime) -> None:
+    finisher = Finisher(runtime.settings.secret, "https://mail.example/\r\nBcc: x")
+    with runtime.store.begin() as conn:
+        ids = enqueue_many(conn, [mail(1)], now_ms=to_ms(runtime.clock.now()), finish=finisher)
+    transport = MemoryTransport()
+    make_sender(runtime, transport, base_url=finisher.base_url).run_round()
+    assert transport.sent == []
+    row = status_of(runtime, ids["campaign:c/profile:1"])
+    assert row["status"] == "failed" and "line break" in row["last_error"]
+
+
+def test_a_batch_is_recorded_in_groups_only_where_this_worker_still_holds_each_row(runtime: Runtime) -> None:
+    ids = put(runtime, *(mail(i) for i in range(20)))
+    now = to_ms(runtime.clock.now())
+    with runtime.store.begin() as conn:
+        claimed = queries.claim_due(conn, "w1", now, 30_000, 50)
+        taken = ids["campaign:c/profile:5"]
+        conn.execute(outbox.update().where(outbox.c.id == taken).values(claimed_by="w2"))
+        outcomes = [
+            {
+                "id": row["id"],
+                "status": "queued" if row["id"] == ids["campaign:c/profile:7"] else "sent",
+                "attempts": 1,
+                "next_attempt_at": now + 60_000,
+                "last_error": None,
+                "sent_at": now,
+                "updated_at": now,
+            }
+            for row in claimed
+        ]
+        assert queries.finish_claimed(conn, "w1", outcomes) == 19
+    rows = {r["id"]: r for r in queries_rows(runtime)}
+    assert rows[taken]["status"] == "sending" and rows[taken]["claimed_by"] == "w2", "another worker's row is left"
+    retry = rows[ids["campaign:c/profile:7"]]
+    assert retry["status"] == "queued" and retry["next_attempt_at"] == now + 60_000 and retry["claimed_by"] is None
+    sent = [r for i, r in rows.items() if i not in (taken, retry["id"])]
+    assert {(r["status"], r["attempts"], r["sent_at"], r["next_attempt_at"], r["lease_until"]) for r in sent} == {
+        ("sent", 1, now, now, None)
+    }, "a final row keeps its own next_attempt_at"
+
+
+def queries_rows(runtime: Runtime) -> list[dict[str, Any]]:
+    with runtime.store.read() as conn:
+        return queries.list_outbox(conn, limit=1000)

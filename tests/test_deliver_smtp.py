@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import datetime
 import ipaddress
@@ -268,3 +269,39 @@ def test_starttls_and_implicit_tls(tmp_path: Path, security: str) -> None:
     finally:
         controller.stop()
     assert [rcpt for rcpt, _ in handler.messages] == ["b@example.org"]
+
+
+class Stalling(Inbox):
+    """Never answers RCPT for addresses starting with ``stall`` (a server gone silent mid-message)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.never = asyncio.Event()
+
+    async def handle_RCPT(self, server: Any, session: Session, envelope: Envelope, address: str, options: Any) -> str:
+        if address.startswith("stall"):
+            await self.never.wait()
+        return await super().handle_RCPT(server, session, envelope, address, options)
+
+
+def test_a_server_silent_mid_message_times_out_and_the_pool_reconnects() -> None:
+    handler = Stalling()
+    controller = Controller(handler, hostname="127.0.0.1", port=free_port(), server_hostname="inbox.local")
+    controller.start()
+
+    async def three() -> list[Any]:
+        transport = SmtpTransport("127.0.0.1", controller.port, security="none", connections=1, timeout=0.5)
+        replies = [
+            await transport.send(OutEnvelope("a@shop.example", to, b"Subject: x\r\n\r\nhi\r\n", f"<{to}>"))
+            for to in ("b@example.org", "stall@example.org", "c@example.org")
+        ]
+        await transport.close()
+        return replies
+
+    try:
+        first, stalled, third = asyncio.run(three())
+    finally:
+        controller.stop()
+    assert (first.code, third.code) == (250, 250)
+    assert stalled.code == 0 and "Timeout" in stalled.response, "a temporary failure: retried later"
+    assert [rcpt for rcpt, _ in handler.messages] == ["b@example.org", "c@example.org"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -120,6 +121,60 @@ def test_features_count_only_events_before_the_cutoff(runtime: Runtime) -> None:
     for name, want_a, want_b in FEATURE_CASES:
         got = matrix.column(name)
         assert (got[rows[a]], got[rows[b]]) == pytest.approx((want_a, want_b)), name
+
+
+@pytest.mark.parametrize("readers", [1, 2, 3])
+def test_parallel_reads_give_the_features_of_one_connection(
+    shop: Runtime, monkeypatch: pytest.MonkeyPatch, readers: int
+) -> None:
+    now = to_ms(shop.clock.now())
+    # Categories given as JSON objects and numbers are counted by their text, in every id range.
+    ingest(shop, [ev(f"j{i}", f"u{i}", "product_view", 1, now, category={"k": i % 2}) for i in range(9)])
+    ingest(shop, [ev(f"n{i}", f"u{i}", "add_to_cart", 1, now, category=i % 3) for i in range(9)])
+    with shop.store.read() as conn:
+        one = features.compute(conn, now, shop.settings.events)
+    monkeypatch.setattr(features, "READERS", readers)
+    many = features.compute(shop.store, now, shop.settings.events)
+    assert np.array_equal(one.profile_ids, many.profile_ids)
+    assert np.array_equal(one.values, many.values)  # exactly: same sums in the same order
+
+
+CODE_CASES = [  # (categories, codes, distinct values)
+    ([], [], []),
+    (["a", None, "b", "a"], [0, -1, 1, 0], ["a", "b"]),
+    ([None, None], [-1, -1], []),
+    ([{"x": 1}, "a", {"x": 1}, [1]], [0, 1, 0, 2], ['{"x": 1}', "a", "[1]"]),
+]
+
+
+@pytest.mark.parametrize(("values", "codes", "distinct"), CODE_CASES)
+def test_categories_are_numbered_by_first_appearance(values: list[Any], codes: list[int], distinct: list[Any]) -> None:
+    got, names = features._codes(values)
+    assert got.tolist() == codes and names == distinct
+
+
+def test_part_codes_are_renumbered_across_parts() -> None:
+    a = (np.array([0, -1, 1]), ["x", "y"])
+    b = (np.array([1, 0, -1]), ["z", "x"])
+    assert features._renumbered([a, b]).tolist() == [0, -1, 1, 0, 2, -1]
+    assert features._renumbered([]).tolist() == []
+
+
+def test_event_id_ranges_cover_every_event(shop: Runtime) -> None:
+    with shop.store.read() as conn:
+        low, high = (int(v) for v in conn.exec_driver_sql("select min(id), max(id) from events").one())
+        ranges = predict_q.event_id_ranges(conn, 3)
+    if shop.store.dialect != "sqlite":
+        assert ranges == [None]  # one scan of the heap on PostgreSQL
+        return
+    assert len(ranges) == 3 and ranges[0] is not None and ranges[-1] is not None
+    assert ranges[0][0] == low and ranges[-1][1] == high + 1
+    assert all(a[1] == b[0] for a, b in pairwise(ranges))  # type: ignore[index]
+
+
+def test_event_id_ranges_of_an_empty_store(runtime: Runtime) -> None:
+    with runtime.store.read() as conn:
+        assert predict_q.event_id_ranges(conn, 2) == [None]
 
 
 def test_train_all_three_models_stores_versions_with_a_full_report(shop: Runtime) -> None:

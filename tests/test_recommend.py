@@ -5,13 +5,22 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
+import numpy as np
 import pytest
 
 from conftest import T0
 from tailormail.clock import to_ms
 from tailormail.config import EventNames
 from tailormail.content.recommend import clear_cache, evaluate, products_in, recommend_for
-from tailormail.content.recommend.model import RecommendSettings, model_for, wait_for_training
+from tailormail.content.recommend.model import (
+    DAY_MS,
+    RecommendSettings,
+    fit,
+    model_for,
+    touches_from,
+    train,
+    wait_for_training,
+)
 from tailormail.errors import ValidationError
 from tailormail.runtime import Runtime
 from tailormail.store import products as product_q
@@ -92,6 +101,52 @@ def test_recommendations_follow_co_occurrence_then_category_then_popularity(runt
         "similar to what you viewed or bought",
     )
     assert first.as_context()["price"] == "9.50"
+
+
+MESSY = [
+    # ids as Segment senders write them: skus, numbers, lists with junk, unknown products
+    {"product_id": "s1"},
+    {"sku": "s2"},
+    {"product_id": "", "sku": "s3"},
+    {"products": [{"product_id": "h1"}, {"sku": "h2"}, {"name": "no id"}, "junk"]},
+    {"products": {"product_id": "s4"}},  # not a list: no touch
+    {"products": {"line": {"product_id": "s4"}}},  # an object of lines is not a list either
+    {"product_id": "not-in-catalog"},
+    {"product_id": 7},
+]
+
+
+def test_training_in_the_database_learns_the_model_the_event_by_event_path_learnt(runtime: Runtime) -> None:
+    ids = shop(runtime, SHOP)
+    names, settings = EventNames(), RecommendSettings()
+    messy = [
+        {
+            "type": "track",
+            "messageId": f"messy-{n}-{k}",
+            "userId": f"messy{n % 3}",
+            "event": name,
+            "properties": props,
+            "timestamp": (T0 - timedelta(days=3)).isoformat(),
+        }
+        for n, props in enumerate(MESSY)
+        for k, name in enumerate(
+            ["product_view", "product_view", "product_view", "add_to_cart", "purchase"][: n % 5 + 1]
+        )
+    ]
+    runtime.ingestor.ingest_raw(messy)
+    with runtime.store.begin() as conn:
+        product_q.upsert_changed_products(conn, [{"product_id": "7", "name": "SEVEN", "category": "toys"}], to_ms(T0))
+    now = to_ms(T0)
+    with runtime.store.read() as conn:
+        weights = {names.product_view: 1.0, names.add_to_cart: 2.0, names.purchase: 4.0}
+        events = product_q.product_events(conn, list(weights), since_ms=now - 365 * DAY_MS, until_ms=now)
+        touches = list(touches_from(events, weights, names.purchase))
+        expected = fit(touches, product_q.products_by_id(conn, sorted({t.product_id for t in touches})))
+        got = train(conn, now, names, settings)
+    assert ids and got.items == expected.items and "7" in got.items and "not-in-catalog" not in got.items
+    assert got.popularity.tolist() == pytest.approx(expected.popularity.tolist())
+    np.testing.assert_allclose(got.similarity.toarray(), expected.similarity.toarray())
+    assert got.category_of == expected.category_of
 
 
 def test_a_purchase_made_after_the_model_was_cached_is_excluded_at_once(runtime: Runtime) -> None:

@@ -14,6 +14,8 @@ from tailormail.api.app import create_app
 from tailormail.cli import app
 from tailormail.clock import ManualClock, to_ms
 from tailormail.runtime import Runtime
+from tailormail.store import analytics as analytics_q
+from tailormail.store.engine import Store
 from tailormail.track import links
 from test_metrics import USERS, send_campaign
 from test_track import BASE, BROWSER, Slot
@@ -63,3 +65,20 @@ def test_report_command_writes_the_file(workspace: Path) -> None:
     result = CliRunner().invoke(app, ["report", "--html", str(target), "-w", str(workspace)])
     assert result.exit_code == 0, result.output
     assert target.read_text().startswith("<!doctype html>") and "Nothing has been sent yet" in target.read_text()
+
+
+def test_report_parts_read_at_once_on_their_own_connections(runtime: Runtime) -> None:
+    runtime.ingestor.ingest_raw([{"type": "track", "userId": u, "event": "product_view"} for u in USERS])
+    count = "SELECT count(*) FROM events"
+    with runtime.store.read() as conn:
+        seen = analytics_q.read_in_parallel(
+            conn, [lambda c, i=i: (i, c is conn, c.exec_driver_sql(count).scalar_one()) for i in range(3)]
+        )
+    assert seen == [(0, True, len(USERS)), (1, False, len(USERS)), (2, False, len(USERS))]
+
+
+def test_an_in_memory_database_runs_the_parts_on_its_one_connection() -> None:
+    store = Store("sqlite://")  # another connection would open another, empty database
+    with store.read() as conn:
+        assert analytics_q.read_in_parallel(conn, [lambda c: c is conn, lambda c: c is conn]) == [True, True]
+    store.close()

@@ -140,3 +140,63 @@ def test_identity_merge_and_erasure_carry_memberships(runtime: Runtime, clock: M
     with runtime.store.read() as conn:
         assert membership.members(conn, "active_buyers") == set()
         assert q.history(conn, profile_id=u1) == []
+
+
+def recheck_rows(rt: Runtime, segment: str, user: str) -> list[int]:
+    with rt.store.read() as conn:
+        pid = profile_q.profile_ids_by_user(conn, [user])[user]
+        return sorted(q.rechecks_of(conn, segment, [pid]).get(pid, set()))
+
+
+def test_events_stamped_now_write_no_recheck_rows_the_worker_scan_finds_their_moments(
+    runtime: Runtime, clock: ManualClock
+) -> None:
+    catalog = Catalog(runtime.settings)
+    sync_definitions(runtime.store, catalog, to_ms(clock.now()))
+    send(runtime, clock, "u1", "add_to_cart")
+    assert recheck_rows(runtime, "cart_abandoners", "u1") == []
+    clock.advance(DAY)  # the cart's 24-hour moment passes: found by a range of the (event, ts) index
+    assert apply_due_rechecks(runtime.store, catalog, to_ms(clock.now())) >= 1
+    assert members(runtime, "cart_abandoners") == {"u1"}
+    assert apply_due_rechecks(runtime.store, catalog, to_ms(clock.now())) == 0  # scanned up to now: not twice
+
+
+def test_a_late_event_whose_moment_is_a_minute_away_gets_a_row(runtime: Runtime, clock: ManualClock) -> None:
+    """The scan reads committed events: a moment this close could pass while the event's transaction is open."""
+    catalog = Catalog(runtime.settings)
+    sync_definitions(runtime.store, catalog, to_ms(clock.now()))
+    late = clock.now() - DAY + timedelta(seconds=30)
+    runtime.ingestor.ingest_raw(
+        [{"type": "track", "userId": "u1", "event": "add_to_cart", "messageId": "late", "timestamp": late.isoformat()}]
+    )
+    assert recheck_rows(runtime, "cart_abandoners", "u1") == [to_ms(late + DAY)]
+    clock.advance(timedelta(seconds=30))
+    apply_due_rechecks(runtime.store, catalog, to_ms(clock.now()))
+    assert members(runtime, "cart_abandoners") == {"u1"}
+    assert recheck_rows(runtime, "cart_abandoners", "u1") == []
+
+
+def test_a_future_stamped_event_gets_a_row_at_its_time(runtime: Runtime, clock: ManualClock) -> None:
+    catalog = Catalog(runtime.settings)
+    sync_definitions(runtime.store, catalog, to_ms(clock.now()))
+    ahead = clock.now() + 2 * HOUR
+    runtime.ingestor.ingest_raw(
+        [{"type": "track", "userId": "u1", "event": "purchase", "messageId": "ahead", "timestamp": ahead.isoformat()}]
+    )
+    assert members(runtime, "active_buyers") == set()  # events after now never count
+    assert recheck_rows(runtime, "active_buyers", "u1") == [to_ms(ahead)]
+    clock.advance(2 * HOUR)
+    apply_due_rechecks(runtime.store, catalog, to_ms(clock.now()))
+    assert members(runtime, "active_buyers") == {"u1"}
+
+
+def test_a_worker_that_was_down_catches_up_in_steps(runtime: Runtime, clock: ManualClock) -> None:
+    catalog = Catalog(runtime.settings)
+    sync_definitions(runtime.store, catalog, to_ms(clock.now()))
+    send(runtime, clock, "u1", "add_to_cart")
+    clock.advance(3 * DAY)  # entered after a day, left after seven: still in at three
+    apply_due_rechecks(runtime.store, catalog, to_ms(clock.now()))
+    assert members(runtime, "cart_abandoners") == {"u1"}
+    with runtime.store.read() as conn:
+        marks = {row["scanned_until"] for row in q.states(conn).values()}
+    assert marks == {to_ms(clock.now())}

@@ -83,26 +83,37 @@ def test_redis_consumer_acks_after_commit_and_dead_letters_poison(runtime: Runti
         redis_client.delete(stream, f"{stream}:dead")
 
 
+@pytest.mark.parametrize(
+    ("entries", "batch", "first_run", "pending", "restart_batch"),
+    [
+        (5, 500, Until(max_messages=5), (5,), 500),
+        # Several batches: the one that failed and the one read ahead stay pending; read back in
+        # smaller batches, each must still come exactly once.
+        (7, 3, Until(idle=True), (3, 6), 2),
+    ],
+)
 def test_redis_entries_are_not_acked_when_the_commit_fails_and_are_redelivered(
-    runtime: Runtime, redis_client: Any
-) -> None:
+    runtime: Runtime, redis_client: Any, entries: int, batch: int, first_run: Until, pending: tuple[int, ...],
+    restart_batch: int,
+) -> None:  # fmt: skip
     stream = f"events-{uuid.uuid4().hex[:8]}"
     try:
-        for n in range(5):
+        for n in range(entries):
             redis_client.xadd(stream, {"data": track(n)})
 
         def broken_hook(conn: Any, events: Any, now_ms: int) -> None:
             raise RuntimeError("database went away")
 
         runtime.ingestor.hooks.append(broken_hook)
-        consumer = RedisStreamConsumer(runtime.ingestor, redis_client, stream, group="g", consumer="c1")
+        consumer = RedisStreamConsumer(runtime.ingestor, redis_client, stream, group="g", consumer="c1", batch=batch)
         with pytest.raises(RuntimeError):
-            consumer.run(Until(max_messages=5))
-        assert stored(runtime) == 0 and redis_client.xpending(stream, "g")["pending"] == 5
+            consumer.run(first_run)
+        assert stored(runtime) == 0 and redis_client.xpending(stream, "g")["pending"] in pending
         runtime.ingestor.hooks.remove(broken_hook)
+        consumer.batch = restart_batch
         result = consumer.run(Until(idle=True))  # a restart reads its own pending entries first
-        assert result.stored == 5 and stored(runtime) == 5
-        assert redis_client.xpending(stream, "g")["pending"] == 0
+        assert (result.received, result.stored, result.duplicates) == (entries, entries, 0)
+        assert stored(runtime) == entries and redis_client.xpending(stream, "g")["pending"] == 0
     finally:
         redis_client.delete(stream)
 

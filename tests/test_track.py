@@ -25,7 +25,7 @@ from tailormail.store import profiles as profile_q
 from tailormail.store.schema import events
 from tailormail.track import links
 from tailormail.track.detect import automated_reason
-from tailormail.track.signing import sign
+from tailormail.track.signing import sign, sign_compact, verify
 
 BROWSER = "Mozilla/5.0 (Macintosh; Intel Mac OS X 14_0) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.0 Safari"
 BASE = "http://testserver"
@@ -307,14 +307,18 @@ def test_utm_parameters_are_added_not_overwritten(url: str, utm: dict[str, str],
         ),
     ],
 )
-def test_tracker_signs_exactly_like_click_url(
+def test_tracker_signs_compact_tokens_carrying_what_click_url_carries(
     key: str, profile_id: int | None, slot: Slot, url: str, utm: dict[str, str]
 ) -> None:
     tracker = links.Tracker(BASE + "/", "s3cret", utm)
     signed = tracker.signer({key: profile_id})
-    expected = links.click_url(BASE, "s3cret", key, profile_id, slot, links.with_utm(url, utm))
+    general = links.click_url(BASE, "s3cret", key, profile_id, slot, links.with_utm(url, utm))
+    payload = verify("s3cret", links.CLICK, general.rsplit("/", 1)[1])
+    expected = f"{BASE}/c/{sign_compact('s3cret', links.CLICK, payload)}"
     assert signed(key, slot, url) == expected
-    assert signed(key, slot, url) == expected  # again, from the tagged-URL cache
+    assert signed(key, slot, url) == expected  # again, from the link-section cache
+    assert verify("s3cret", links.CLICK, expected.rsplit("/", 1)[1]) == payload
+    assert len(expected) < len(general)
 
 
 def test_tracker_system_links_are_the_signed_tokens() -> None:
@@ -323,10 +327,15 @@ def test_tracker_system_links_are_the_signed_tokens() -> None:
     tracker = links.Tracker(BASE, "s3cret")
     person = Recipient(42, "zoë@example.com", "send-9:42")
     got = tracker.links_for(person)
-    token = sign("s3cret", "unsubscribe", {"email": "zoë@example.com", "profile_id": 42, "outbox_id": None})
+    token = sign_compact("s3cret", "unsubscribe", {"email": "zoë@example.com", "profile_id": 42, "outbox_id": None})
     assert got == {
         "unsubscribe": f"{BASE}/u/{token}",
         "preferences": f"{BASE}/p/{token}",
-        "view_in_browser": links.view_url(BASE, "s3cret", "send-9:42"),
-        "open_pixel": links.open_url(BASE, "s3cret", "send-9:42", 42),
+        "view_in_browser": f"{BASE}/v/{sign_compact('s3cret', links.VIEW, {'k': 'send-9:42'})}",
+        "open_pixel": f"{BASE}/o/{sign_compact('s3cret', links.OPEN, {'k': 'send-9:42', 'p': 42})}.gif",
+    }
+    # The JSON tokens sent before keep working next to the compact ones.
+    assert verify("s3cret", links.OPEN, links.open_url(BASE, "s3cret", "send-9:42", 42)[len(BASE) + 3 : -4]) == {
+        "k": "send-9:42",
+        "p": 42,
     }

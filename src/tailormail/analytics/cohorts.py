@@ -42,15 +42,17 @@ def cohorts(
     width = int(PERIODS[period].total_seconds() * 1000)
     origin = int(ORIGIN.timestamp() * 1000)
     cohort_event = purchase_event if start == "first_purchase" else None
+    current = (now_ms - origin) // width
     counts, sizes_by = q.cohort_matrix(
         conn,
         cohort_event=cohort_event,
         activity_event=activity,
         origin_ms=origin,
         period_ms=width,
+        first_period=current - max_periods + 1,
+        periods=max_periods,
         profile_ids=profile_ids,
     )
-    current = (now_ms - origin) // width
     cohort_ids = sorted(c for c in sizes_by if c > current - max_periods)
     cells = {(c, a): n for c, a, n in counts}
     shares = [

@@ -25,6 +25,7 @@ from tailormail.analytics.heatmap import HeatmapData, link_clicks
 from tailormail.analytics.metrics import Metrics, compute, outcomes
 from tailormail.analytics.paths import PathStat, paths_to_goal
 from tailormail.errors import TailormailError
+from tailormail.store import analytics as q
 
 PictureMaker = Callable[[HeatmapData], bytes]
 """Draws a template's heatmap as PNG bytes (raises TailormailError when it cannot)."""
@@ -69,49 +70,52 @@ class _Page:
 
 
 def build_report(conn: Connection, now_ms: int, options: ReportOptions, pictures: PictureMaker | None = None) -> str:
-    """The whole report as one HTML document; ``pictures`` draws the heatmaps (None: tables only)."""
+    """The whole report as one HTML document; ``pictures`` draws the heatmaps (None: tables only).
+
+    The email metrics run on ``conn``; the cohorts and paths, which each read
+    nearly every event, run at the same time on their own read connections.
+    """
+    goal = options.goal_event
+    emails, active, buyers, paths = q.read_in_parallel(
+        conn,
+        [
+            lambda c: _email_sections(c, options),
+            lambda c: cohorts(c, now_ms=now_ms, period="week", activity=None),
+            lambda c: cohorts(c, now_ms=now_ms, period="week", start="first_purchase", activity=goal,
+                              purchase_event=goal),
+            lambda c: paths_to_goal(c, options.journey_events, goal),
+        ],
+    )  # fmt: skip
     page = _Page()
-    emails = outcomes(conn, goal_event=options.goal_event, attribution_days=options.attribution_days)
-    _metrics_section(
-        page,
-        compute(
-            conn,
-            ["campaign", "journey"],
-            goal_event=options.goal_event,
-            attribution_days=options.attribution_days,
-            emails=emails,
-        ),
-    )
-    _experiments_section(
-        page,
-        all_experiments(
-            conn,
-            goal_event=options.goal_event,
-            attribution_days=options.attribution_days,
-            plans=options.split_plans,
-            emails=emails,
-        ),
-    )
-    _heatmap_section(page, link_clicks(conn)[: options.heatmap_templates], pictures)
-    _cohort_section(
-        page,
-        "Customers by first week, share active in each later week",
-        cohorts(conn, now_ms=now_ms, period="week", activity=None),
-    )
-    _cohort_section(
-        page,
-        "Buyers by week of first purchase, share buying again in each later week",
-        cohorts(
-            conn,
-            now_ms=now_ms,
-            period="week",
-            start="first_purchase",
-            activity=options.goal_event,
-            purchase_event=options.goal_event,
-        ),
-    )
-    _paths_section(page, paths_to_goal(conn, options.journey_events, options.goal_event))
+    _metrics_section(page, emails.metrics)
+    _experiments_section(page, emails.experiments)
+    _heatmap_section(page, emails.clicks[: options.heatmap_templates], pictures)
+    _cohort_section(page, "Customers by first week, share active in each later week", active)
+    _cohort_section(page, "Buyers by week of first purchase, share buying again in each later week", buyers)
+    _paths_section(page, paths)
     return _document(options, now_ms, page.parts)
+
+
+@dataclass(frozen=True)
+class _EmailSections:
+    """What the report says about the emails: metrics, experiments and clicks per link."""
+
+    metrics: list[Metrics]
+    experiments: list[tuple[str, ExperimentResult]]
+    clicks: list[HeatmapData]
+
+
+def _email_sections(conn: Connection, options: ReportOptions) -> _EmailSections:
+    """The email sections' data, with the outcomes computed once and shared by metrics and experiments."""
+    goal, days = options.goal_event, options.attribution_days
+    emails = outcomes(conn, goal_event=goal, attribution_days=days)
+    return _EmailSections(
+        metrics=compute(conn, ["campaign", "journey"], goal_event=goal, attribution_days=days, emails=emails),
+        experiments=all_experiments(
+            conn, goal_event=goal, attribution_days=days, plans=options.split_plans, emails=emails
+        ),
+        clicks=link_clicks(conn),
+    )
 
 
 def _document(options: ReportOptions, now_ms: int, parts: list[str]) -> str:

@@ -19,6 +19,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -55,6 +56,7 @@ class Recipient:
     user_id: str | None = None
 
 
+@functools.lru_cache(maxsize=4096)
 def camel(name: str) -> str:
     """``active_buyers`` -> ``activeBuyers`` (Segment's spec spells traits in camelCase)."""
     head, *rest = name.split("_")

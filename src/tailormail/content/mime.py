@@ -67,16 +67,23 @@ _SOFT_BREAK = b"=\r\n"
 QP_CACHE_SIZE = 50_000
 """Encoded pieces kept; bounds memory when pieces are per-person values."""
 _qp_cache: dict[str, bytes] = {}
+UNCACHED_LENGTH = 64
+"""Printable ASCII pieces longer than this (signed links) are wrapped each time, not cached: they never repeat."""
 
 
 def _plain_qp(text: str) -> bytes | None:
     """The QP of printable ASCII without "=" (a signed URL, a name): itself, wrapped; None for other text."""
-    if text.isascii() and text.isprintable() and "=" not in text and not text.endswith(" "):
+    if text.isascii() and text.isprintable() and "=" not in text and text[-1:] != " ":
         # Only soft breaks are needed (a space before "=" is allowed: it is not at the line's end).
         raw = text.encode("ascii")
-        if len(raw) <= 75:
+        size = len(raw)
+        if size <= 75:
             return raw
-        return _SOFT_BREAK.join([raw[i : i + 75] for i in range(0, len(raw), 75)])
+        if size <= 225:  # a signed link: written out, no list to build
+            if size <= 150:
+                return b"".join((raw[:75], _SOFT_BREAK, raw[75:]))
+            return b"".join((raw[:75], _SOFT_BREAK, raw[75:150], _SOFT_BREAK, raw[150:]))
+        return _SOFT_BREAK.join([raw[i : i + 75] for i in range(0, size, 75)])
     return None
 
 
@@ -98,31 +105,45 @@ def _qp(text: str) -> bytes:
     return body
 
 
-def qp_pieces(pieces: list[str]) -> bytes:
+def qp_pieces(pieces: list[str], links: dict[str, bytes] | None = None) -> bytes:
     """Quoted-printable of the pieces' concatenation, each piece encoded once per process.
 
     A soft line break (``=`` CRLF) decodes to nothing, so pieces can be encoded
     separately and joined with one: the template's static HTML (nearly all of
     it) is encoded on first use and reused for every recipient after that.
+    Long plain pieces (signed links) are not kept; pass the same ``links`` dict
+    for a message's parts to encode each link once for both.
     """
-    return _SOFT_BREAK.join(_encoded(pieces))
+    return _SOFT_BREAK.join(_encoded(pieces, {} if links is None else links))
 
 
 def qp_lines(text: str) -> bytes:
     """Quoted-printable of a plain-text body, line by line (lines repeat across recipients)."""
-    return _CRLF.join(_encoded(text.split("\n")))
+    return _CRLF.join(_encoded(text.split("\n"), {}))
 
 
-def _encoded(pieces: list[str]) -> list[bytes]:
+def _encoded(pieces: list[str], links: dict[str, bytes]) -> list[bytes]:
     cache = _qp_cache
     out: list[bytes | None] = list(map(cache.get, pieces))  # static pieces: the same objects, hashed once
-    if None in out:
-        for index, encoded in enumerate(out):
-            if encoded is None:
-                piece = pieces[index]
-                if len(cache) >= QP_CACHE_SIZE:
-                    cache.clear()
-                out[index] = cache[piece] = _qp(piece)
+    index = -1
+    try:
+        while True:
+            index = out.index(None, index + 1)  # found in C: most pieces are cached
+            piece = pieces[index]
+            if len(piece) > UNCACHED_LENGTH:
+                found = links.get(piece)
+                if found is not None:
+                    out[index] = found
+                    continue
+            plain = _plain_qp(piece)
+            if plain is not None and len(piece) > UNCACHED_LENGTH:
+                out[index] = links[piece] = plain  # a per-person link: never seen in another mail, not kept
+                continue
+            if len(cache) >= QP_CACHE_SIZE:
+                cache.clear()
+            out[index] = cache[piece] = _qp(piece) if plain is None else plain
+    except ValueError:
+        pass
     return out  # type: ignore[return-value]
 
 

@@ -219,13 +219,13 @@ class Link:
     def __post_init__(self) -> None:
         parts = self.url.parts
         # Most URLs are one static string or one output: skip the general join for them.
-        self._static = parts[0] if len(parts) == 1 and parts[0].__class__ is str else ("" if not parts else None)
+        self.static_url = parts[0] if len(parts) == 1 and parts[0].__class__ is str else ("" if not parts else None)
         self._single = parts[0] if len(parts) == 1 and parts[0].__class__ is not str else None
 
     def render(self, context: dict[str, Any]) -> str:
         """The URL as the template wrote it, without signing."""
-        if self._static is not None:
-            return self._static
+        if self.static_url is not None:
+            return self.static_url
         return self._single.render(context) if self._single is not None else self.url.render(context)
 
     def pieces(self, context: dict[str, Any], sign: Signer | None, out: list[str]) -> None:
@@ -275,6 +275,8 @@ class Fragment:
 
     parts: list[Any]
     source: str
+    _fast: Any = field(default=None, init=False, repr=False, compare=False)
+    """The generated walk (``fastpath.compile_pieces``), made on first use with a signer."""
 
     def render(self, context: dict[str, Any]) -> str:
         """The text for one recipient (links as written, not signed)."""
@@ -282,6 +284,18 @@ class Fragment:
 
     def pieces(self, context: dict[str, Any], sign: Signer | None, out: list[str]) -> None:
         """Append the recipient's pieces: static text as the same string objects, links signed."""
+        if sign is None:
+            self.walk(context, sign, out)
+            return
+        fast = self._fast
+        if fast is None:
+            from tailormail.content.fastpath import compile_pieces  # it builds on this module
+
+            fast = self._fast = compile_pieces(self)
+        fast(context, sign, out)
+
+    def walk(self, context: dict[str, Any], sign: Signer | None, out: list[str]) -> None:
+        """``pieces`` by walking the parts (what the generated function does, written out)."""
         append = out.append
         for part in self.parts:
             kind = part.__class__

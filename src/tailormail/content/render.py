@@ -18,7 +18,7 @@ from typing import Any
 from tailormail.content.blocks import variant_flag
 from tailormail.content.compile import CompiledTemplate, LinkSlot
 from tailormail.content.context import Recipient, build_context
-from tailormail.content.mime import assemble, message_id_for, qp_lines, qp_pieces
+from tailormail.content.mime import assemble, message_id_for, qp_pieces
 
 _BLANK_LINES = re.compile(r"\n(?:[ \t]*\n){2,}")
 LinkSigner = Callable[[str, LinkSlot, str], str]
@@ -125,13 +125,14 @@ def render_one(
         compiled.html.pieces(context, sign, html_pieces)
         text_pieces: list[str] = []
         compiled.text.pieces(context, sign, text_pieces)
-        body_text = _BLANK_LINES.sub("\n\n", "".join(text_pieces))
+        encoded_links: dict[str, bytes] = {}  # the same signed links are in both parts
+        body_text = text_body(text_pieces, encoded_links)
         message = assemble(
             sender=(compiled.from_name or envelope.campaign.get("from_name", ""), envelope.from_address),
             to=recipient.email,
             subject=subject,
-            text=qp_lines(body_text),
-            html=qp_pieces(html_pieces),
+            text=body_text,
+            html=qp_pieces(html_pieces, encoded_links),
             message_id=message_id,
             date=envelope.date,
             headers=envelope.headers,
@@ -161,6 +162,44 @@ def _is_empty(value: Any) -> bool:
     if isinstance(value, str):
         return not value.strip()
     return value is None or (isinstance(value, list | dict) and not value)
+
+
+def text_body(pieces: list[str], links: dict[str, bytes] | None = None) -> str | bytes:
+    """The plain-text part from its pieces, runs of blank lines cut to one: encoded, or as text to encode.
+
+    Empty variants leave runs of blank lines where their neighbours' line ends
+    meet.  Cutting those runs at the pieces' edges keeps the pieces, so the
+    static text's cached encoding is reused and only per-person values (links)
+    are encoded; a run that holds spaces or lies inside a piece is left to the
+    regular expression over the joined text (the result is the same).
+    """
+    cut = cut_blank_runs(pieces)
+    joined = "".join(cut)
+    if "\n\n\n" in joined or "\n " in joined or "\n\t" in joined:
+        return _BLANK_LINES.sub("\n\n", "".join(pieces))
+    return qp_pieces(cut, links)
+
+
+def cut_blank_runs(pieces: list[str]) -> list[str]:
+    """The pieces with runs of 3+ newlines across their edges cut to 2 (runs inside a piece are kept)."""
+    out: list[str] = []
+    run = 0  # newlines ending the output so far
+    for piece in pieces:
+        if not piece:
+            continue
+        if run and piece[0] == "\n":
+            lead = len(piece) - len(piece.lstrip("\n"))
+            if run + lead > 2:
+                piece = piece[lead - max(0, 2 - run) :]
+                if not piece:
+                    continue
+        if piece[-1] == "\n":
+            body = piece.rstrip("\n")
+            run = (run if not body else 0) + len(piece) - len(body)
+        else:
+            run = 0
+        out.append(piece)
+    return out
 
 
 def _slot_signer(

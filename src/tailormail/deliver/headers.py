@@ -1,8 +1,11 @@
-"""Headers added at send time: Message-ID, one-click unsubscribe (RFC 8058), DKIM.
+"""Headers added on the way out: Message-ID, one-click unsubscribe (RFC 8058), DKIM.
 
 They are prepended to the finished MIME bytes, so the content that was
-rendered and stored is sent byte for byte below them.  DKIM signs last, over
-everything above, including List-Unsubscribe, so no relay can swap the link.
+rendered and stored is sent byte for byte below them.  Journeys and campaigns
+add Message-ID and List-Unsubscribe when they queue the email (``Finisher``),
+so the send loop does no per-message header or HMAC work; mail queued without
+them gets them at send time.  DKIM signs last, at send time, over everything
+above, including List-Unsubscribe, so no relay can swap the link.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ from typing import Any
 
 import dkim
 
-from tailormail.deliver.outbox import head_length
+from tailormail.deliver.outbox import domain_of, head_length
 from tailormail.track.signing import sign
 
 UNSUBSCRIBE_PURPOSE = "unsubscribe"
@@ -30,6 +33,9 @@ DKIM_HEADERS = (
     "List-Unsubscribe-Post",
 )
 """Signed headers; a listed header that is absent is signed as absent, so none can be added later."""
+
+FINISHED = b"List-Unsubscribe: <"
+"""How a marketing message finished when it was queued begins (nothing else puts this header first)."""
 
 _LINE_END = re.compile(rb"\r?\n")
 _HAS_MESSAGE_ID = re.compile(rb"(?im)^message-id:")
@@ -58,6 +64,43 @@ def unsubscribe_headers(base_url: str, domain: str, token: str) -> list[tuple[st
         ("List-Unsubscribe", f"<{url}>,\r\n <{mailto}>"),
         ("List-Unsubscribe-Post", "List-Unsubscribe=One-Click"),
     ]
+
+
+def finish(row: dict[str, Any], outbox_id: int, *, secret: str, base_url: str, domain: str = "") -> bytes:
+    """The wire bytes before DKIM: CRLF, a Message-ID if missing, signed List-Unsubscribe on marketing.
+
+    ``row`` is an outbox row (mime, message_id, kind, recipient, profile_id,
+    sender); ``domain`` defaults to the sender's, for the unsubscribe mailto.
+    """
+    mime = with_crlf(row["mime"])
+    headers: list[tuple[str, str]] = []
+    if row["kind"] == "marketing":
+        token = unsubscribe_token(secret, row["recipient"], row["profile_id"], outbox_id)
+        headers += unsubscribe_headers(base_url, domain or domain_of(row["sender"]), token)
+    if not has_message_id(mime):
+        headers.append(("Message-ID", row["message_id"]))
+    return prepend_headers(mime, headers)
+
+
+def is_finished(row: dict[str, Any]) -> bool:
+    """Whether an outbox row's bytes were finished when it was queued (marketing mail only)."""
+    return row["kind"] == "marketing" and bytes(row["mime"][: len(FINISHED)]) == FINISHED
+
+
+@dataclass(frozen=True)
+class Finisher:
+    """Finishes emails as they are queued, so the send loop only sends them (see ``finish``)."""
+
+    secret: str
+    base_url: str
+    domain: str = ""
+
+    def __call__(self, row: dict[str, Any], outbox_id: int) -> bytes:
+        """The row's finished bytes; its own bytes when they cannot be finished (the sender fails it then)."""
+        try:
+            return finish(row, outbox_id, secret=self.secret, base_url=self.base_url, domain=self.domain)
+        except (ValueError, UnicodeError):  # e.g. a header that would not encode: fail that one mail, not the step
+            return bytes(row["mime"])
 
 
 def with_crlf(mime: bytes) -> bytes:

@@ -8,11 +8,12 @@ together or not at all.  The idempotency key makes a repeated decision a no-op.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from email.message import Message
 from email.parser import BytesHeaderParser
 from email.utils import getaddresses
+from typing import Any
 
 from sqlalchemy import Connection
 
@@ -67,15 +68,24 @@ def head_of(mime: bytes) -> Message:
     return BytesHeaderParser().parsebytes(mime[: head_length(mime)])
 
 
-def enqueue(conn: Connection, email: Email, *, now_ms: int) -> int:
+Finish = Callable[[dict[str, Any], int], bytes]
+"""(outbox row, its id) -> the bytes to store: what ``headers.Finisher`` adds before sending."""
+
+
+def enqueue(conn: Connection, email: Email, *, now_ms: int, finish: Finish | None = None) -> int:
     """Put one email in the outbox (idempotent on its key); return its outbox id."""
-    return enqueue_many(conn, [email], now_ms=now_ms)[email.key]
+    return enqueue_many(conn, [email], now_ms=now_ms, finish=finish)[email.key]
 
 
-def enqueue_many(conn: Connection, emails: Sequence[Email], *, now_ms: int) -> dict[str, int]:
-    """Put emails in the outbox in one statement; return key -> outbox id (old or new)."""
+def enqueue_many(
+    conn: Connection, emails: Sequence[Email], *, now_ms: int, finish: Finish | None = None
+) -> dict[str, int]:
+    """Put emails in the outbox in one statement; return key -> outbox id (old or new).
+
+    With ``finish`` the stored bytes are the wire bytes (headers added now, not per send).
+    """
     rows = [_row(email, index, now_ms) for index, email in enumerate(emails)]
-    return queries.insert_outbox(conn, rows)
+    return queries.insert_outbox(conn, rows, finish)
 
 
 def _row(email: Email, index: int, now_ms: int) -> dict[str, object]:

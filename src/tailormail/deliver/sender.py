@@ -19,15 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from tailormail.clock import Clock, to_ms
-from tailormail.deliver.headers import (
-    Signer,
-    dkim_sign,
-    has_message_id,
-    prepend_headers,
-    unsubscribe_headers,
-    unsubscribe_token,
-    with_crlf,
-)
+from tailormail.deliver.headers import Signer, dkim_sign, finish, is_finished
 from tailormail.deliver.outbox import domain_of
 from tailormail.deliver.pacing import RateLimiter, retry_delay_ms
 from tailormail.deliver.settings import DeliverSettings
@@ -222,7 +214,16 @@ class Sender:
         return ready, broken
 
     async def _send_all(self, envelopes: list[Envelope]) -> list[SendResult]:
-        return list(await asyncio.gather(*(self._send_one(envelope) for envelope in envelopes)))
+        """Send with one task per connection, each taking the next envelope (not one task per message)."""
+        results: list[SendResult] = [INTERRUPTED] * len(envelopes)
+        queue = iter(range(len(envelopes)))
+
+        async def worker() -> None:
+            for index in queue:
+                results[index] = await self._send_one(envelopes[index])
+
+        await asyncio.gather(*(worker() for _ in range(min(self.settings.connections, len(envelopes)))))
+        return results
 
     async def _send_one(self, envelope: Envelope) -> SendResult:
         try:
@@ -232,16 +233,13 @@ class Sender:
             return SendResult(0, f"{type(error).__name__}: {error}")
 
     def prepare(self, row: dict[str, Any]) -> Envelope:
-        """The wire bytes of a row: Message-ID if missing, unsubscribe headers for marketing, DKIM."""
-        mime = with_crlf(row["mime"])
-        domain = self.settings.domain or domain_of(row["sender"])
-        headers: list[tuple[str, str]] = []
-        if not has_message_id(mime):
-            headers.append(("Message-ID", row["message_id"]))
-        if row["kind"] == "marketing":
-            token = unsubscribe_token(self.secret, row["recipient"], row["profile_id"], row["id"])
-            headers += unsubscribe_headers(self.settings.base_url, domain, token)
-        data = prepend_headers(mime, headers)
+        """The wire bytes of a row: as queued when finished then, else with its headers added now; DKIM."""
+        if is_finished(row):
+            data = bytes(row["mime"])
+        else:
+            data = finish(
+                row, row["id"], secret=self.secret, base_url=self.settings.base_url, domain=self.settings.domain
+            )
         if self.signer is not None:
             data = dkim_sign(data, self.signer)
         return Envelope(self.settings.sender or row["sender"], row["recipient"], data, row["message_id"])

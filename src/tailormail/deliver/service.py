@@ -6,7 +6,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from tailormail.deliver.headers import Signer
+from tailormail.config import Settings
+from tailormail.deliver.headers import Finisher, Signer
 from tailormail.deliver.sender import Sender
 from tailormail.deliver.settings import DeliverSettings, deliver_settings
 from tailormail.deliver.smtp import SmtpTransport
@@ -44,6 +45,12 @@ def build_signer(settings: DeliverSettings, workspace: Path) -> Signer | None:
 
         raise ConfigError("[deliver].dkim_domain (or domain) is required with dkim_key_file")
     return Signer(key, settings.dkim_selector, domain)
+
+
+def finisher_for(settings: Settings) -> Finisher:
+    """What journeys and campaigns pass to ``enqueue_many`` so mail is queued ready to send."""
+    deliver = deliver_settings(settings)
+    return Finisher(settings.secret, deliver.base_url, deliver.domain)
 
 
 def open_sender(runtime: Runtime, transport: Transport | None = None) -> Sender:

@@ -10,6 +10,7 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import lru_cache
 from typing import Any
 
 from tailormail.clock import parse_time, to_ms
@@ -64,6 +65,112 @@ def parse_message(
     max_bytes: int | None = None,
 ) -> Message:
     """Validate one raw message (a decoded JSON object) into a Message."""
+    if type(raw) is dict:
+        if max_bytes is not None:
+            _check_size(raw, index, max_bytes)
+        message = _well_formed(raw, received_ms, forced_type)
+        if message is not None:
+            return message
+        return _checked(raw, index, received_ms, sent_at, forced_type, None)
+    return _checked(raw, index, received_ms, sent_at, forced_type, max_bytes)
+
+
+_FAST_TYPES = frozenset(("identify", "track", "page", "screen"))
+"""Types ``_well_formed`` handles; group and alias (rare, more rules) always take ``_checked``."""
+
+
+def _well_formed(raw: dict[str, Any], received_ms: int, forced_type: str | None) -> Message | None:
+    """The Message of a plainly well-formed message, or None to let ``_checked`` decide (and name any error).
+
+    Only exact types are accepted here (``str``, ``dict``, as JSON decodes them):
+    anything else, and every case with a rule of its own (ints as ids, a missing
+    messageId, originalTimestamp, traits in context), goes the long way, so this
+    gives exactly ``_checked``'s result or none at all.
+    """
+    kind = forced_type or raw.get("type")
+    if type(kind) is not str or kind not in _FAST_TYPES:  # not hashable, even: a set lookup would raise
+        return None
+    get = raw.get
+    user_id = get("userId")
+    anonymous_id = get("anonymousId")
+    if user_id is not None and (type(user_id) is not str or not user_id):
+        return None
+    if anonymous_id is not None and (type(anonymous_id) is not str or not anonymous_id):
+        return None
+    if user_id is None and anonymous_id is None:
+        return None
+    message_id = get("messageId")
+    if type(message_id) is not str or not message_id:
+        return None
+    if get("previousId") is not None or get("groupId") is not None:
+        return None
+    properties = get("properties")
+    if properties is None:
+        properties = {}
+    elif type(properties) is not dict:
+        return None
+    traits = get("traits")
+    if traits is None:
+        traits = {}
+    elif type(traits) is not dict:
+        return None
+    context = get("context")
+    if context is not None and type(context) is not dict:
+        return None
+    if kind == "page" or kind == "screen":
+        name = get("name")
+        event = name.strip() if type(name) is str else None
+        if name is not None and event is None:
+            return None
+    else:
+        event = get("event")
+        if event is not None:
+            if type(event) is not str:
+                return None
+            event = event.strip()
+        if kind == "track" and not event:
+            return None
+        if kind == "identify" and not traits and context is not None and "traits" in context:
+            return None
+    stamp = get("timestamp")
+    timestamp: int | None = received_ms
+    if stamp is None:
+        if get("originalTimestamp") is not None:
+            return None
+    elif type(stamp) is str and stamp:
+        timestamp = _iso_ms(stamp)
+    else:
+        return None
+    if timestamp is None:
+        return None
+    return Message(kind, message_id, user_id, anonymous_id, timestamp, event, properties, traits, context)
+
+
+@lru_cache(maxsize=16_384)
+def _iso_ms(text: str) -> int | None:
+    """Milliseconds of an ISO-8601 time, or None when it is not one (cached: batches repeat their times)."""
+    try:
+        return to_ms(parse_time(text))
+    except ValueError:
+        return None
+
+
+def _check_size(raw: Any, index: int | None, max_bytes: int) -> None:
+    size = len(json.dumps(raw, separators=(",", ":"), default=str).encode("utf-8"))
+    if size > max_bytes:
+        where = f" at batch[{index}]" if index is not None else ""
+        raise PayloadTooLarge(
+            f"message{where} is {size} bytes, over the {max_bytes}-byte limit",
+            field="message",
+            index=index,
+            hint="split large properties or send fewer of them",
+        )
+
+
+def _checked(
+    raw: Any, index: int | None, received_ms: int, sent_at: str | None, forced_type: str | None, max_bytes: int | None
+) -> Message:
+    """Every check, field by field: the reference for ``_well_formed`` and the source of every error."""
     where = f" at batch[{index}]" if index is not None else ""
 
     def fail(msg: str, name: str) -> ValidationError:
@@ -72,14 +179,7 @@ def parse_message(
     if not isinstance(raw, dict):
         raise fail("message must be a JSON object", "message")
     if max_bytes is not None:
-        size = len(json.dumps(raw, separators=(",", ":"), default=str).encode("utf-8"))
-        if size > max_bytes:
-            raise PayloadTooLarge(
-                f"message{where} is {size} bytes, over the {max_bytes}-byte limit",
-                field="message",
-                index=index,
-                hint="split large properties or send fewer of them",
-            )
+        _check_size(raw, index, max_bytes)
     kind = forced_type or raw.get("type")
     if kind not in TYPES:
         raise fail(f"type must be one of {', '.join(TYPES)}, got {kind!r}", "type")

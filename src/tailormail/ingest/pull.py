@@ -36,24 +36,49 @@ class Selector:
 
     def __init__(self, expression: str) -> None:
         self.expression = expression
-        self._parts = expression.split(".") if _DOTTED.match(expression) else None
-        if self._parts is None:
-            try:
-                self._compiled = jmespath.compile(expression)
-            except jmespath.exceptions.ParseError as exc:
-                raise ConfigError(f"selector {expression!r} is not valid JMESPath: {exc}") from None
+        self.get = accessor(expression)
+        """The compiled lookup itself (callers in a loop use it to skip this wrapper)."""
 
     def __call__(self, data: Any) -> Any:
         """The selected value, or None when a step is missing."""
-        if self._parts is None:
-            return self._compiled.search(data)
-        if len(self._parts) == 1:  # the common case: a top-level field
-            return data.get(self._parts[0]) if isinstance(data, dict) else None
-        for part in self._parts:
+        return self.get(data)
+
+
+def accessor(expression: str) -> Callable[[Any], Any]:
+    """A function giving ``expression``'s value in a record (None when a step is missing), parsed once.
+
+    Dotted paths become plain ``dict.get`` steps; anything else is compiled JMESPath.
+    """
+    if not _DOTTED.match(expression):
+        try:
+            return jmespath.compile(expression).search
+        except jmespath.exceptions.ParseError as exc:
+            raise ConfigError(f"selector {expression!r} is not valid JMESPath: {exc}") from None
+    parts = expression.split(".")
+    if len(parts) == 1:  # the common case: a top-level field
+        name = parts[0]
+
+        def top(data: Any) -> Any:
+            return data.get(name) if isinstance(data, dict) else None
+
+        return top
+    if len(parts) == 2:
+        outer, inner = parts
+
+        def pair(data: Any) -> Any:
+            data = data.get(outer) if isinstance(data, dict) else None
+            return data.get(inner) if isinstance(data, dict) else None
+
+        return pair
+
+    def path(data: Any) -> Any:
+        for part in parts:
             if not isinstance(data, dict):
                 return None
             data = data.get(part)
         return data
+
+    return path
 
 
 @dataclass(frozen=True)

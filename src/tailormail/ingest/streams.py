@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,9 +22,14 @@ from tailormail.clock import to_ms
 from tailormail.errors import ConfigError, ValidationError
 from tailormail.ingest.messages import Message, parse_message
 from tailormail.ingest.pipeline import Ingestor
+from tailormail.ingest.readahead import read_ahead
 
 DATA_FIELD = "data"
 """The Redis stream entry field holding the message's JSON."""
+
+
+Decoded = tuple[list[tuple[Any, Any]], list[Any], list[Message | str]]
+"""A batch of stream entries, their data fields and what each decoded to."""
 
 
 @dataclass
@@ -115,49 +120,76 @@ class RedisStreamConsumer:
                 raise
 
     def run(self, until: Until | None = None) -> ConsumeResult:
-        """Consume until stopped: this consumer's pending entries first, then new ones."""
+        """Consume until stopped: this consumer's pending entries first, then new ones.
+
+        The next batch is read and validated on a thread while this one is stored;
+        it stays pending (unacknowledged) until its own commit, so a crash loses nothing.
+        """
         self.ensure_group()
-        ending = until or Until()
         total = ConsumeResult()
-        draining = True  # entries delivered before a crash and never acknowledged
-        while not ending.done(total.received):
-            count = ending.wanted(total.received, self.batch)
+        for entries, datas, decoded in read_ahead(self._decoded(self._reads(until or Until()))):
+            total.add(self._handle(entries, datas, decoded))
+        return total
+
+    def _reads(self, ending: Until) -> Iterator[list[tuple[Any, Any]]]:
+        """Batches of entries as XREADGROUP gives them, until ``ending`` says stop."""
+        read = 0
+        after: Any = "0"  # drain entries delivered before a crash and never acknowledged, then new ones (">")
+        while not ending.done(read):
             reply = self.client.xreadgroup(
                 self.group,
                 self.consumer,
-                {self.stream: "0" if draining else ">"},
-                count=count,
-                block=None if draining or ending.idle else self.block_ms,
+                {self.stream: after},
+                count=ending.wanted(read, self.batch),
+                block=None if after != ">" or ending.idle else self.block_ms,
             )
             entries = reply[0][1] if reply else []
             if not entries:
-                if draining:
-                    draining = False
+                if after != ">":
+                    after = ">"
                     continue
                 if ending.idle:
-                    break
+                    return
                 continue
-            total.add(self._handle(entries))
-        return total
+            if after != ">":
+                # Pending entries stay pending until acknowledged: read on from the last one, not from 0 again.
+                after = entries[-1][0]
+            read += len(entries)
+            yield entries
 
-    def _handle(self, entries: list[tuple[Any, dict[Any, Any]]]) -> ConsumeResult:
-        now_ms = to_ms(self.ingestor.clock.now())
-        decoded = [decode(_field(fields), now_ms, self.max_bytes) for _, fields in entries]
+    def _decoded(self, batches: Iterator[list[tuple[Any, Any]]]) -> Iterator[Decoded]:
+        """Each batch with its data fields and their validated messages (or reasons they are poison)."""
+        for entries in batches:
+            now_ms = to_ms(self.ingestor.clock.now())
+            datas = [_field(fields) for _, fields in entries]
+            yield entries, datas, [decode(data, now_ms, self.max_bytes) for data in datas]
+
+    def _handle(self, entries: list[tuple[Any, Any]], datas: list[Any], decoded: list[Message | str]) -> ConsumeResult:
+        """Store a batch's good messages, dead-letter the poison ones, then acknowledge them all."""
         result = commit(self.ingestor, decoded)
         pipe = self.client.pipeline(transaction=False)
-        dead = self.dead_letter or f"{self.stream}:dead"
-        for (entry_id, fields), item in zip(entries, decoded, strict=True):
-            if isinstance(item, str):
-                pipe.xadd(
-                    dead, {"data": _field(fields) or b"", "reason": item, "source_id": entry_id, "stream": self.stream}
-                )
+        if result.dead:
+            dead = self.dead_letter or f"{self.stream}:dead"
+            for (entry_id, _), data, item in zip(entries, datas, decoded, strict=True):
+                if isinstance(item, str):
+                    pipe.xadd(dead, {"data": data or b"", "reason": item, "source_id": entry_id, "stream": self.stream})
         pipe.xack(self.stream, self.group, *[entry_id for entry_id, _ in entries])
         pipe.execute()
         return result
 
 
-def _field(fields: dict[Any, Any]) -> Any:
-    return fields.get(DATA_FIELD.encode()) if DATA_FIELD.encode() in fields else fields.get(DATA_FIELD)
+_DATA_KEYS = (DATA_FIELD.encode(), DATA_FIELD)
+"""The data field as a reply gives it: bytes, or text with ``decode_responses``."""
+
+
+def _field(fields: dict[Any, Any] | None) -> Any:
+    """The entry's data (None for an entry deleted while pending, or one without it)."""
+    if not fields:
+        return None
+    for key in _DATA_KEYS:
+        if key in fields:
+            return fields[key]
+    return None
 
 
 @dataclass

@@ -21,6 +21,7 @@ from tailormail.content.context import Recipient
 from tailormail.content.render import Envelope, LinkSigner, choose_variants, render_batch
 from tailormail.content.rules import segment_evaluator
 from tailormail.deliver.outbox import Email, enqueue_many
+from tailormail.deliver.service import finisher_for
 from tailormail.journeys import engine as e
 from tailormail.journeys import model as m
 from tailormail.store import profiles as profile_store
@@ -130,7 +131,7 @@ class OutboxEffects:
             for recipient, result in zip(recipients, results, strict=True)
             if result.ok and result.message is not None
         ]
-        enqueue_many(conn, emails, now_ms=now_ms)
+        enqueue_many(conn, emails, now_ms=now_ms, finish=finisher_for(self.settings))
         return {
             r.message_key: (r.error or "render failed") if (not r.ok or r.message is None) else None for r in results
         }

@@ -5,7 +5,9 @@ profile of each view, add-to-cart, purchase, open and click, from the
 covering index; revenue of purchases; categories of a recent window; see
 ``store.predict``).  Features as of any cut-off covered by the history are
 then counted with ``np.bincount`` over time-sorted slices, so training at four
-cut-offs and labelling their outcomes reads the events once.  Every feature:
+cut-offs and labelling their outcomes reads the events once.  Read from a
+Store, the queries run on two connections at once, the table scan split in
+two by id range on SQLite.  Every feature:
 
 | feature | meaning |
 |---|---|
@@ -27,12 +29,17 @@ cut-offs and labelling their outcomes reads the events once.  Every feature:
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from sqlalchemy import Connection
 
 from tailormail.config import EventNames
+from tailormail.store import Store
 from tailormail.store import predict as predict_q
 
 WINDOWS = (7, 30, 90)
@@ -154,20 +161,120 @@ class History:
         return np.bincount(pairs[first] // width, minlength=len(self.profile_ids)).astype(float)
 
 
-def load_history(conn: Connection, names: EventNames, until_ms: int, category_since_ms: int) -> History:
-    """Read the events before ``until_ms`` (categories from ``category_since_ms``) into a History."""
-    ids, first_ts = predict_q.first_event_times(conn, until_ms)
-    order = _ascending(ids)
-    ids, first_ts = ids[order], first_ts[order]
-    kinds = {}
-    for kind, event in (("view", names.product_view), ("cart", names.add_to_cart), *EMAIL_EVENTS):
-        kinds[kind] = _timeline(ids, *predict_q.event_times(conn, event, until_ms))[0]
+def load_history(source: Store | Connection, names: EventNames, until_ms: int, category_since_ms: int) -> History:
+    """Read the events before ``until_ms`` (categories from ``category_since_ms``) into a History.
+
+    Given a Store, the reads run on ``READERS`` connections at once (the
+    database works while Python waits); given a Connection, one after another on it.
+    """
     shopping = [names.product_view, names.add_to_cart, names.purchase]
-    rows = predict_q.purchases_and_categories(conn, names.purchase, shopping, category_since_ms, until_ms)
-    kinds["purchase"], (revenue,) = _timeline(ids, rows.purchase_ts, rows.purchase_profile, rows.revenue)
-    codes = _codes(rows.categories)
-    categories, (codes,) = _timeline(ids, rows.category_ts, rows.category_profile, codes, keep=codes >= 0)
+    ranges = _scan_ranges(source)
+    purchase, since, until = names.purchase, category_since_ms, until_ms
+
+    def scan(ids: tuple[int, int] | None) -> Query:
+        return lambda c: _in_time_order(predict_q.purchases_and_categories(c, purchase, shopping, since, until, ids))
+
+    def times(event: str) -> Query:
+        return lambda c: predict_q.event_times(c, event, until_ms)
+
+    # The profiles first (every other result is placed by them), then longest first, so
+    # that this thread can place each result while the slower reads still run.
+    queries: dict[str, Query] = {"first": lambda c: predict_q.first_event_times(c, until_ms)}
+    queries.update({f"scan{i}": scan(ids) for i, ids in enumerate(ranges)})
+    kinds_events = [("view", names.product_view), ("cart", names.add_to_cart), *EMAIL_EVENTS]
+    queries.update({kind: times(event) for kind, event in kinds_events})
+    with _started(source, queries) as found:
+        ids, first_ts = found["first"].result()
+        order = _ascending(ids)
+        ids, first_ts = ids[order], first_ts[order]
+        kinds = {kind: _timeline(ids, *found[kind].result())[0] for kind, _ in kinds_events}
+        parts = [found[f"scan{i}"].result() for i in range(len(ranges))]
+
+    def joined(field: str) -> np.ndarray:
+        # Each part is in time order already: the stable sort of _timeline merges the runs.
+        return np.concatenate([getattr(part, field) for part in parts])
+
+    kinds["purchase"], (revenue,) = _timeline(ids, joined("purchase_ts"), joined("purchase_profile"), joined("revenue"))
+    codes = _renumbered([(part.codes, part.values) for part in parts])
+    categories, (codes,) = _timeline(ids, joined("category_ts"), joined("category_profile"), codes, keep=codes >= 0)
     return History(until_ms, category_since_ms, ids, first_ts, kinds, revenue, categories, codes)
+
+
+@dataclass(frozen=True)
+class _ScanPart:
+    """One range of the table scan, prepared in its reading thread: time order, categories numbered."""
+
+    purchase_ts: np.ndarray
+    purchase_profile: np.ndarray
+    revenue: np.ndarray
+    category_ts: np.ndarray
+    category_profile: np.ndarray
+    codes: np.ndarray
+    values: list[object]
+    """The distinct categories of this part, by code."""
+
+
+def _in_time_order(rows: predict_q.PurchasesAndCategories) -> _ScanPart:
+    """Sort a scanned range by time and number its categories (in the reader thread, beside the other reads).
+
+    The sorts are stable, so events at the same time keep the table's order.
+    """
+    codes, values = _codes(rows.categories)
+    bought, seen = _ascending(rows.purchase_ts), _ascending(rows.category_ts)
+    return _ScanPart(
+        rows.purchase_ts[bought],
+        rows.purchase_profile[bought],
+        rows.revenue[bought],
+        rows.category_ts[seen],
+        rows.category_profile[seen],
+        codes[seen],
+        values,
+    )
+
+
+def _renumbered(parts: list[tuple[np.ndarray, list[object]]]) -> np.ndarray:
+    """The parts' category codes, concatenated and renumbered to one numbering across parts (-1 stays)."""
+    numbers: dict[object, int] = {}
+    out = []
+    for codes, values in parts:
+        # Index -1 (no category) reads the appended -1.
+        mapping = np.array([numbers.setdefault(v, len(numbers)) for v in values] + [-1], dtype=np.int64)
+        out.append(mapping[codes])
+    return np.concatenate(out) if out else np.zeros(0, dtype=np.int64)
+
+
+Query = Callable[[Connection], Any]
+"""One read of ``load_history``."""
+READERS = 2
+"""Connections reading at once: this machine's two cores; SQLite and the driver release the GIL while stepping."""
+
+
+def _scan_ranges(source: Store | Connection) -> list[tuple[int, int] | None]:
+    """The id ranges of the table scan: one per reader on SQLite, one in all otherwise."""
+    if isinstance(source, Connection):
+        return [None]
+    with source.read() as conn:
+        return predict_q.event_id_ranges(conn, READERS)
+
+
+@contextmanager
+def _started(source: Store | Connection, queries: dict[str, Query]) -> Iterator[dict[str, Future[Any]]]:
+    """Each query's future: running on ``READERS`` connections of a Store, or already run in turn on one Connection."""
+    if isinstance(source, Connection):
+        done: dict[str, Future[Any]] = {}
+        for name, query in queries.items():
+            done[name] = Future()
+            done[name].set_result(query(source))
+        yield done
+        return
+    store = source
+
+    def run(query: Query) -> Any:
+        with store.read() as conn, predict_q.scanning(conn):
+            return query(conn)
+
+    with ThreadPoolExecutor(max_workers=READERS, thread_name_prefix="predict-read") as pool:
+        yield {name: pool.submit(run, query) for name, query in queries.items()}
 
 
 EMAIL_EVENTS = (("opened", "email_opened"), ("clicked", "email_clicked"))
@@ -214,13 +321,19 @@ def _rows(ids: np.ndarray, pid: np.ndarray) -> np.ndarray:
     return np.where(ids[np.minimum(row, len(ids) - 1)] == pid, row, -1)
 
 
-def _codes(values: list[object]) -> np.ndarray:
-    """A number per distinct value; -1 for None (no category)."""
-    # A category given as JSON (an object or list) is compared by its text, as SQL would.
-    hashable = [json.dumps(v, sort_keys=True) if isinstance(v, dict | list) else v for v in values]
-    numbers = {value: i for i, value in enumerate(dict.fromkeys(hashable))}
+def _codes(values: list[object]) -> tuple[np.ndarray, list[object]]:
+    """A number per distinct value (-1 for None: no category), and the distinct values by number."""
+    try:
+        distinct = dict.fromkeys(values)
+        hashable = values
+    except TypeError:  # a category given as JSON (an object or list) is compared by its text, as SQL would
+        hashable = [json.dumps(v, sort_keys=True) if isinstance(v, dict | list) else v for v in values]
+        distinct = dict.fromkeys(hashable)
+    distinct.pop(None, None)
+    numbers = {value: i for i, value in enumerate(distinct)}
     numbers[None] = -1
-    return np.fromiter(map(numbers.__getitem__, hashable), dtype=np.int64, count=len(hashable))
+    codes = np.fromiter(map(numbers.__getitem__, hashable), dtype=np.int64, count=len(hashable))
+    return codes, list(distinct)
 
 
 def matrix_at(history: History, cutoff_ms: int) -> FeatureMatrix:
@@ -268,7 +381,7 @@ WINDOW_KINDS = {"views": "view", "carts": "cart", "purchases": "purchase"}
 """The event kind behind each windowed count's name."""
 
 
-def compute(conn: Connection, cutoff_ms: int, names: EventNames) -> FeatureMatrix:
-    """Every profile with events before ``cutoff_ms`` and its features."""
-    history = load_history(conn, names, cutoff_ms, cutoff_ms - EMAIL_WINDOW * DAY_MS)
+def compute(source: Store | Connection, cutoff_ms: int, names: EventNames) -> FeatureMatrix:
+    """Every profile with events before ``cutoff_ms`` and its features (read in parallel from a Store)."""
+    history = load_history(source, names, cutoff_ms, cutoff_ms - EMAIL_WINDOW * DAY_MS)
     return matrix_at(history, cutoff_ms)

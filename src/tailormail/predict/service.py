@@ -81,8 +81,7 @@ class Trainer:
         if self._history is None or self._history.until_ms != now_ms:
             longest = max(spec.horizon_days for spec in self.config.specs())
             since = now_ms - (2 * longest + features.EMAIL_WINDOW) * DAY_MS
-            with self.store.read() as conn:
-                self._history = features.load_history(conn, self.names, now_ms, since)
+            self._history = features.load_history(self.store, self.names, now_ms, since)
             self._features = {}
         return self._history
 
@@ -197,9 +196,9 @@ def score(store: Store, settings: Settings, now: datetime, times: PhaseTimes | N
         versions = {s.name: predict_q.latest_version(conn, s.name) for s in config.specs()}
         if not any(versions.values()):
             raise NotFound("no trained model to score with", hint="run `tailormail predict train` first")
-        with times.phase("features"):
-            matrix = features.compute(conn, now_ms, settings.events)
-    columns: dict[str, list[Any]] = {}
+    with times.phase("features"):
+        matrix = features.compute(store, now_ms, settings.events)
+    columns: dict[str, np.ndarray] = {}
     counts: dict[str, int] = {}
     for spec in config.specs():
         version = versions[spec.name]
@@ -207,23 +206,26 @@ def score(store: Store, settings: Settings, now: datetime, times: PhaseTimes | N
             continue
         with times.phase("predict"):
             keep = spec.population(matrix)
-            p = models.predict(version["params"], matrix.values[keep])
-            rank = np.argsort(np.argsort(p, kind="stable"))
-            percentile = np.floor(100.0 * (rank + 1) / max(len(p), 1)).astype(int)
+            everyone = bool(keep.all())  # then skip copying the matrix
+            p = models.predict(version["params"], matrix.values if everyone else matrix.values[keep])
+            rank = np.empty(len(p), dtype=np.int64)
+            rank[np.argsort(p, kind="stable")] = np.arange(len(p))  # the inverse of the sorting permutation
+            percentile = np.floor(100.0 * (rank + 1) / max(len(p), 1))
             columns[spec.name] = _spread(keep, p.round(4))
             columns[f"{spec.name}_percentile"] = _spread(keep, percentile)
         counts[spec.name] = int(keep.sum())
+    whole = frozenset(name for name in columns if name.endswith("_percentile"))
     with times.phase("write"), store.begin() as conn:
-        predict_q.write_scores(conn, matrix.profile_ids.tolist(), columns, now_ms)
+        predict_q.write_scores(conn, matrix.profile_ids, columns, now_ms, whole)
     log.info("predict: scored %d profiles: %s", len(matrix.profile_ids), times.summary())
     return counts
 
 
-def _spread(keep: np.ndarray, values: np.ndarray) -> list[Any]:
-    """``values`` (one per kept row) placed at the kept rows, None elsewhere, as Python numbers."""
-    out = np.full(len(keep), None, dtype=object)
-    out[keep] = values.astype(object)
-    return out.tolist()
+def _spread(keep: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """``values`` (one per kept row) placed at the kept rows, NaN (no score) elsewhere."""
+    out = np.full(len(keep), np.nan)
+    out[keep] = values
+    return out
 
 
 def latest_reports(store: Store, model: str | None = None) -> list[dict[str, Any]]:

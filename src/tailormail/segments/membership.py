@@ -14,7 +14,7 @@ from sqlalchemy import Connection
 from tailormail.config import Settings
 from tailormail.segments.definitions import Segment
 from tailormail.segments.evaluate import matching_profiles
-from tailormail.segments.schedule import EventTimes, schedule
+from tailormail.segments.schedule import schedule
 from tailormail.store import segments as q
 
 
@@ -46,12 +46,8 @@ def reevaluate(
     *,
     source: str,
     settings: Settings | None = None,
-    times: EventTimes | None = None,
 ) -> Diff:
-    """Evaluate ``segment`` for ``ids`` at ``now_ms``; write changes and the next rechecks.
-
-    ``times``: recent event times of these people, when the caller fetched them for several segments.
-    """
+    """Evaluate ``segment`` for ``ids`` at ``now_ms``; write changes and the next rechecks."""
     wanted = sorted(set(ids))
     if not wanted:
         return Diff(segment.name, frozenset(), frozenset())
@@ -59,7 +55,7 @@ def reevaluate(
     current = q.current_members(conn, segment.name, wanted)
     diff = Diff(segment.name, frozenset(matching - current), frozenset(current - matching))
     q.apply_changes(conn, segment.name, set(diff.entered), set(diff.exited), now_ms, source)
-    schedule(conn, segment.name, segment.rule, now_ms, wanted, _tz(settings), times)
+    schedule(conn, segment.name, segment.rule, now_ms, wanted, _tz(settings))
     return diff
 
 

@@ -24,7 +24,7 @@ from tailormail.segments.definitions import Segment, folder, load_segments
 from tailormail.segments.depends import dependencies
 from tailormail.segments.membership import Diff, reevaluate, reevaluate_many, refresh
 from tailormail.segments.rfm import refresh_rfm
-from tailormail.segments.schedule import Clocks, schedule_batch
+from tailormail.segments.schedule import Clocks, scanned_offsets, schedule_batch
 from tailormail.store import Store
 from tailormail.store import profiles as profile_q
 from tailormail.store import segments as q
@@ -47,7 +47,8 @@ class Catalog:
         """File names, sizes and modification times of the segments folder."""
         base = folder(self.settings.workspace)
         files = sorted(base.glob("*.y*ml")) if base.exists() else []
-        return tuple((p.name, p.stat().st_mtime_ns, p.stat().st_size) for p in files)
+        stats = [(p.name, p.stat()) for p in files]  # checked for every ingested batch: one stat per file
+        return tuple((name, st.st_mtime_ns, st.st_size) for name, st in stats)
 
     def segments(self) -> dict[str, Segment]:
         """The current definitions; a broken file keeps the last good set (ingest must not fail)."""
@@ -63,7 +64,10 @@ class Catalog:
 
 def active_segments(conn: Connection, segments: dict[str, Segment]) -> list[Segment]:
     """Segments whose current rule has been refreshed in full (the baseline real time updates)."""
-    state = q.states(conn)
+    return _active(q.states(conn), segments)
+
+
+def _active(state: dict[str, dict[str, Any]], segments: dict[str, Segment]) -> list[Segment]:
     return [s for s in segments.values() if s.active and state.get(s.name, {}).get("rule_hash") == s.rule_hash]
 
 
@@ -130,7 +134,7 @@ def on_events(
     touched = {pid for pid, (updated, _, _) in clocks.items() if updated == now_ms}
     work = [(segment, affected_profiles(segment, batch, touched, clocks, now_ms)) for segment in active]
     diffs = reevaluate_many(conn, work, now_ms, source="realtime", settings=settings)
-    schedule_batch(conn, active, batch.by_name, clocks, touched, now_ms, settings.timezone)
+    schedule_batch(conn, active, batch.by_name, batch.seen, clocks, touched, now_ms, settings.timezone)
     return diffs
 
 
@@ -151,20 +155,60 @@ def make_hook(settings: Settings) -> Callable[[Connection, Sequence[StoredEvent]
 
 
 def apply_due_rechecks(store: Store, catalog: Catalog, now_ms: int) -> int:
-    """Re-evaluate everyone whose recheck is due; return how many people were rechecked."""
+    """Re-evaluate everyone whose recheck is due or whose event moments passed; return how many people."""
     done = 0
     while True:
         with store.begin() as conn:
+            state = q.states(conn)
+            active = {s.name: s for s in _active(state, catalog.segments())}
             due = q.due_rechecks(conn, now_ms)
-            if not due:
-                return done
-            active = {s.name: s for s in active_segments(conn, catalog.segments())}
-            for name, ids in due.items():
+            passed, behind = scan_passed_moments(conn, list(active.values()), state, now_ms)
+            for name in sorted(set(due) | set(passed)):
+                ids = due.get(name, set()) | passed.get(name, set())
                 if name in active:
                     reevaluate(conn, active[name], ids, now_ms, source="recheck", settings=catalog.settings)
                 else:
                     q.clear_rechecks(conn, name, ids)
                 done += len(ids)
+        if not due and not behind:
+            return done
+
+
+SCAN_SLICE_MS = 3_600_000
+"""A scan covers at most this much time, or a quarter of the backlog (a worker that was down catches up in steps)."""
+
+
+def scan_passed_moments(
+    conn: Connection, segments: Sequence[Segment], state: dict[str, dict[str, Any]], now_ms: int
+) -> tuple[dict[str, set[int]], bool]:
+    """People whose event moments (``ts + offset``) passed since each segment's last scan; moves the marks on.
+
+    One range of the (event, ts) index per (event, offset) the segments share;
+    segments scanned up to the same moment are scanned together.  Returns the
+    people by segment and whether some mark is still behind ``now_ms``.
+    """
+    groups: dict[int, list[Segment]] = {}
+    for segment in segments:
+        row = state[segment.name]
+        since = row.get("scanned_until") or row["refreshed_at"]
+        if since < now_ms:
+            groups.setdefault(int(since), []).append(segment)
+    out: dict[str, set[int]] = {}
+    behind = False
+    for since, group in sorted(groups.items()):
+        until = min(now_ms, since + max(SCAN_SLICE_MS, (now_ms - since) // 4))
+        behind = behind or until < now_ms
+        pairs = sorted({(e, o) for s in group for e, offsets in scanned_offsets(s.rule).items() for o in offsets})
+        found = {(e, o): q.passed_event_moments(conn, e, o, since, until) for e, o in pairs}
+        for segment in group:
+            ids: set[int] = set()
+            for event, offsets in scanned_offsets(segment.rule).items():
+                for offset in offsets:
+                    ids |= found[(event, offset)]
+            if ids:
+                out[segment.name] = ids
+        q.set_scanned_until(conn, [s.name for s in group], until)
+    return out, behind
 
 
 def sync_definitions(store: Store, catalog: Catalog, now_ms: int, *, max_age: timedelta | None = None) -> list[Diff]:

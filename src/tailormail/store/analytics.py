@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import sqlite3
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from sqlalchemy import Connection, case, func, literal, select, union_all
+from sqlalchemy import BigInteger, Connection, Integer, and_, case, cast, func, literal, select, union_all
 
 from tailormail.store.schema import events, profiles
 from tailormail.store.schema_deliver import outbox
@@ -138,6 +138,10 @@ def _ids_named(
         yield ids[start : start + batch]
 
 
+PERIODS_PER_WORD = 62
+"""Periods per activity bit mask: a signed 64-bit integer holds 62 bits well clear of its sign."""
+
+
 def cohort_matrix(
     conn: Connection,
     *,
@@ -145,49 +149,53 @@ def cohort_matrix(
     activity_event: str | None,
     origin_ms: int,
     period_ms: int,
+    first_period: int,
+    periods: int,
     profile_ids: Sequence[int] | None = None,
 ) -> tuple[list[tuple[int, int, int]], dict[int, int]]:
-    """((cohort period, periods since, distinct people active) for every cohort and age, people per cohort).
+    """((cohort period, periods since, distinct people active), people per cohort) for cohorts from ``first_period``.
 
     A person's cohort is the period of their first ``cohort_event`` (None: their
     first event of any kind); activity is ``activity_event`` (None: any event)
-    at or after that first event.  One statement: the cells and the sizes come
-    from the same per-person periods.
+    at or after that first event.  Only the ``periods`` periods from
+    ``first_period`` on are counted (the ones a table shows).
     """
     if cohort_event is not None and activity_event is not None and cohort_event != activity_event:
         return _cohort_cells_by_time(conn, cohort_event, activity_event, origin_ms, period_ms, profile_ids)
-    # Activity in the cohort's own period always includes the cohort event itself here, so comparing
-    # periods (not times) gives the same cells as "at or after the first event" with one pass over events.
-    period = ((events.c.ts - origin_ms) // period_ms).label("period")
-    act = select(events.c.profile_id, period).distinct()
-    if activity_event is not None:
-        act = act.where(events.c.event == activity_event)
+    # One pass over events grouped by person, in the order of the (profile_id, event, ts) index, so no sort of
+    # every event: each person's cohort and a bit mask of the periods they were active in (sum of DISTINCT
+    # bits is their OR).  Activity in the cohort's own period always includes the cohort event itself here, so
+    # comparing periods (not times) gives the same cells as "at or after the first event".
+    period = (events.c.ts - origin_ms) // period_ms
+    same = cohort_event is not None and cohort_event == activity_event  # then only those events are read
+    first = events.c.ts if cohort_event is None or same else case((events.c.event == cohort_event, events.c.ts))
+    active = [] if activity_event is None or same else [events.c.event == activity_event]
+    words = []
+    for start in range(0, periods, PERIODS_PER_WORD):
+        low, width = first_period + start, min(PERIODS_PER_WORD, periods - start)
+        in_range = and_(*active, events.c.ts >= origin_ms + low * period_ms,
+                        events.c.ts < origin_ms + (low + width) * period_ms)  # fmt: skip
+        bit = literal(1, BigInteger).op("<<")(cast(period - low, Integer))
+        words.append((cast(func.sum(case((in_range, bit), else_=0).distinct()), BigInteger).label(f"w{start}"), width))
+    person = select(((func.min(first) - origin_ms) // period_ms).label("cohort"), *(w for w, _ in words))
+    if same:
+        person = person.where(events.c.event == cohort_event)
     if profile_ids is not None:
-        act = act.where(events.c.profile_id.in_(list(profile_ids)))
-    a = act.cte("act")
-    if cohort_event == activity_event:  # the same events: each person's first period is their cohort
-        firsts = select(a.c.profile_id, func.min(a.c.period).label("cohort")).group_by(a.c.profile_id)
-    else:  # cohorts by the first cohort_event (None: any event)
-        firsts = select(events.c.profile_id, func.min(period).label("cohort")).group_by(events.c.profile_id)
-        if cohort_event is not None:
-            firsts = firsts.where(events.c.event == cohort_event)
-        if profile_ids is not None:
-            firsts = firsts.where(events.c.profile_id.in_(list(profile_ids)))
-    f = firsts.cte("firsts")
-    age = (a.c.period - f.c.cohort).label("age")
-    cells = (
-        select(f.c.cohort, age, func.count())
-        .select_from(a.join(f, f.c.profile_id == a.c.profile_id))
-        .where(a.c.period >= f.c.cohort)
-        .group_by(f.c.cohort, age)
-    )
-    sizes = select(f.c.cohort, literal(-1).label("age"), func.count()).group_by(f.c.cohort)
+        person = person.where(events.c.profile_id.in_(list(profile_ids)))
+    per = person.group_by(events.c.profile_id).subquery()
+    active_per_period = [
+        func.sum(per.c[w.name].op(">>")(literal(j, Integer)).op("&")(literal(1, BigInteger)))
+        for w, width in words
+        for j in range(width)
+    ]
+    stmt = select(per.c.cohort, func.count(), *active_per_period).where(per.c.cohort.is_not(None))
     counts, by_cohort = [], {}
-    for c, k, n in conn.execute(union_all(cells, sizes)):
-        if int(k) < 0:
-            by_cohort[int(c)] = int(n)
-        else:
-            counts.append((int(c), int(k), int(n)))
+    for cohort, size, *active_in in conn.execute(stmt.group_by(per.c.cohort)):
+        c = int(cohort)
+        by_cohort[c] = int(size)
+        for j, n in enumerate(active_in):
+            if c >= first_period and first_period + j >= c and n:
+                counts.append((c, first_period + j - c, int(n)))
     return counts, by_cohort
 
 
@@ -237,9 +245,54 @@ def last_events_before_goal(
     """
     codes = {name: chr(0x41 + i) for i, name in enumerate(dict.fromkeys(names))}
     by_code = {c: name for name, c in codes.items()}
+    if conn.dialect.name == "sqlite":
+        stmt = _sequences_by_person(codes, goal, window)
+    else:
+        stmt = _sequences_by_sort(codes, goal, window)
+    return [(tuple(by_code[c] for c in reversed(seq)), bool(done), int(n)) for seq, done, n in conn.execute(stmt)]
+
+
+def _sequences_by_person(codes: dict[str, str], goal: str, window: int) -> Any:
+    """SQLite: (sequence, converted, people), reading each person's last events straight from the index.
+
+    Per person, one descending range of the (profile_id, event, ts) index per
+    event name, merged newest first and cut at ``window``: only about
+    ``window`` index entries per person are read and nothing is sorted, where
+    ordering every event by person and time sorted twenty million rows at a
+    million people.  Events always belong to a profile (merges move them,
+    erasure deletes them), so the people are the profiles.
+    """
+    g = events.alias("g")
+    goal_ts = select(func.min(g.c.ts)).where(g.c.profile_id == profiles.c.id, g.c.event == goal).scalar_subquery()
+    # MATERIALIZED (SQLite 3.35+): each person's goal time and sequence are computed once, not once per
+    # reference to them (SQLite would otherwise copy the correlated subqueries into WHERE and GROUP BY).
+    people = select(profiles.c.id.label("pid"), goal_ts.label("goal_ts")).cte("people").prefix_with("MATERIALIZED")
+    until = func.coalesce(people.c.goal_ts, literal(2**63 - 1, BigInteger))
+    arms = [
+        select(events.c.ts, events.c.id, literal(code).label("code"))
+        .where(events.c.profile_id == people.c.pid, events.c.event == name, events.c.ts < until)
+        .correlate(people)
+        for name, code in codes.items()
+    ]
+    merged = union_all(*arms)
+    newest = merged.order_by(merged.selected_columns.ts.desc(), merged.selected_columns.id.desc()).limit(window)
+    last = newest.subquery()
+    # group_concat keeps the order its subquery delivers (newest first; tests check it).
+    seq = select(func.group_concat(last.c.code, "")).scalar_subquery().correlate(people)
+    person = select(seq.label("seq"), people.c.goal_ts.is_not(None).label("converted"))
+    per = person.cte("sequences").prefix_with("MATERIALIZED")
+    return (
+        select(per.c.seq, per.c.converted, func.count())
+        .where(per.c.seq.is_not(None))
+        .group_by(per.c.seq, per.c.converted)
+    )
+
+
+def _sequences_by_sort(codes: dict[str, str], goal: str, window: int) -> Any:
+    """PostgreSQL: (sequence, converted, people), each person's events ordered inside ``string_agg``."""
     firsts = select(events.c.profile_id, func.min(events.c.ts).label("goal_ts")).where(events.c.event == goal)
     g = firsts.group_by(events.c.profile_id).subquery()
-    inner = (
+    rows = (
         select(
             events.c.profile_id,
             events.c.ts,
@@ -249,22 +302,15 @@ def last_events_before_goal(
         )
         .select_from(events.outerjoin(g, g.c.profile_id == events.c.profile_id))
         .where(events.c.event.in_(list(codes)), (g.c.goal_ts.is_(None)) | (events.c.ts < g.c.goal_ts))
+        .subquery()
     )
-    if conn.dialect.name == "sqlite" and sqlite3.sqlite_version_info < (3, 44):
-        # No ORDER BY inside aggregates before SQLite 3.44: the subquery's order (newest first per person)
-        # feeds group_concat, as SQLite keeps it for a GROUP BY on the same leading key (tests check it).
-        rows = inner.order_by(events.c.profile_id, events.c.ts.desc(), events.c.id.desc()).subquery()
-        newest_first: Any = func.group_concat(rows.c.code, "")
-    else:
-        rows = inner.subquery()
-        newest_first = func.aggregate_strings(rows.c.code, "").aggregate_order_by(rows.c.ts.desc(), rows.c.id.desc())
+    newest_first = func.aggregate_strings(rows.c.code, "").aggregate_order_by(rows.c.ts.desc(), rows.c.id.desc())
     person = (
         select(func.substr(newest_first, 1, window).label("seq"), func.max(rows.c.converted).label("converted"))
         .group_by(rows.c.profile_id)
         .subquery()
     )
-    stmt = select(person.c.seq, person.c.converted, func.count()).group_by(person.c.seq, person.c.converted)
-    return [(tuple(by_code[c] for c in reversed(seq)), bool(done), int(n)) for seq, done, n in conn.execute(stmt)]
+    return select(person.c.seq, person.c.converted, func.count()).group_by(person.c.seq, person.c.converted)
 
 
 def first_times(conn: Connection, name: str) -> dict[int, int]:
@@ -303,3 +349,35 @@ def sends_by_step(conn: Connection) -> list[list[Any]]:
     label = func.coalesce(outbox.c.journey, outbox.c.campaign)
     stmt = select(label, outbox.c.node, outbox.c.status, func.count()).group_by(label, outbox.c.node, outbox.c.status)
     return [[j or "", n or "", s, int(c)] for j, n, s, c in conn.execute(stmt.order_by(label, outbox.c.node))]
+
+
+def read_in_parallel(conn: Connection, tasks: Sequence[Callable[[Connection], Any]]) -> list[Any]:
+    """Each task's result, in order: the first runs on ``conn``, the others at once on their own read connections.
+
+    The heavy report queries spend their time inside the database, which runs
+    them without holding Python's GIL, so separate connections in threads use
+    separate cores.  Each extra connection reads its own snapshot, taken as its
+    task starts, so writes that land meanwhile may show in one part and not in
+    another, and none sees writes ``conn`` has not committed (call this in a
+    read transaction).  An in-memory SQLite database is not shared between
+    connections: there the tasks run one after another on ``conn``.
+    """
+    if len(tasks) < 2 or _private_database(conn):
+        return [task(conn) for task in tasks]
+
+    def run(task: Callable[[Connection], Any]) -> Any:
+        with conn.engine.connect() as other, other.begin():
+            return task(other)
+
+    with ThreadPoolExecutor(max_workers=len(tasks) - 1, thread_name_prefix="report") as pool:
+        others = [pool.submit(run, task) for task in tasks[1:]]
+        first = tasks[0](conn)
+        return [first, *(f.result() for f in others)]
+
+
+def _private_database(conn: Connection) -> bool:
+    """Whether other connections would see another database (SQLite in memory)."""
+    url = conn.engine.url
+    return url.get_backend_name() == "sqlite" and (
+        url.database in (None, "", ":memory:") or url.query.get("mode") == "memory"
+    )

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from sqlalchemy import Connection, and_, bindparam, case, delete, func, select, update
 
-from tailormail.store.dialect import insert_ignoring_conflicts, upsert
+from tailormail.store.dialect import in_chunks, insert_ignoring_conflicts, upsert
 from tailormail.store.schema_deliver import delivery_attempts, outbox, outbox_bodies, suppressions
+from tailormail.store.segments import insert_many
 
 CLAIM_COLUMNS = [
     *(c for c in outbox.c if c.name not in ("created_at", "updated_at", "sent_at", "last_error")),
@@ -16,13 +17,21 @@ CLAIM_COLUMNS = [
 ]
 
 
-def insert_outbox(conn: Connection, rows: list[dict[str, Any]]) -> dict[str, int]:
-    """Insert outbox rows (with their ``mime``), skipping known idempotency keys; return key -> id for all."""
+def insert_outbox(
+    conn: Connection, rows: list[dict[str, Any]], finish: Callable[[dict[str, Any], int], bytes] | None = None
+) -> dict[str, int]:
+    """Insert outbox rows (with their ``mime``), skipping known idempotency keys; return key -> id for all.
+
+    ``finish(row, id)``, when given, makes the stored bytes (the id is known only after the insert).
+    """
     if not rows:
         return {}
     conn.execute(insert_ignoring_conflicts(conn, outbox), [{k: v for k, v in r.items() if k != "mime"} for r in rows])
     ids = outbox_ids_by_key(conn, [row["idempotency_key"] for row in rows])
-    bodies = [{"outbox_id": ids[row["idempotency_key"]], "mime": row["mime"]} for row in rows]
+    bodies = [
+        {"outbox_id": (i := ids[row["idempotency_key"]]), "mime": finish(row, i) if finish else row["mime"]}
+        for row in rows
+    ]
     conn.execute(insert_ignoring_conflicts(conn, outbox_bodies), bodies)
     return ids
 
@@ -83,40 +92,72 @@ def _select_due(conn: Connection, condition: Any, limit: int) -> list[dict[str, 
     )
     if conn.dialect.name == "postgresql":
         stmt = stmt.with_for_update(skip_locked=True, of=outbox)
-    return [dict(r) for r in conn.execute(stmt).mappings()]
+    result = conn.execute(stmt)
+    keys = tuple(result.keys())
+    return [dict(zip(keys, row, strict=True)) for row in result.all()]
+
+
+FINAL_STATUSES = ("sent", "failed", "bounced", "suppressed")
+OUTCOME_FIELDS = ("status", "attempts", "next_attempt_at", "last_error", "sent_at", "updated_at")
+ATTEMPT_COLUMNS = ("outbox_id", "attempt", "result", "smtp_code", "smtp_response", "worker", "at")
+GROUPED_AT_LEAST = 8
+"""Outcomes shared by this many rows are written with one ``UPDATE ... WHERE id IN``, not row by row."""
 
 
 def finish_claimed(conn: Connection, worker: str, outcomes: list[dict[str, Any]]) -> int:
     """Record what happened to claimed rows, only where ``worker`` still holds them.
 
     Each outcome has id, status, attempts, next_attempt_at, last_error, sent_at
-    and updated_at.  A row whose lease was taken over by another worker is left
-    to that worker.  Returns the number of rows updated.
+    and updated_at; ``next_attempt_at`` is written only for rows going back to
+    the queue (a final row keeps its own).  A row whose lease was taken over by
+    another worker is left to that worker.  Returns the number of rows updated.
+
+    Rows that share an outcome (a batch that was sent: same status, attempt,
+    time) are updated with one statement per group, so a batch costs a few
+    statements instead of a parameter set per row; the odd ones go row by row.
     """
-    if not outcomes:
-        return 0
-    stmt = (
-        update(outbox)
-        .where(outbox.c.id == bindparam("b_id"), outbox.c.claimed_by == worker, outbox.c.status == "sending")
-        .values(
-            status=bindparam("b_status"),
-            attempts=bindparam("b_attempts"),
-            next_attempt_at=bindparam("b_next_attempt_at"),
-            last_error=bindparam("b_last_error"),
-            sent_at=bindparam("b_sent_at"),
-            updated_at=bindparam("b_updated_at"),
-            claimed_by=None,
-            lease_until=None,
+    groups: dict[tuple[Any, ...], list[int]] = {}
+    for o in outcomes:
+        due = o["next_attempt_at"] if o["status"] not in FINAL_STATUSES else None
+        key = (o["status"], o["attempts"], due, o["last_error"], o["sent_at"], o["updated_at"])
+        groups.setdefault(key, []).append(o["id"])
+    done, single = 0, []
+    held = (outbox.c.claimed_by == worker, outbox.c.status == "sending")
+    for key, ids in groups.items():
+        if len(ids) < GROUPED_AT_LEAST:
+            single += [dict(zip(("b_id", *(f"b_{f}" for f in OUTCOME_FIELDS)), (i, *key), strict=True)) for i in ids]
+            continue
+        values = dict(zip(OUTCOME_FIELDS, key, strict=True))
+        if values["next_attempt_at"] is None:
+            del values["next_attempt_at"]
+        for chunk in in_chunks(ids, 500):
+            stmt = update(outbox).where(outbox.c.id.in_(chunk), *held)
+            done += conn.execute(stmt.values(**values, claimed_by=None, lease_until=None)).rowcount or 0
+    if single:
+        stmt = (
+            update(outbox)
+            .where(outbox.c.id == bindparam("b_id"), *held)
+            .values(
+                status=bindparam("b_status"),
+                attempts=bindparam("b_attempts"),
+                next_attempt_at=func.coalesce(bindparam("b_next_attempt_at"), outbox.c.next_attempt_at),
+                last_error=bindparam("b_last_error"),
+                sent_at=bindparam("b_sent_at"),
+                updated_at=bindparam("b_updated_at"),
+                claimed_by=None,
+                lease_until=None,
+            )
         )
-    )
-    params = [{f"b_{k}": v for k, v in o.items()} for o in outcomes]
-    return int(conn.execute(stmt, params).rowcount or 0)
+        done += conn.execute(stmt, single).rowcount or 0
+    return int(done)
 
 
 def log_attempts(conn: Connection, rows: list[dict[str, Any]]) -> None:
-    """Append rows to the attempts log."""
+    """Append rows to the attempts log (through the driver's executemany on SQLite)."""
     if rows:
-        conn.execute(delivery_attempts.insert(), rows)
+        insert_many(
+            conn, delivery_attempts.insert(), ATTEMPT_COLUMNS, [tuple(r[c] for c in ATTEMPT_COLUMNS) for r in rows]
+        )
 
 
 def suppressed_among(conn: Connection, addresses: Iterable[str]) -> dict[str, str]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Iterator
 from typing import Any
 
@@ -27,32 +28,29 @@ def insert_events(conn: Connection, rows: list[dict[str, Any]]) -> list[tuple[in
 def insert_event_values_returning(conn: Connection, rows: list[tuple[Any, ...]]) -> list[tuple[int, str]]:
     """``insert_events`` for ``EVENT_COLUMNS`` tuples: (id, message_id) of the rows that were new.
 
-    SQLite: one multi-row ``INSERT ... RETURNING`` per chunk through the driver,
-    JSON encoded once per row (SQLAlchemy's per-row parameter processing cost
-    more than the insert).  PostgreSQL: ``insert_events``.
+    SQLite: the driver's executemany of one compiled INSERT, JSON encoded once
+    per row; the new ids are read from the rowid range (an ``INTEGER PRIMARY
+    KEY`` takes max + 1, and this transaction is the only writer), checked
+    against the row count and the new maximum, else looked up by message id.
+    A third cheaper than a multi-row ``INSERT ... RETURNING``, whose rows came
+    back one by one.  PostgreSQL: ``insert_events``.
     """
     if not rows:
         return []
     if conn.dialect.name != "sqlite":
         return insert_events(conn, [dict(zip(EVENT_COLUMNS, r, strict=True)) for r in rows])
-    out: list[tuple[int, str]] = []
-    for start in range(0, len(rows), _RETURNING_CHUNK):
-        chunk = _encoded(rows[start : start + _RETURNING_CHUNK])
-        sql = _sqlite_returning_sql(conn, len(chunk))
-        out.extend((int(eid), mid) for eid, mid in conn.exec_driver_sql(sql, tuple(v for r in chunk for v in r)))
-    return out
+    before = _max_id(conn)
+    inserted = conn.exec_driver_sql(_sqlite_insert_sql(conn), _encoded(rows)).rowcount
+    if inserted == len(rows) and _max_id(conn) == before + len(rows):
+        return [(before + 1 + i, r[0]) for i, r in enumerate(rows)]
+    stmt = select(events.c.id, events.c.message_id).where(
+        events.c.id > before, one_of(conn, events.c.message_id, [r[0] for r in rows])
+    )
+    return sorted((int(eid), str(mid)) for eid, mid in conn.execute(stmt).all())
 
 
-_RETURNING_CHUNK = 3000
-"""Rows per multi-row insert: 30,000 parameters, under SQLite's 32,766."""
-
-
-def _sqlite_returning_sql(conn: Connection, n: int) -> str:
-    """``INSERT ... VALUES (?, ...) x n ON CONFLICT DO NOTHING RETURNING id, message_id``."""
-    head = _sqlite_insert_sql(conn)
-    values_at, conflict_at = head.index(" VALUES "), head.index(" ON CONFLICT")
-    one = head[values_at + len(" VALUES ") : conflict_at]
-    return f"{head[:values_at]} VALUES {', '.join([one] * n)}{head[conflict_at:]} RETURNING id, message_id"
+def _max_id(conn: Connection) -> int:
+    return int(conn.exec_driver_sql("SELECT coalesce(max(id), 0) FROM events").scalar_one())
 
 
 def _encoded(rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
@@ -172,10 +170,15 @@ def known_message_ids(conn: Connection, message_ids: Iterable[str]) -> set[str]:
     wanted = list(set(message_ids))
     found: set[str] = set()
     for chunk in in_chunks(wanted):
-        found.update(
-            conn.execute(select(events.c.message_id).where(one_of(conn, events.c.message_id, chunk))).scalars()
-        )
+        if conn.dialect.name == "sqlite":  # once per ingested batch: driver SQL, no statement to build
+            found.update(mid for (mid,) in conn.exec_driver_sql(_SQLITE_KNOWN, (json.dumps(chunk),)).fetchall())
+            continue
+        stmt = select(events.c.message_id).where(one_of(conn, events.c.message_id, chunk))
+        found.update(conn.execute(stmt).scalars().all())
     return found
+
+
+_SQLITE_KNOWN = "SELECT message_id FROM events WHERE message_id IN (SELECT value FROM json_each(?))"
 
 
 def count_events(conn: Connection) -> int:

@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from sqlalchemy import Connection, Table, select, text
+from sqlalchemy import Connection, Table, inspect, select, text
 
 from tailormail.store import (
     schema,
@@ -38,6 +38,19 @@ def create_tables(*tables: Table) -> Callable[[Connection], None]:
 
     def apply(conn: Connection) -> None:
         schema.metadata.create_all(conn, tables=list(tables))
+
+    return apply
+
+
+def add_column(table: Table, name: str) -> Callable[[Connection], None]:
+    """A migration step that adds a column the schema declares (skipped when the table was created with it)."""
+
+    def apply(conn: Connection) -> None:
+        if name in {c["name"] for c in inspect(conn).get_columns(table.name)}:
+            return  # the table was created after the column joined the schema
+        column = table.c[name]
+        kind = column.type.compile(dialect=conn.dialect)
+        conn.execute(text(f"ALTER TABLE {table.name} ADD COLUMN {name} {kind}"))
 
     return apply
 
@@ -70,6 +83,7 @@ MIGRATIONS: list[Migration] = [
     ),
     Migration(7, "journeys", create_tables(*schema_journeys.JOURNEY_TABLES)),
     Migration(8, "campaigns and webhooks", create_tables(*schema_journeys.CAMPAIGN_TABLES)),
+    Migration(10, "segment scan watermark", add_column(schema_segments.segment_state, "scanned_until")),
 ]
 
 

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
+from itertools import repeat
 from typing import Any
 
 import numpy as np
@@ -12,6 +14,7 @@ from sqlalchemy import (
     JSON,
     BigInteger,
     Connection,
+    String,
     Text,
     and_,
     bindparam,
@@ -19,6 +22,7 @@ from sqlalchemy import (
     column,
     func,
     literal,
+    literal_column,
     select,
     type_coerce,
     update,
@@ -110,14 +114,20 @@ class PurchasesAndCategories:
 
 
 def purchases_and_categories(
-    conn: Connection, purchase: str, kinds: Sequence[str], since_ms: int, until_ms: int
+    conn: Connection,
+    purchase: str,
+    kinds: Sequence[str],
+    since_ms: int,
+    until_ms: int,
+    ids: tuple[int, int] | None = None,
 ) -> PurchasesAndCategories:
     """Each purchase before ``until_ms`` with its revenue; the category of each event of ``kinds`` in [since, until).
 
     Revenue and categories live in the table rows, not in an index.  One
     sequential scan of the table reads both; fetching them through the
     (event, ts) index instead costs a random row read per event, which
-    measured twice as slow on a million customers.
+    measured twice as slow on a million customers.  ``ids`` limits the scan
+    to the events with ids in [low, high) (see ``event_id_ranges``).
     """
     is_purchase = events.c.event == purchase
     in_window = and_(events.c.event.in_(list(kinds)), events.c.ts >= since_ms)
@@ -131,6 +141,8 @@ def purchases_and_categories(
         _packed(conn, events.c.profile_id, in_window),
         gather(category).filter(in_window),
     ).where(events.c.ts < until_ms)
+    if ids is not None:
+        stmt = stmt.where(events.c.id >= ids[0], events.c.id < ids[1])
     p_ts, p_pid, revenue, c_ts, c_pid, found = conn.execute(stmt).one()
     return PurchasesAndCategories(
         _unpack(p_ts),
@@ -140,6 +152,45 @@ def purchases_and_categories(
         _unpack(c_pid),
         json.loads(found) if isinstance(found, str) else list(found or []),
     )
+
+
+def event_id_ranges(conn: Connection, parts: int) -> list[tuple[int, int] | None]:
+    """Up to ``parts`` consecutive id ranges [low, high) covering every event, for scans on parallel connections.
+
+    SQLite stores the table in id order, so each range is a sequential stretch
+    of it.  PostgreSQL would scan the whole heap for each range (or read it
+    at random through the key), so it gets one range: everything (None).
+    """
+    if conn.dialect.name != "sqlite" or parts <= 1:
+        return [None]
+    low, high = conn.execute(select(func.min(events.c.id), func.max(events.c.id))).one()
+    if low is None:
+        return [None]
+    step = -(-(high + 1 - low) // parts)  # ceiling division
+    return [(start, min(start + step, high + 1)) for start in range(low, high + 1, step)]
+
+
+SCAN_MMAP_BYTES = 1 << 31
+"""How much of the SQLite file a scanning connection maps into memory (SQLite caps it at its build limit)."""
+
+
+@contextmanager
+def scanning(conn: Connection) -> Iterator[Connection]:
+    """Tune a connection for one long read-only scan; back to the defaults afterwards.
+
+    On SQLite, memory-mapping the file lets a scan read pages in place
+    instead of copying each through the 2 MB page cache: the feature reads
+    at a million customers took about a fifth less CPU.  It is per
+    connection, and the pooled connection is given back unmapped.
+    """
+    if conn.dialect.name != "sqlite":
+        yield conn
+        return
+    conn.exec_driver_sql(f"PRAGMA mmap_size={SCAN_MMAP_BYTES}")
+    try:
+        yield conn
+    finally:
+        conn.exec_driver_sql("PRAGMA mmap_size=0")
 
 
 def event_time_range(conn: Connection) -> tuple[int | None, int | None]:
@@ -175,46 +226,99 @@ def latest_version(conn: Connection, model: str, status: str | None = "promoted"
 
 
 SCORE_BATCH = 100_000
-"""Profiles per score-writing statement: one bound JSON array each, bounded in size."""
+"""Profiles per score-writing statement on PostgreSQL: one bound JSON array each, bounded in size."""
 
 
 def write_scores(
-    conn: Connection, profile_ids: Sequence[int], scores: dict[str, list[Any]], now_ms: int, batch: int = SCORE_BATCH
+    conn: Connection,
+    profile_ids: np.ndarray,
+    scores: dict[str, np.ndarray],
+    now_ms: int,
+    whole: frozenset[str] = frozenset(),
 ) -> int:
     """Set ``traits["predicted"]`` of many profiles to ``{name: scores[name][i]}``; return how many.
 
-    ``None`` leaves a key out.  Each batch is one UPDATE ... FROM over a JSON
-    array bound as a single parameter (json_each / jsonb_array_elements), and
-    the object is built and merged inside the database, so other traits are
+    Each score column is a float array aligned with ``profile_ids``; NaN
+    leaves the key out, and the names in ``whole`` are stored as integers.
+    The object is built and merged inside the database, so other traits are
     never read or rewritten by Python.
     """
+    if conn.dialect.name == "sqlite":
+        _write_scores_sqlite(conn, profile_ids, scores, now_ms, whole)
+    else:
+        _write_scores_json(conn, profile_ids, scores, now_ms, whole)
+    return len(profile_ids)
+
+
+def _write_scores_sqlite(
+    conn: Connection, profile_ids: np.ndarray, scores: dict[str, np.ndarray], now_ms: int, whole: frozenset[str]
+) -> None:
+    """One UPDATE per profile by id, all bound in one executemany of plain numbers.
+
+    The driver binds the numbers row by row in C (SQLite stores a NaN as
+    NULL) and each step is a rowid lookup in id order, so this costs about
+    what a set-based UPDATE would, without encoding the scores as JSON and
+    taking each row apart again with json_extract (a third of the time before).
+    """
     names = list(scores)
-    columns = [list(profile_ids), *(scores[name] for name in names)]
+    pairs: list[Any] = []
+    for i, name in enumerate(names):
+        value: ColumnElement[Any] = bindparam(f"v{i}")
+        pairs += [_constant(conn, name), cast(value, BigInteger) if name in whole else value]
+    # json_patch onto {} drops the members whose value is null.
+    predicted = func.json_patch(_constant(conn, "{}"), func.json_object(*pairs))
+    current = func.coalesce(profiles.c.traits, _constant(conn, "{}"))
+    merged = type_coerce(func.json_set(current, _constant(conn, "$.predicted"), predicted), JSON)
+    stmt = update(profiles).where(profiles.c.id == bindparam("pid")).values(traits=merged, updated_at=bindparam("now"))
+    compiled = stmt.compile(dialect=conn.dialect)
+    columns: dict[str, Iterable[Any]] = {"pid": profile_ids.tolist(), "now": repeat(now_ms)}
+    columns.update({f"v{i}": scores[name].tolist() for i, name in enumerate(names)})
+    # The endless repeat of ``now`` is why zip is not strict.
+    rows = zip(*(columns[p] for p in compiled.positiontup or ()), strict=False)
+    # Straight to the driver: SQLAlchemy's per-row parameter handling would cost more than the update.
+    conn.exec_driver_sql(str(compiled), list(rows))
+
+
+def _constant(conn: Connection, text: str) -> ColumnElement[Any]:
+    """A string constant written into the statement, quoted by the dialect: bound, it would be re-bound every row."""
+    quote = String().literal_processor(conn.dialect)
+    if quote is None:
+        raise RuntimeError(f"{conn.dialect.name} cannot write string constants")
+    return literal_column(quote(text), String)
+
+
+def _write_scores_json(
+    conn: Connection, profile_ids: np.ndarray, scores: dict[str, np.ndarray], now_ms: int, whole: frozenset[str]
+) -> None:
+    """Batches of one UPDATE ... FROM over a JSON array bound as a single parameter (jsonb_array_elements)."""
+    names = list(scores)
+    columns = [profile_ids.tolist(), *(_numbers(scores[n], n in whole) for n in names)]
     rows = list(zip(*columns, strict=True))
-    for start in range(0, len(rows), batch):
-        payload = json.dumps(rows[start : start + batch])
+    for start in range(0, len(rows), SCORE_BATCH):
+        payload = json.dumps(rows[start : start + SCORE_BATCH])
         conn.execute(_scores_update(conn, names), {"rows": payload, "now": now_ms})
-    return len(rows)
+
+
+def _numbers(values: np.ndarray, whole: bool) -> list[Any]:
+    """Python numbers (ints when ``whole``), None for NaN."""
+    out = values.astype(object)
+    present = ~np.isnan(values)
+    out[~present] = None
+    if whole:
+        out[present] = values[present].astype(np.int64).astype(object)
+    return list(out.tolist())
 
 
 def _scores_update(conn: Connection, names: list[str]) -> Any:
-    """The UPDATE of ``write_scores`` in this database's spelling."""
+    """The PostgreSQL UPDATE of ``_write_scores_json``."""
     payload: BindParameter[Any] = bindparam("rows", type_=Text)
-    if conn.dialect.name == "postgresql":
-        each = func.jsonb_array_elements(cast(payload, JSONB)).table_valued(column("value", JSONB)).alias("s")
-        pid: ColumnElement[Any] = cast(each.c.value.op("->>")(0), BigInteger)
-        pairs: list[Any] = [part for i, n in enumerate(names, 1) for part in (literal(n), each.c.value.op("->")(i))]
-        current = func.coalesce(cast(profiles.c.traits, JSONB), cast(literal("{}"), JSONB))
-        predicted = func.jsonb_strip_nulls(func.jsonb_build_object(*pairs))
-        path = postgresql.array([literal("predicted")])
-        merged: ColumnElement[Any] = cast(func.jsonb_set(current, path, predicted), JSON)
-    else:
-        each = func.json_each(payload).table_valued("value").alias("s")
-        pid = func.json_extract(each.c.value, "$[0]")
-        pairs = [part for i, n in enumerate(names, 1) for part in (n, func.json_extract(each.c.value, f"$[{i}]"))]
-        # json_patch onto {} drops the members whose value is null.
-        predicted = func.json_patch("{}", func.json_object(*pairs))
-        merged = type_coerce(func.json_set(func.coalesce(profiles.c.traits, "{}"), "$.predicted", predicted), JSON)
+    each = func.jsonb_array_elements(cast(payload, JSONB)).table_valued(column("value", JSONB)).alias("s")
+    pid: ColumnElement[Any] = cast(each.c.value.op("->>")(0), BigInteger)
+    pairs: list[Any] = [part for i, n in enumerate(names, 1) for part in (literal(n), each.c.value.op("->")(i))]
+    current = func.coalesce(cast(profiles.c.traits, JSONB), cast(literal("{}"), JSONB))
+    predicted = func.jsonb_strip_nulls(func.jsonb_build_object(*pairs))
+    path = postgresql.array([literal("predicted")])
+    merged: ColumnElement[Any] = cast(func.jsonb_set(current, path, predicted), JSON)
     return (
         update(profiles)
         .where(profiles.c.id == pid)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from sqlalchemy import Connection, func, select
+from sqlalchemy import Connection, func, select, text
 
 from tailormail.store.dialect import in_chunks, upsert
 from tailormail.store.schema import events, products
@@ -72,6 +72,87 @@ def product_events(
         for _id, profile_id, event, properties, ts in rows:
             yield int(profile_id), str(event), dict(properties or {}), int(ts)
         last = rows[-1][0]
+
+
+# Each touch is one (person, product) mention: an event's own product_id (or sku), or
+# one line of Segment's products[] list.  A blank or null id falls back to sku, as
+# ``products_in`` does.  Only products in the catalog count (the model ignores others).
+_TOUCH_TOTALS = {
+    "sqlite": """
+WITH touch AS (
+    SELECT profile_id, event,
+           CAST(coalesce(nullif(json_extract(properties, '$.product_id'), ''),
+                         json_extract(properties, '$.sku')) AS TEXT) AS product_id
+      FROM events
+     WHERE event IN (:view, :cart, :purchase) AND ts >= :since AND ts < :until
+    UNION ALL
+    SELECT e.profile_id, e.event,
+           CAST(coalesce(nullif(json_extract(line.value, '$.product_id'), ''),
+                         json_extract(line.value, '$.sku')) AS TEXT)
+      FROM events AS e, json_each(e.properties, '$.products') AS line
+     WHERE e.event IN (:view, :cart, :purchase) AND e.ts >= :since AND e.ts < :until
+       AND json_type(e.properties, '$.products') = 'array' AND line.type = 'object'
+)
+SELECT touch.profile_id, touch.product_id,
+       sum(CASE touch.event WHEN :purchase THEN :purchase_w WHEN :cart THEN :cart_w ELSE :view_w END),
+       max(CASE touch.event WHEN :purchase THEN :purchase_w WHEN :cart THEN :cart_w ELSE :view_w END)
+  FROM touch JOIN products ON products.product_id = touch.product_id
+ GROUP BY touch.profile_id, touch.product_id
+""",
+    "postgresql": """
+WITH touch AS (
+    SELECT profile_id, event,
+           coalesce(nullif(json_extract_path_text(properties, 'product_id'), ''),
+                    json_extract_path_text(properties, 'sku')) AS product_id
+      FROM events
+     WHERE event IN (:view, :cart, :purchase) AND ts >= :since AND ts < :until
+    UNION ALL
+    SELECT e.profile_id, e.event,
+           coalesce(nullif(line ->> 'product_id', ''), line ->> 'sku')
+      FROM events AS e
+     CROSS JOIN LATERAL json_array_elements(
+           CASE WHEN json_typeof(e.properties -> 'products') = 'array' THEN e.properties -> 'products' END) AS line
+     WHERE e.event IN (:view, :cart, :purchase) AND e.ts >= :since AND e.ts < :until
+       AND json_typeof(line) = 'object'
+)
+SELECT touch.profile_id, touch.product_id,
+       sum(CASE touch.event WHEN :purchase THEN :purchase_w WHEN :cart THEN :cart_w ELSE :view_w END),
+       max(CASE touch.event WHEN :purchase THEN :purchase_w WHEN :cart THEN :cart_w ELSE :view_w END)
+  FROM touch JOIN products ON products.product_id = touch.product_id
+ GROUP BY touch.profile_id, touch.product_id
+""",
+}
+
+
+def touch_totals(
+    conn: Connection,
+    weights: dict[str, float],
+    *,
+    view: str,
+    cart: str,
+    purchase: str,
+    since_ms: int,
+    until_ms: int,
+    chunk: int = 100_000,
+) -> Iterator[list[tuple[int, str, float, float]]]:
+    """(profile_id, product_id, summed weight, largest single weight) per person and catalog product.
+
+    The aggregation runs in the database, so training reads one row per person and
+    product rather than every event with its JSON; rows come in lists of ``chunk``.
+    """
+    params = {
+        "view": view,
+        "cart": cart,
+        "purchase": purchase,
+        "view_w": float(weights[view]),
+        "cart_w": float(weights[cart]),
+        "purchase_w": float(weights[purchase]),
+        "since": since_ms,
+        "until": until_ms,
+    }
+    result = conn.execute(text(_TOUCH_TOTALS[conn.dialect.name]), params)
+    while rows := result.fetchmany(chunk):
+        yield [(int(r[0]), str(r[1]), float(r[2]), float(r[3])) for r in rows]
 
 
 def event_bounds(conn: Connection, event_names: Sequence[str]) -> tuple[int | None, int | None, int]:

@@ -56,6 +56,12 @@ segment_state = Table(
     Column("refreshed_at", BigInteger, nullable=False),
     Column("size", Integer, nullable=False),
     Column("changed_at", BigInteger, nullable=True, doc="last time anyone entered or left"),
+    Column(
+        "scanned_until",
+        BigInteger,
+        nullable=True,
+        doc="event moments (ts + window offset) up to here are applied; null: refreshed_at",
+    ),
 )
 
 SEGMENT_TABLES = (segment_members, segment_changes, segment_rechecks, segment_state)

@@ -44,7 +44,52 @@ def among(conn: Connection, column: Any, ids: Sequence[int]) -> Any:
 
 def run_profile_query(conn: Connection, stmt: Select[Any], params: dict[str, Any] | None = None) -> set[int]:
     """Execute a compiled segment query: the set of profile ids it selects."""
+    form = _driver_form(conn, stmt, params) if params and conn.dialect.name == "sqlite" else None
+    if form is not None:
+        sql, template = form
+        values = tuple(value if name is None else params[name] for name, value in template)  # type: ignore[index]
+        return {int(pid) for (pid,) in conn.exec_driver_sql(sql, values).fetchall()}
     return {int(pid) for pid in conn.execute(stmt, params or {}).scalars().all()}  # fetchall: no per-row calls
+
+
+_DRIVER_FORMS: dict[int, tuple[Select[Any], frozenset[str], tuple[str, tuple[tuple[str | None, Any], ...]] | None]] = {}
+"""id(prepared statement) -> (it, its parameter names, (SQL text, values with the named ones left open)) on SQLite."""
+
+
+def _driver_form(
+    conn: Connection, stmt: Select[Any], params: dict[str, Any]
+) -> tuple[str, tuple[tuple[str | None, Any], ...]] | None:
+    """A prepared segment query as driver SQL and its constant values, rendered once (None: not possible).
+
+    Real time runs the same few prepared statements for every batch; through
+    SQLAlchemy each execution walked the statement for its cache key, which
+    cost several times SQLite's own work for a batch of 100 events.  Only
+    ``params`` (``now``, ``ids``) change between executions; every other value
+    is a constant of the rule.
+    """
+    names = frozenset(params)
+    entry = _DRIVER_FORMS.get(id(stmt))
+    if entry is not None and entry[0] is stmt and entry[1] == names:
+        return entry[2]
+    compiled = stmt.compile(dialect=conn.dialect)
+    state = compiled.construct_expanded_state(dict(params))
+    template: list[tuple[str | None, Any]] = []
+    form: tuple[str, tuple[tuple[str | None, Any], ...]] | None = None
+    for name in state.positiontup or ():
+        bind = compiled.binds.get(name)
+        if bind is None:  # one value of an expanded IN list
+            bind = compiled.binds.get(name.rsplit("_", 1)[0])
+        process = bind.type.bind_processor(conn.dialect) if bind is not None else None
+        if name in names and process is not None:
+            break  # a parameter that needs converting: leave it to SQLAlchemy
+        value = state.parameters[name]
+        template.append((name, None) if name in names else (None, process(value) if process else value))
+    else:
+        form = (state.statement, tuple(template))
+    if len(_DRIVER_FORMS) > 1024:
+        _DRIVER_FORMS.clear()
+    _DRIVER_FORMS[id(stmt)] = (stmt, names, form)
+    return form
 
 
 def run_row(conn: Connection, stmt: Select[Any]) -> dict[str, Any]:
@@ -170,11 +215,15 @@ _SQLITE_SQL: dict[tuple[str, str, tuple[str, ...]], str] = {}
 def memberships_among(conn: Connection, segments: Iterable[str], ids: Iterable[int]) -> set[tuple[str, int]]:
     """(segment, profile id) of these people's memberships in these segments: one query."""
     wanted = sorted(set(ids))
-    names = sorted(set(segments))
+    names = set(segments)
     if not wanted or not names:
         return set()
+    if conn.dialect.name == "sqlite":  # once per ingested batch: driver SQL, no statement to build
+        # By person (a few rows each), not by (segment, person): that was a probe per pair.
+        rows = conn.exec_driver_sql(_SQLITE_MEMBERSHIPS, (json.dumps(wanted),)).fetchall()
+        return {(str(s), int(p)) for s, p in rows if s in names}
     stmt = select(segment_members.c.segment, segment_members.c.profile_id).where(
-        among(conn, segment_members.c.profile_id, wanted), segment_members.c.segment.in_(names)
+        among(conn, segment_members.c.profile_id, wanted), segment_members.c.segment.in_(sorted(names))
     )
     return {(str(s), int(p)) for s, p in conn.execute(stmt).all()}
 
@@ -184,10 +233,20 @@ def profile_clocks(conn: Connection, ids: Iterable[int]) -> dict[int, tuple[int,
     wanted = sorted(set(ids))
     if not wanted:
         return {}
+    if conn.dialect.name == "sqlite":  # once per ingested batch: driver SQL, no statement to build
+        rows = conn.exec_driver_sql(_SQLITE_CLOCKS, (json.dumps(wanted),)).fetchall()
+        return {int(p): (int(u), int(f), int(last)) for p, u, f, last in rows}
     cols = (profiles.c.id, profiles.c.updated_at, profiles.c.first_seen, profiles.c.last_seen)
     stmt = select(*cols).where(among(conn, profiles.c.id, wanted))
     return {int(p): (int(u), int(f), int(last)) for p, u, f, last in conn.execute(stmt).all()}
 
+
+_SQLITE_MEMBERSHIPS = (
+    "SELECT segment, profile_id FROM segment_members WHERE profile_id IN (SELECT value FROM json_each(?))"
+)
+_SQLITE_CLOCKS = (
+    "SELECT id, updated_at, first_seen, last_seen FROM profiles WHERE id IN (SELECT value FROM json_each(?))"
+)
 
 CHANGE_EVENT_COLUMNS = ("message_id", "profile_id", "type", "event", "properties", "ts", "received_at")
 
@@ -229,13 +288,25 @@ def change_counts_since(conn: Connection, since_ms: int) -> dict[str, tuple[int,
 
 def states(conn: Connection) -> dict[str, dict[str, Any]]:
     """The refresh state of every segment ever refreshed, by name."""
+    if conn.dialect.name == "sqlite":  # read by every ingested batch: driver SQL
+        columns = [c.name for c in segment_state.c]
+        rows = conn.exec_driver_sql(f"SELECT {', '.join(columns)} FROM {segment_state.name}").fetchall()
+        return {row[0]: dict(zip(columns, row, strict=True)) for row in rows}
     return {r["name"]: dict(r) for r in conn.execute(select(segment_state)).mappings()}
 
 
 def save_state(conn: Connection, name: str, rule_hash: str, now_ms: int, size: int) -> None:
-    """Record a full refresh."""
-    stmt = upsert(conn, segment_state, ["name"], ["rule_hash", "refreshed_at", "size"])
-    conn.execute(stmt, {"name": name, "rule_hash": rule_hash, "refreshed_at": now_ms, "size": size})
+    """Record a full refresh (event moments are applied up to it: everyone was evaluated then)."""
+    stmt = upsert(conn, segment_state, ["name"], ["rule_hash", "refreshed_at", "size", "scanned_until"])
+    params = {"name": name, "rule_hash": rule_hash, "refreshed_at": now_ms, "size": size, "scanned_until": now_ms}
+    conn.execute(stmt, params)
+
+
+def set_scanned_until(conn: Connection, names: Sequence[str], until_ms: int) -> None:
+    """Record that event moments up to ``until_ms`` are applied for these segments."""
+    if names:
+        stmt = update(segment_state).where(segment_state.c.name == bindparam("n")).values(scanned_until=until_ms)
+        conn.execute(stmt, [{"n": name} for name in names])
 
 
 def set_size(conn: Connection, name: str) -> None:
@@ -300,10 +371,37 @@ def schedule_profile_rechecks(conn: Connection, segment: str, column: str, offse
     conn.execute(insert(segment_rechecks).from_select(["segment", "profile_id", "due_at"], source))
 
 
-def recent_event_times(conn: Connection, ids: list[int], after: dict[str, int]) -> list[tuple[int, str, int]]:
-    """(profile_id, event, ts) of these people's events named in ``after``, each after its own moment."""
+def passed_event_moments(conn: Connection, event: str, offset: int, after_ms: int, until_ms: int) -> set[int]:
+    """People with an ``event`` whose moment ``ts + offset`` is in (after, until] and later than its arrival.
+
+    A range of the (event, ts) index.  Moments at or before the arrival were
+    already applied by the ingest that stored the event.
+    """
+    stmt = (
+        select(events.c.profile_id)
+        .where(
+            events.c.event == event,
+            events.c.ts > after_ms - offset,
+            events.c.ts <= until_ms - offset,
+            events.c.received_at < events.c.ts + offset,
+        )
+        .distinct()
+    )
+    return {int(p) for p in conn.execute(stmt).scalars()}
+
+
+def event_times_between(
+    conn: Connection, ids: list[int], ranges: Sequence[tuple[str, int, int | None]]
+) -> list[tuple[int, str, int]]:
+    """(profile_id, event, ts) of these people's events in any (event, lo, hi): ``lo < ts <= hi`` (hi None: open)."""
+    if not ranges:
+        return []
     out: list[tuple[int, str, int]] = []
-    wanted = or_(*(and_(events.c.event == name, events.c.ts > moment) for name, moment in sorted(after.items())))
+    parts = [
+        and_(events.c.event == name, events.c.ts > lo, *([events.c.ts <= hi] if hi is not None else []))
+        for name, lo, hi in ranges
+    ]
+    wanted = or_(*parts)
     for chunk in chunks(sorted(set(ids)), 1000):
         stmt = select(events.c.profile_id, events.c.event, events.c.ts).where(events.c.profile_id.in_(chunk), wanted)
         out.extend((int(p), str(e), int(t)) for p, e, t in conn.execute(stmt))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from functools import lru_cache
 from glob import glob
 from itertools import islice
 from pathlib import Path
@@ -18,6 +19,7 @@ from tailormail.errors import ConfigError, TailormailError, ValidationError
 from tailormail.ingest.files import BadRow, FileReader, detect_format
 from tailormail.ingest.messages import Message, parse_message
 from tailormail.ingest.pull import PullRequest, iter_pages
+from tailormail.ingest.readahead import read_ahead
 from tailormail.store import sync as q
 from tailormail.sync.mapping import RecordMapper
 from tailormail.sync.runs import RunLog
@@ -51,11 +53,15 @@ def run_source(
     start_mark = state.get("watermark")
     mapper = RecordMapper(source.name, source.mapping)
     mark = _Watermark(start_mark)
+    skip_upto = start_mark if source.kind == "file" else None
+    batches = _batches(runtime, config, source, start_mark, options, log)
     try:
-        for batch in _batches(runtime, config, source, start_mark, options, log):
-            _ingest_batch(runtime, mapper, batch, log, mark, start_mark if source.kind == "file" else None)
+        # The next page is fetched, mapped and validated on a thread while this one is stored
+        # (SQLite works without the GIL, so on two cores the two really run at once).
+        for batch in read_ahead(_prepare(runtime, mapper, batch, skip_upto) for batch in batches):
+            _store(runtime, batch, log, mark)
             if options.on_progress:
-                options.on_progress(len(batch))
+                options.on_progress(batch.read)
     except (TailormailError, httpx.HTTPError, OSError) as exc:
         return log.finish(error=str(exc), watermark=start_mark)
     with runtime.store.begin() as conn:
@@ -133,27 +139,49 @@ def _item(path: Path, line: int, row: dict[str, Any] | BadRow) -> Item:
     return row, where
 
 
-def _ingest_batch(
-    runtime: Runtime, mapper: RecordMapper, batch: list[Item], log: RunLog, mark: _Watermark, skip_upto: str | None
-) -> None:
-    """Map and validate each record; store the good ones in one transaction; log the bad ones."""
+@dataclass
+class _Prepared:
+    """A batch mapped and validated, ready to store."""
+
+    read: int
+    now_ms: int
+    messages: list[Message]
+    updated: list[str | None]
+    """The updated value of each good record (the watermark moves once they are stored)."""
+    stale: int
+    """Records at or before the watermark (file sources), skipped."""
+    errors: list[tuple[str, Any, str | None]]
+    """(reason, offending record, where) of each bad record, in order."""
+
+
+def _prepare(runtime: Runtime, mapper: RecordMapper, batch: list[Item], skip_upto: str | None) -> _Prepared:
+    """Map and validate each record of a batch (the store is not touched: this runs ahead on a thread)."""
     now_ms = to_ms(runtime.clock.now())
-    messages: list[Message] = []
-    stale = 0
+    out = _Prepared(read=len(batch), now_ms=now_ms, messages=[], updated=[], stale=0, errors=[])
+    message, add, seen = mapper.message, out.messages.append, out.updated.append
     for record, where in batch:
         try:
             if isinstance(record, ValidationError):
                 raise record
             updated = mapper.updated_value(record) if isinstance(record, dict) else None
             if skip_upto is not None and updated is not None and not _Watermark.newer(updated, skip_upto):
-                stale += 1
+                out.stale += 1
                 continue
-            messages.append(parse_message(mapper.message(record, updated), received_ms=now_ms))
-            mark.see(updated)
+            add(parse_message(message(record, updated), received_ms=now_ms))
+            seen(updated)
         except ValidationError as exc:
-            log.record_error(exc.message, record if not isinstance(record, ValidationError) else None, where)
-    result = runtime.ingestor.ingest(messages, now_ms=now_ms)
-    log.add(read=len(batch), written=result.stored, skipped=result.duplicates + stale)
+            out.errors.append((exc.message, record if not isinstance(record, ValidationError) else None, where))
+    return out
+
+
+def _store(runtime: Runtime, batch: _Prepared, log: RunLog, mark: _Watermark) -> None:
+    """Log the batch's bad records, store the good ones in one transaction, move the watermark."""
+    for reason, record, where in batch.errors:
+        log.record_error(reason, record, where)
+    result = runtime.ingestor.ingest(batch.messages, now_ms=batch.now_ms)
+    for updated in batch.updated:
+        mark.see(updated)
+    log.add(read=batch.read, written=result.stored, skipped=result.duplicates + batch.stale)
 
 
 class _Watermark:
@@ -175,7 +203,9 @@ class _Watermark:
         return _order(value) > _order(than)
 
 
+@lru_cache(maxsize=4096)
 def _order(value: str) -> tuple[int, float, str]:
+    """How watermark values compare (cached: a page's records share few distinct times)."""
     try:
         return (0, float(value), "")
     except ValueError:

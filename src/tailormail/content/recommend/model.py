@@ -150,15 +150,33 @@ def fit(touches: Sequence[Touch], catalog: dict[str, dict[str, Any]]) -> Model:
     index = {p: i for i, p in enumerate(items)}
     people = {pid: i for i, pid in enumerate(sorted({t.profile_id for t in touches}))}
     kept = [t for t in touches if t.product_id in index]
-    matrix = sparse.coo_matrix(
-        (
-            np.array([t.weight for t in kept], dtype=np.float64),
-            (np.array([people[t.profile_id] for t in kept]), np.array([index[t.product_id] for t in kept])),
-        ),
-        shape=(len(people), len(items)),
-    ).tocsr()
-    # Repeated views of one product should not outweigh a purchase: cap each cell.
-    matrix.data = np.minimum(matrix.data, max((t.weight for t in kept), default=1.0))
+    return fit_cells(
+        np.array([people[t.profile_id] for t in kept], dtype=np.int64),
+        np.array([index[t.product_id] for t in kept], dtype=np.int64),
+        np.array([t.weight for t in kept], dtype=np.float64),
+        len(people),
+        items,
+        max((t.weight for t in kept), default=1.0),
+        catalog,
+    )
+
+
+def fit_cells(
+    rows: np.ndarray,
+    cols: np.ndarray,
+    weights: np.ndarray,
+    n_people: int,
+    items: list[str],
+    cap: float,
+    catalog: dict[str, dict[str, Any]],
+) -> Model:
+    """Learn a Model from (person row, product column, weight) cells; repeated cells add up.
+
+    ``cap`` bounds each summed cell: repeated views of one product should not
+    outweigh a purchase, so no cell exceeds the largest single touch weight.
+    """
+    matrix = sparse.coo_matrix((weights, (rows, cols)), shape=(n_people, len(items))).tocsr()
+    matrix.data = np.minimum(matrix.data, cap)
     popularity = np.asarray(matrix.sum(axis=0)).ravel()
     norms = np.sqrt(np.asarray(matrix.multiply(matrix).sum(axis=0)).ravel())
     normalised = matrix @ sparse.diags(np.divide(1.0, norms, out=np.zeros_like(norms), where=norms > 0))
@@ -166,7 +184,7 @@ def fit(touches: Sequence[Touch], catalog: dict[str, dict[str, Any]]) -> Model:
     similarity.setdiag(0.0)
     similarity.eliminate_zeros()
     category_of = {p: catalog[p].get("category") for p in items}
-    return Model(items, index, similarity, popularity, category_of, catalog)
+    return Model(items, {p: i for i, p in enumerate(items)}, similarity, popularity, category_of, catalog)
 
 
 _CACHE: dict[tuple[str, tuple[str, ...], RecommendSettings], tuple[int, Model]] = {}
@@ -235,14 +253,41 @@ def wait_for_training(timeout_s: float | None = None) -> None:
 
 
 def train(conn: Connection, now_ms: int, names: EventNames, settings: RecommendSettings) -> Model:
-    """Train a Model on the lookback window before ``now_ms`` (no cache)."""
+    """Train a Model on the lookback window before ``now_ms`` (no cache).
+
+    The database sums each person's touches of each catalog product, so what
+    crosses into Python is one row per (person, product), not every event.
+    """
     weights = _weights(names, settings)
-    rows = product_q.product_events(
-        conn, list(weights), since_ms=now_ms - settings.lookback_days * DAY_MS, until_ms=now_ms
-    )
-    touches = list(touches_from(rows, weights, names.purchase))
-    catalog = product_q.products_by_id(conn, sorted({t.product_id for t in touches}))
-    return fit(touches, catalog)
+    profile_ids: list[np.ndarray] = []
+    first_seen: dict[str, int] = {}  # product id -> column, in order of first appearance
+    columns: list[np.ndarray] = []
+    totals: list[np.ndarray] = []
+    cap = 0.0
+    for chunk in product_q.touch_totals(
+        conn,
+        weights,
+        view=names.product_view,
+        cart=names.add_to_cart,
+        purchase=names.purchase,
+        since_ms=now_ms - settings.lookback_days * DAY_MS,
+        until_ms=now_ms,
+    ):
+        profile_ids.append(np.fromiter((r[0] for r in chunk), dtype=np.int64, count=len(chunk)))
+        columns.append(
+            np.fromiter((first_seen.setdefault(r[1], len(first_seen)) for r in chunk), dtype=np.int64, count=len(chunk))
+        )
+        totals.append(np.fromiter((r[2] for r in chunk), dtype=np.float64, count=len(chunk)))
+        cap = max(cap, max(r[3] for r in chunk))
+    if not first_seen:
+        return fit([], {})
+    people, rows = np.unique(np.concatenate(profile_ids), return_inverse=True)
+    items = sorted(first_seen)
+    position = {p: i for i, p in enumerate(items)}
+    sorted_column = np.array([position[p] for p in first_seen], dtype=np.int64)  # columns in product id order
+    cols = sorted_column[np.concatenate(columns)]
+    catalog = product_q.products_by_id(conn, items)
+    return fit_cells(rows, cols, np.concatenate(totals), len(people), items, cap, catalog)
 
 
 def clear_cache() -> None:
