@@ -25,6 +25,7 @@ from tailormail.journeys.batch import flush as flush
 from tailormail.journeys.filters import MISSING, lookup, matches
 from tailormail.segments import rules as r
 from tailormail.segments.evaluate import matching_profiles
+from tailormail.segments.membership import Diff
 from tailormail.store import deliver as deliver_q
 from tailormail.store import journeys as q
 from tailormail.store import profiles as profile_q
@@ -122,8 +123,6 @@ class EventIndex:
             entry = journey.entry
             if isinstance(entry, m.EventEntry):
                 starts.setdefault(entry.event, []).append(journey)
-            elif isinstance(entry, m.SegmentEntry):
-                starts.setdefault(f"segment_{entry.on}", []).append(journey)
             if journey.goal is not None:
                 goals.setdefault(journey.goal, []).append(journey)
         return cls({k: tuple(v) for k, v in starts.items()}, {k: tuple(v) for k, v in goals.items()})
@@ -202,8 +201,30 @@ class JourneyRunner:
                 self._enter(batch, journey, pid, props)
 
     def _event_journeys(self) -> list[str]:
-        """Journeys an event can start (event or segment entries)."""
-        return [j.name for j in self.journeys.values() if isinstance(j.entry, (m.EventEntry, m.SegmentEntry))]
+        """Journeys an event can start."""
+        return [j.name for j in self.journeys.values() if isinstance(j.entry, m.EventEntry)]
+
+    # --- segment entries -----------------------------------------------------------
+
+    def on_segment_changes(self, conn: Connection, diffs: Sequence[Diff], now_ms: int) -> list[int]:
+        """Start runs of journeys entered on a segment change, in the transaction that wrote the change.
+
+        ``diffs`` come from the segments code (real time, rechecks, refreshes); each
+        person who entered (or left) a journey's segment enters it if re-entry allows.
+        """
+        paused = q.paused_journeys(conn)
+        started: list[int] = []
+        for journey in self.journeys.values():
+            entry = journey.entry
+            if not isinstance(entry, m.SegmentEntry) or journey.name in paused:
+                continue
+            for diff in diffs:
+                if diff.segment == entry.segment:
+                    people = diff.entered if entry.on == "entered" else diff.exited
+                    if people:
+                        trigger = {"segment": diff.segment, "change": entry.on}
+                        started += self.enter_many(conn, journey, sorted(people), trigger, now_ms)
+        return started
 
     # --- entering and advancing --------------------------------------------------------
 
@@ -331,6 +352,4 @@ def _triggers(entry: m.Entry, event: str, properties: dict[str, Any]) -> bool:
     """Whether one event starts a run of a journey with this entry."""
     if isinstance(entry, m.EventEntry):
         return entry.event == event and matches(entry.where, properties)
-    if isinstance(entry, m.SegmentEntry):
-        return event == f"segment_{entry.on}" and properties.get("segment") == entry.segment
-    return False
+    return False  # segment entries start from on_segment_changes, not from events
