@@ -9,6 +9,12 @@ returns is the moment the outbox row is committed: we time the call.
 Baseline in the same run: the same ingest of an event no journey listens to.
 Target: p99 < 100 ms at 1,000,000 profiles.
 
+Ingest hook: the CPU the workspace's preset journeys add to ingest, per event:
+a stream of existing customers' events (the segments benchmark's mix: 58 %
+``product_view``, 30 % ``add_to_cart``, 10 % ``purchase``, 2 % ``identify``)
+in batches of 1,000, each batch stored and then handed to the journeys hook in
+one transaction; the store's own CPU per event beside it.
+
 Timers: K runs parked on a one-hour wait; the clock moves past it and the
 worker's ``fire_due_timers`` wakes them in batches of 500, each batch its own
 transaction, (a) into a send step (render + outbox) and (b) into an exit.
@@ -31,13 +37,16 @@ import time
 import uuid
 from datetime import timedelta
 
+from bench.bench_segments import message as stream_message  # the same real-time mix of events
 from bench.fixtures import FIXTURE_END, shop_database, sqlite_url
 from bench.machine import percentile
 from tailormail.clock import ManualClock, to_ms
+from tailormail.ingest.messages import parse_message
+from tailormail.ingest.pipeline import Ingestor
 from tailormail.journeys.definitions import send_policy
 from tailormail.journeys.parse import parse_journey
 from tailormail.journeys.runner import JourneyRunner
-from tailormail.journeys.service import forget_runners, install_runner
+from tailormail.journeys.service import forget_runners, install_runner, runner_for
 from tailormail.runtime import Runtime, journey_effects, open_runtime
 from tailormail.segments.definitions import event_settings
 from tailormail.segments.yamlsource import load_yaml
@@ -91,12 +100,37 @@ def latency(rt: Runtime, clock: ManualClock, users: list[str], event: str, n: in
     }
 
 
+def hook_cost(rt: Runtime, clock: ManualClock, users: list[str], total: int, seed: int) -> dict[str, float]:
+    """CPU-µs per event of storing a batch and of the preset journeys' hook on it, batches of 1,000."""
+    forget_runners()
+    runner = runner_for(rt.settings, lambda: journey_effects(rt.settings))  # the workspace's preset journeys
+    store_only = Ingestor(rt.store, clock, [])
+    rng = random.Random(seed)
+    run = uuid.uuid4().hex[:8]
+    store_cpu = hook_cpu = 0.0
+    events = 0
+    for start in range(0, total, 1000):
+        clock.advance(timedelta(seconds=1))
+        now_ms = to_ms(clock.now())
+        raws = [stream_message(rng, rng.choice(users), f"bh-{run}-{start + i}") for i in range(1000)]
+        messages = [parse_message(raw, index=i, received_ms=now_ms) for i, raw in enumerate(raws)]
+        with rt.store.begin() as conn:
+            c0 = time.process_time()
+            stored = store_only.ingest_in(conn, messages, now_ms).events
+            c1 = time.process_time()
+            runner.on_events(conn, stored, now_ms)
+            c2 = time.process_time()
+        store_cpu, hook_cpu, events = store_cpu + c1 - c0, hook_cpu + c2 - c1, events + len(stored)
+    forget_runners()
+    return {"events": events, "store_us": store_cpu / events * 1e6, "hook_us": hook_cpu / events * 1e6}
+
+
 def park(rt: Runtime, runner: JourneyRunner, journey: str, profile_ids: list[int], now_ms: int) -> None:
     """Start a run per person, each parked on its one-hour wait."""
     for start in range(0, len(profile_ids), 1000):
         with rt.store.begin() as conn:
-            for pid in profile_ids[start : start + 1000]:
-                runner.enter(conn, runner.journeys[journey], pid, {"products": [{"name": "Trail Shoe"}]}, now_ms)
+            trigger = {"products": [{"name": "Trail Shoe"}]}
+            runner.enter_many(conn, runner.journeys[journey], profile_ids[start : start + 1000], trigger, now_ms)
 
 
 def fire_all(rt: Runtime, runner: JourneyRunner, now_ms: int) -> tuple[int, float, float]:
@@ -147,6 +181,7 @@ def main() -> None:
     customers = int(os.environ.get("BENCH_JOURNEYS_CUSTOMERS", "1000000"))
     samples = int(os.environ.get("BENCH_JOURNEYS_SAMPLES", "300"))
     parked = int(os.environ.get("BENCH_JOURNEYS_TIMERS", "5000"))
+    hook_events = int(os.environ.get("BENCH_JOURNEYS_HOOK_EVENTS", "10000"))
     workspace = shop_database(customers)
     clock = ManualClock(NOON)
     forget_runners()
@@ -162,6 +197,13 @@ def main() -> None:
         events = conn.exec_driver_sql("SELECT count(*) FROM events").scalar_one()
     print(f"shop: {customers:,} customers, {len(ids):,} profiles, {events:,} events (SQLite); load {os.getloadavg()}")
     try:
+        cost = min(
+            (hook_cost(rt, clock, users, hook_events, seed) for seed in (11, 12, 13)), key=lambda c: c["hook_us"]
+        )
+        print(f"  ingest hook of the preset journeys ({cost['events']:,.0f} events in batches of 1,000, best of 3):")
+        print(f"    store {cost['store_us']:,.0f} CPU-us/event, journeys hook {cost['hook_us']:,.0f} CPU-us/event "
+              f"({cost['hook_us'] / cost['store_us']:.0%} of the store's)")  # fmt: skip
+        clean_up(rt, {t: marks[t] for t in tables if t.startswith("journey_")})  # their timers must not fire below
         runner = runner_for_bench(rt)
         latency(rt, clock, users, "add_to_cart", 20, 1)  # warm: template compile, caches
         base = latency(rt, clock, users, "bench_nothing_listens", samples, 2)

@@ -403,7 +403,7 @@ def test_long_plain_pieces_are_wrapped_and_shared_between_parts(size: int) -> No
 
     link = ("https://t.example/c/" + "Ab0-_" * 100)[:size]
     links: dict[str, bytes] = {}
-    first = qp_pieces(["<a href=\"", link, "\">x</a>"], links)
+    first = qp_pieces(['<a href="', link, '">x</a>'], links)
     again = qp_pieces(["(", link, ")"], links)
     for encoded, expected in ((first, f'<a href="{link}">x</a>'), (again, f"({link})")):
         assert all(len(line) <= 76 for line in encoded.split(b"\r\n"))

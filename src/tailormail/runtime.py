@@ -46,6 +46,15 @@ def ingest_hooks(settings: Settings, store: Store, clock: Clock) -> list[IngestH
     ]
 
 
+def journeys_on_segment_changes(conn: Any, settings: Settings, diffs: Any, now_ms: int) -> None:
+    """Start segment-entry journeys for people who entered or left a segment (a membership listener)."""
+    from tailormail.journeys.service import runner_for
+
+    runner = runner_for(settings, lambda: journey_effects(settings))
+    if runner.journeys:
+        runner.on_segment_changes(conn, diffs, now_ms)
+
+
 def journey_effects(settings: Settings) -> Any:
     """Journey sends rendered with tracked links (track) and put in the outbox (deliver)."""
     from tailormail.content.recommend.model import RecommendSettings, recommendation_source
@@ -85,6 +94,9 @@ def open_runtime(
         store.migrate()
     clock = clock or SystemClock()
     ingestor = Ingestor(store, clock, ingest_hooks(settings, store, clock))
+    from tailormail.segments.membership import listen  # local, like the hooks: segments import the store
+
+    listen(journeys_on_segment_changes)  # once per process: segment entries start journeys
     return Runtime(settings=settings, store=store, clock=clock, ingestor=ingestor)
 
 

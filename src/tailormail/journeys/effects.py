@@ -63,14 +63,21 @@ class OutboxEffects:
 
     def send(self, conn: Connection, journey: m.Journey, run: dict[str, Any], action: e.SendEmail, now_ms: int) -> None:
         """Render ``action.template`` for the run's person and enqueue it, or record why not."""
+        self.send_many(conn, journey, [(run, action)], now_ms)
+
+    def send_many(
+        self, conn: Connection, journey: m.Journey, items: Sequence[tuple[dict[str, Any], e.SendEmail]], now_ms: int
+    ) -> None:
+        """One send node's emails for many runs (same template and subject variant) as one render batch."""
+        action = items[0][1]
         node = journey.nodes.get(action.node)
         subjects = node.subject_variants if isinstance(node, m.Send) else ()
         subject = subjects[action.subject_variant] if action.subject_variant is not None and subjects else None
-        addressee = Addressee(int(run["profile_id"]), action.key, dict(run["trigger"] or {}))
+        addressees = [Addressee(int(run["profile_id"]), a.key, dict(run["trigger"] or {})) for run, a in items]
         self.send_batch(
             conn,
             action.template,
-            [addressee],
+            addressees,
             Tagging(
                 kind=journey.kind,
                 journey=journey.name,

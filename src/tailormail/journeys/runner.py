@@ -1,14 +1,17 @@
 """The journey runner: events and timers in, persisted runs and side effects out.
 
 Every decision is the pure ``engine.step``; this module only reads what a step
-needs (``StoreFacts``), applies what it decided, and does both inside the
-caller's transaction, so an email goes to the outbox in the same commit as
-the step that decided it (the ``Effects`` do the writing).
+needs, applies what it decided, and does both inside the caller's
+transaction, so an email goes to the outbox in the same commit as the step
+that decided it (the ``Effects`` do the writing).  The runs a transaction
+steps (an ingested batch, the timers due together) share one ``StepBatch``:
+their reads and writes are a few statements per batch, and the emails of one
+send node go out as one render batch.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -17,9 +20,12 @@ from sqlalchemy import Connection
 from tailormail.ingest.pipeline import StoredEvent
 from tailormail.journeys import engine as e
 from tailormail.journeys import model as m
+from tailormail.journeys.batch import PersonFacts, SendGroup, StepBatch, group_runs, node_of, shared_step
+from tailormail.journeys.batch import flush as flush
 from tailormail.journeys.filters import MISSING, lookup, matches
 from tailormail.segments import rules as r
 from tailormail.segments.evaluate import matching_profiles
+from tailormail.segments.membership import Diff
 from tailormail.store import deliver as deliver_q
 from tailormail.store import journeys as q
 from tailormail.store import profiles as profile_q
@@ -36,6 +42,20 @@ class Effects(Protocol):
         self, conn: Connection, journey: m.Journey, run: dict[str, Any], action: e.CallWebhook, now_ms: int
     ) -> None:
         """Queue an outbound webhook."""
+        ...
+
+
+class BatchEffects(Effects, Protocol):
+    """Effects that render one send node's emails for many runs at once (``OutboxEffects``)."""
+
+    def send_many(
+        self,
+        conn: Connection,
+        journey: m.Journey,
+        items: Sequence[tuple[dict[str, Any], e.SendEmail]],
+        now_ms: int,
+    ) -> None:
+        """Render and enqueue the emails of one node (one template and subject variant) for these runs."""
         ...
 
 
@@ -87,6 +107,31 @@ class StoreFacts:
         return bool(email) and bool(deliver_q.suppressed_among(self.conn, [email]))
 
 
+@dataclass(frozen=True)
+class EventIndex:
+    """A runner's journeys by the event names that can start or end their runs (built once per runner)."""
+
+    starts: dict[str, tuple[m.Journey, ...]]
+    goals: dict[str, tuple[m.Journey, ...]]
+
+    @classmethod
+    def of(cls, journeys: Iterable[m.Journey]) -> EventIndex:
+        """Index journeys in their order."""
+        starts: dict[str, list[m.Journey]] = {}
+        goals: dict[str, list[m.Journey]] = {}
+        for journey in journeys:
+            entry = journey.entry
+            if isinstance(entry, m.EventEntry):
+                starts.setdefault(entry.event, []).append(journey)
+            if journey.goal is not None:
+                goals.setdefault(journey.goal, []).append(journey)
+        return cls({k: tuple(v) for k, v in starts.items()}, {k: tuple(v) for k, v in goals.items()})
+
+
+ENTER_BATCH = 500
+"""People entered per batch by ``enter_many`` (their emails render together, as campaigns' batches do)."""
+
+
 @dataclass
 class JourneyRunner:
     """Starts, advances and ends runs of the workspace's journeys."""
@@ -99,6 +144,19 @@ class JourneyRunner:
     """Dry runs start a run even if the person already has one."""
     dry: bool = False
     """A dry run: the frequency cap counts the run log's planned sends (nothing is in the outbox)."""
+    _index: EventIndex | None = field(default=None, init=False, repr=False)
+
+    @property
+    def index(self) -> EventIndex:
+        """The journeys by the events that start or end their runs."""
+        if self._index is None:
+            self._index = EventIndex.of(self.journeys.values())
+        return self._index
+
+    def _batch(self, conn: Connection, now_ms: int, people: Iterable[int], may_start: int = 1) -> StepBatch:
+        return StepBatch(
+            conn, now_ms, set(people), self._send_group, timezone=self.timezone, dry=self.dry, may_start=may_start
+        )
 
     # --- the ingest path ---------------------------------------------------------
 
@@ -108,152 +166,161 @@ class JourneyRunner:
         if not self.journeys or not tracked:
             return
         paused = q.paused_journeys(conn)
-        runs = BatchRuns.read(conn, self._event_journeys(), {ev.profile_id for ev in tracked})
-        conn.info[_PENDING] = PendingWrites()
-        try:
-            self._on_tracked(conn, tracked, now_ms, paused, runs)
-            flush(conn)
-        finally:
-            conn.info.pop(_PENDING, None)
+        people = {ev.profile_id for ev in tracked}
+        index = self.index
+        starting = [ev for ev in tracked if ev.message.event in index.starts]
+        starters = {ev.profile_id for ev in starting}
+        may_start = sum(len(index.starts[ev.message.event or ""]) for ev in starting)
+        with self._batch(conn, now_ms, people, may_start) as batch:
+            batch.live = group_runs(q.live_runs_of(conn, people))
+            batch.last = q.last_entries(conn, self._event_journeys(), starters) if starters else {}
+            for event in tracked:
+                self._on_event(batch, event, paused)
 
-    def _on_tracked(
-        self, conn: Connection, tracked: list[StoredEvent], now_ms: int, paused: set[str], runs: BatchRuns
-    ) -> None:
-        for event in tracked:
-            message = event.message
-            assert message.event is not None
-            self._goals(conn, event, now_ms, runs)
-            self._awaited(conn, event, now_ms, paused, runs)
-            for journey in self.journeys.values():
-                if journey.name not in paused and _triggers(journey.entry, message.event, message.properties):
-                    self.enter(conn, journey, event.profile_id, message.properties, now_ms, runs=runs)
+    def _on_event(self, batch: StepBatch, event: StoredEvent, paused: set[str]) -> None:
+        name, props, pid = event.message.event, event.message.properties, event.profile_id
+        assert name is not None
+        index = self.index
+        reached = [j.name for j in index.goals.get(name, ()) if matches(j.goal_where, props)]
+        runs = batch.live.get(pid, ())
+        if reached and runs:
+            for run in [run for run in runs if run["journey"] in reached]:
+                self._finish(batch, run, "goal")
+        for run in [run for run in batch.live.get(pid, ()) if run["waiting_for"] == name]:
+            journey = self.journeys.get(run["journey"])
+            node = node_of(journey, run)
+            if journey is None or run["status"] != "waiting" or journey.name in paused:
+                continue
+            if isinstance(node, m.WaitFor) and matches(node.where, props):
+                batch.cancel_timers(run)
+                batch.update(run, waiting_for=None, status="active")
+                batch.log(run, run["position"], "received", {"event": name})
+                self._advance(batch, journey, run, run["on_event"])
+        for journey in index.starts.get(name, ()):
+            if journey.name not in paused and _triggers(journey.entry, name, props):
+                self._enter(batch, journey, pid, props)
 
     def _event_journeys(self) -> list[str]:
-        """Journeys an event can start (event or segment entries)."""
-        return [j.name for j in self.journeys.values() if isinstance(j.entry, (m.EventEntry, m.SegmentEntry))]
+        """Journeys an event can start."""
+        return [j.name for j in self.journeys.values() if isinstance(j.entry, m.EventEntry)]
 
-    def _goals(self, conn: Connection, event: StoredEvent, now_ms: int, runs: BatchRuns) -> None:
-        name, props = event.message.event, event.message.properties
-        reached = [j.name for j in self.journeys.values() if j.goal == name and matches(j.goal_where, props)]
-        if reached:
-            for run in runs.active_runs(conn, reached, event.profile_id):
-                runs.changed.add(event.profile_id)
-                self._finish(conn, run, "goal", now_ms)
+    # --- segment entries -----------------------------------------------------------
 
-    def _awaited(self, conn: Connection, event: StoredEvent, now_ms: int, paused: set[str], runs: BatchRuns) -> None:
-        assert event.message.event is not None
-        for run in runs.waiting_for(conn, event.message.event, event.profile_id):
-            journey = self.journeys.get(run["journey"])
-            node = journey.nodes.get(run["position"] or "") if journey else None
-            if journey is None or run["journey"] in paused or not isinstance(node, m.WaitFor):
+    def on_segment_changes(self, conn: Connection, diffs: Sequence[Diff], now_ms: int) -> list[int]:
+        """Start runs of journeys entered on a segment change, in the transaction that wrote the change.
+
+        ``diffs`` come from the segments code (real time, rechecks, refreshes); each
+        person who entered (or left) a journey's segment enters it if re-entry allows.
+        """
+        paused = q.paused_journeys(conn)
+        started: list[int] = []
+        for journey in self.journeys.values():
+            entry = journey.entry
+            if not isinstance(entry, m.SegmentEntry) or journey.name in paused:
                 continue
-            if matches(node.where, event.message.properties):
-                runs.changed.add(event.profile_id)
-                _cancel_timers(conn, run["id"], now_ms)
-                _update_run(conn, run["id"], now_ms, waiting_for=None, status="active")
-                self._log(conn, run, run["position"], "received", {"event": event.message.event}, now_ms)
-                self.advance(conn, journey, {**run, "waiting_for": None}, run["on_event"], now_ms)
+            for diff in diffs:
+                if diff.segment == entry.segment:
+                    people = diff.entered if entry.on == "entered" else diff.exited
+                    if people:
+                        trigger = {"segment": diff.segment, "change": entry.on}
+                        started += self.enter_many(conn, journey, sorted(people), trigger, now_ms)
+        return started
 
     # --- entering and advancing --------------------------------------------------------
 
     def enter(
-        self,
-        conn: Connection,
-        journey: m.Journey,
-        profile_id: int,
-        trigger: dict[str, Any],
-        now_ms: int,
-        *,
-        runs: BatchRuns | None = None,
+        self, conn: Connection, journey: m.Journey, profile_id: int, trigger: dict[str, Any], now_ms: int
     ) -> int | None:
         """Start a run if re-entry rules allow; return its id (None: not allowed now)."""
-        if runs is None:
-            last, running = q.last_entry(conn, journey.name, profile_id)
-        else:
-            last, running = runs.last_entry(conn, journey.name, profile_id)
-        if running or (last is not None and (journey.reentry_ms is None or now_ms - last < journey.reentry_ms)):
+        started = self.enter_many(conn, journey, [profile_id], trigger, now_ms)
+        return started[0] if started else None
+
+    def enter_many(
+        self, conn: Connection, journey: m.Journey, profile_ids: Sequence[int], trigger: dict[str, Any], now_ms: int
+    ) -> list[int]:
+        """Start a run for each of these people whom re-entry rules allow now; return the new runs' ids."""
+        everyone = list(dict.fromkeys(profile_ids))
+        runs: list[int | None] = []
+        for start in range(0, len(everyone), ENTER_BATCH):  # a broadcast's million people: memory stays bounded
+            people = everyone[start : start + ENTER_BATCH]
+            with self._batch(conn, now_ms, people, len(people)) as batch:
+                batch.live = group_runs(q.live_runs_of(conn, people))
+                batch.last = q.last_entries(conn, [journey.name], people)
+                runs += [self._enter(batch, journey, pid, trigger) for pid in people]
+        return [run for run in runs if run is not None]
+
+    def _enter(self, batch: StepBatch, journey: m.Journey, profile_id: int, trigger: dict[str, Any]) -> int | None:
+        last = batch.last.get((journey.name, profile_id))
+        running = any(run["journey"] == journey.name for run in batch.live.get(profile_id, ()))
+        too_soon = last is not None and (journey.reentry_ms is None or batch.now_ms - last < journey.reentry_ms)
+        if running or too_soon:
             return None
-        if runs is not None:
-            runs.changed.add(profile_id)
-        run = _create_run(conn, journey.name, profile_id, trigger, now_ms)
-        self._log(conn, run, None, "entered", {}, now_ms)
-        self.advance(conn, journey, run, journey.start, now_ms)
+        run = batch.start_run(journey.name, profile_id, trigger)
+        batch.log(run, None, "entered", {})
+        self._advance(batch, journey, run, journey.start)
         return int(run["id"])
 
-    def advance(
-        self, conn: Connection, journey: m.Journey, run: dict[str, Any], node: str | None, now_ms: int
-    ) -> e.Step:
+    def _advance(self, batch: StepBatch, journey: m.Journey, run: dict[str, Any], node: str | None) -> None:
         """Step a run from ``node`` and apply what the step decided."""
-        facts = StoreFacts(conn, run["profile_id"], now_ms, self.timezone, count_logged_sends=self.dry)
-        result = e.step(journey, run["id"], run["profile_id"], node, now_ms, facts, self.policy, run["attempt"])
+        result = batch.steps.get((journey.name, node))
+        if result is None:
+            facts = PersonFacts(batch, run["profile_id"])
+            result = e.step(
+                journey, run["id"], run["profile_id"], node, batch.now_ms, facts, self.policy, run["attempt"]
+            )
+            if shared_step(result, facts):  # the same for every run at this node now: step once per batch
+                batch.steps[(journey.name, node)] = result
         for action in result.actions:
-            self._apply(conn, journey, run, action, now_ms)
+            self._apply(batch, journey, run, action)
         if not result.finished:
-            status = "waiting"
-            _update_run(conn, run["id"], now_ms, status=status, position=result.position)
-        return result
+            batch.update(run, status="waiting", position=result.position)
 
-    def _apply(self, conn: Connection, journey: m.Journey, run: dict[str, Any], action: e.Action, now_ms: int) -> None:
+    def _apply(self, batch: StepBatch, journey: m.Journey, run: dict[str, Any], action: e.Action) -> None:
         if isinstance(action, e.Passed):
-            self._log(conn, run, action.node, "passed", {}, now_ms)
+            batch.log(run, action.node, "passed", {})
+        elif isinstance(action, e.Sleep):
+            batch.add_timer(run, action.due_ms, action.resume, "wake")
         elif isinstance(action, e.SendEmail):
-            flush(conn)  # effects may read what the run wrote so far
-            self.effects.send(conn, journey, run, action, now_ms)
+            batch.queue_send(run, action)
             detail = {
                 "template": action.template,
                 "key": action.key,
                 "kind": journey.kind,
                 "variant": action.subject_variant,
             }
-            self._log(conn, run, action.node, "send", detail, now_ms)
+            batch.log(run, action.node, "send", detail)
         elif isinstance(action, e.Skipped):
-            self._log(conn, run, action.node, "skipped", {"reason": action.reason}, now_ms)
-        elif isinstance(action, e.Sleep):
-            _add_timer(conn, run["id"], run["profile_id"], action.due_ms, action.resume, "wake")
+            batch.log(run, action.node, "skipped", {"reason": action.reason})
         elif isinstance(action, e.AwaitEvent):
-            _update_run(
-                conn,
-                run["id"],
-                now_ms,
-                waiting_for=action.event,
-                on_event=action.on_event,
-                on_timeout=action.on_timeout,
-            )
-            _add_timer(conn, run["id"], run["profile_id"], action.timeout_ms, action.on_timeout, "timeout")
+            batch.update(run, waiting_for=action.event, on_event=action.on_event, on_timeout=action.on_timeout)
+            batch.add_timer(run, action.timeout_ms, action.on_timeout, "timeout")
         elif isinstance(action, e.Assigned):
-            self._log(conn, run, action.node, "assigned", {"arm": action.arm}, now_ms)
+            batch.log(run, action.node, "assigned", {"arm": action.arm})
         elif isinstance(action, e.SetTraits):
-            current = profile_q.traits_of(conn, [run["profile_id"]]).get(run["profile_id"], {})
-            profile_q.set_traits(conn, run["profile_id"], {**current, **action.traits}, now_ms)
+            batch.set_traits(run["profile_id"], action.traits)
         elif isinstance(action, e.CallWebhook):
-            flush(conn)
-            self.effects.webhook(conn, journey, run, action, now_ms)
-            self._log(conn, run, action.node, "webhook", {"url": action.url, "key": action.key}, now_ms)
+            batch.flush_rows()
+            self.effects.webhook(batch.conn, journey, run, action, batch.now_ms)
+            batch.log(run, action.node, "webhook", {"url": action.url, "key": action.key})
         elif isinstance(action, e.Finished):
-            self._finish(conn, run, action.reason, now_ms)
+            self._finish(batch, run, action.reason)
 
-    def _finish(self, conn: Connection, run: dict[str, Any], reason: str, now_ms: int) -> None:
-        _cancel_timers(conn, run["id"], now_ms)
-        _update_run(conn, run["id"], now_ms, status="done", finished_at=now_ms, finish_reason=reason, waiting_for=None)
-        self._log(conn, run, run.get("position"), "finished", {"reason": reason}, now_ms)
+    def _finish(self, batch: StepBatch, run: dict[str, Any], reason: str) -> None:
+        batch.cancel_timers(run)
+        batch.update(run, status="done", finished_at=batch.now_ms, finish_reason=reason, waiting_for=None)
+        batch.log(run, run.get("position"), "finished", {"reason": reason})
 
-    def _log(
-        self, conn: Connection, run: dict[str, Any], node: str | None, action: str, detail: dict[str, Any], now_ms: int
+    def _send_group(
+        self, conn: Connection, now_ms: int, group: SendGroup, items: list[tuple[dict[str, Any], e.SendEmail]]
     ) -> None:
-        _log_rows(
-            conn,
-            [
-                {
-                    "run_id": run["id"],
-                    "journey": run["journey"],
-                    "profile_id": run["profile_id"],
-                    "node": node,
-                    "action": action,
-                    "detail": detail,
-                    "at": now_ms,
-                }
-            ],
-        )
+        """Render one node's emails: as one batch when the effects can, else one by one."""
+        journey = self.journeys[group[0]]
+        send_many = getattr(self.effects, "send_many", None)
+        if send_many is not None:
+            send_many(conn, journey, items, now_ms)
+            return
+        for run, action in items:
+            self.effects.send(conn, journey, run, action, now_ms)
 
     # --- timers --------------------------------------------------------------------
 
@@ -263,149 +330,26 @@ class JourneyRunner:
         """Wake the runs whose timers are due (of ``only_runs`` when given); return how many fired."""
         # A paused journey's timers stay pending; they fire on the first tick after resume.
         timers = q.claim_due_timers(conn, now_ms, limit, skip_journeys=q.paused_journeys(conn), only_runs=only_runs)
-        for timer in timers:
-            run = q.get_run(conn, timer["run_id"])
-            journey = self.journeys.get(run["journey"]) if run else None
-            if run is None or journey is None or run["status"] == "done":
-                continue
-            if isinstance(journey.nodes.get(run["position"] or ""), m.Wait):
-                self._log(conn, run, run["position"], "passed", {}, now_ms)
-            if timer["kind"] == "timeout":
-                _update_run(conn, run["id"], now_ms, waiting_for=None, status="active")
-                self._log(conn, run, run["position"], "timed_out", {}, now_ms)
-            self.advance(conn, journey, run, timer["resume"], now_ms)
+        if not timers:
+            return 0
+        runs = q.get_runs(conn, [t["run_id"] for t in timers])
+        with self._batch(conn, now_ms, {t["profile_id"] for t in timers}) as batch:
+            for timer in timers:
+                run = runs.get(timer["run_id"])  # one dict per run: a second timer of it sees the first's changes
+                journey = self.journeys.get(run["journey"]) if run else None
+                if run is None or journey is None or run["status"] == "done":
+                    continue
+                if isinstance(node_of(journey, run), m.Wait):
+                    batch.log(run, run["position"], "passed", {})
+                if timer["kind"] == "timeout":
+                    batch.update(run, waiting_for=None, status="active")
+                    batch.log(run, run["position"], "timed_out", {})
+                self._advance(batch, journey, run, timer["resume"])
         return len(timers)
-
-
-@dataclass
-class BatchRuns:
-    """The runs of an ingested batch's people, read in two queries instead of a few per event.
-
-    Exact, not a cache that can go stale: once the batch changes a person's
-    runs (``changed``), questions about that person go to the database again.
-    """
-
-    live: dict[int, list[dict[str, Any]]]
-    last: dict[tuple[str, int], int]
-    changed: set[int] = field(default_factory=set)
-
-    @classmethod
-    def read(cls, conn: Connection, journeys: Sequence[str], profile_ids: set[int]) -> BatchRuns:
-        """The live runs and last entries of these people."""
-        live: dict[int, list[dict[str, Any]]] = {}
-        for run in q.live_runs_of(conn, profile_ids):
-            live.setdefault(int(run["profile_id"]), []).append(run)
-        return cls(live, q.last_entries(conn, journeys, profile_ids))
-
-    def active_runs(self, conn: Connection, journeys: Sequence[str], profile_id: int) -> list[dict[str, Any]]:
-        """``store.journeys.active_runs`` for a person of the batch."""
-        if profile_id in self.changed:
-            flush(conn)
-            return q.active_runs(conn, journeys, profile_id)
-        return [run for run in self.live.get(profile_id, []) if run["journey"] in journeys]
-
-    def waiting_for(self, conn: Connection, event: str, profile_id: int) -> list[dict[str, Any]]:
-        """``store.journeys.runs_waiting_for`` for a person of the batch."""
-        if profile_id in self.changed:
-            flush(conn)
-            return q.runs_waiting_for(conn, event, profile_id)
-        return [r for r in self.live.get(profile_id, []) if r["waiting_for"] == event and r["status"] == "waiting"]
-
-    def last_entry(self, conn: Connection, journey: str, profile_id: int) -> tuple[int | None, bool]:
-        """``store.journeys.last_entry`` for a person of the batch."""
-        if profile_id in self.changed:
-            flush(conn)
-            return q.last_entry(conn, journey, profile_id)
-        running = any(run["journey"] == journey for run in self.live.get(profile_id, []))
-        return self.last.get((journey, profile_id)), running
-
-
-_PENDING = "tailormail_journey_writes"
-"""``conn.info`` key of the writes an ingested batch has not sent yet (the info lives with the transaction)."""
-
-
-@dataclass
-class PendingWrites:
-    """Run updates, timers and log lines of one ingested batch, sent as a few executemany statements.
-
-    Only writes nothing reads back before the next ``flush``: every read of the
-    journey tables (and every effect) in this module flushes first.
-    """
-
-    runs: list[dict[str, Any]] = field(default_factory=list)
-    next_run_id: int | None = None
-    """SQLite: the id the next new run gets (the batch holds the write lock, so max + 1 is what SQLite would give)."""
-    updates: dict[int, dict[str, Any]] = field(default_factory=dict)
-    timers: list[dict[str, Any]] = field(default_factory=list)
-    logs: list[dict[str, Any]] = field(default_factory=list)
-
-
-def flush(conn: Connection) -> None:
-    """Send the batch's pending journey writes (no-op outside the ingest hook)."""
-    pending: PendingWrites | None = conn.info.get(_PENDING)
-    if pending is None:
-        return
-    if pending.runs:  # first: the updates below may be of these runs
-        q.insert_runs(conn, pending.runs)
-        pending.runs = []
-    if pending.updates:
-        q.update_runs(conn, pending.updates)
-        pending.updates = {}
-    if pending.timers:
-        q.add_timers(conn, pending.timers)
-        pending.timers = []
-    if pending.logs:
-        q.log(conn, pending.logs)
-        pending.logs = []
-
-
-def _create_run(
-    conn: Connection, journey: str, profile_id: int, trigger: dict[str, Any], now_ms: int
-) -> dict[str, Any]:
-    pending: PendingWrites | None = conn.info.get(_PENDING)
-    if pending is None or conn.dialect.name != "sqlite":
-        return q.create_run(conn, journey, profile_id, trigger, now_ms)
-    if pending.next_run_id is None:
-        pending.next_run_id = q.max_run_id(conn) + 1
-    run = q.run_row(journey, profile_id, dict(trigger), now_ms, run_id=pending.next_run_id)
-    pending.next_run_id += 1
-    pending.runs.append(run)
-    return dict(run)
-
-
-def _update_run(conn: Connection, run_id: int, now_ms: int, **values: Any) -> None:
-    pending: PendingWrites | None = conn.info.get(_PENDING)
-    if pending is None:
-        q.update_run(conn, run_id, now_ms, **values)
-    else:  # later changes of the same run win, as they would statement by statement
-        pending.updates.setdefault(run_id, {}).update(values, updated_at=now_ms)
-
-
-def _add_timer(conn: Connection, run_id: int, profile_id: int, due_ms: int, resume: str | None, kind: str) -> None:
-    pending: PendingWrites | None = conn.info.get(_PENDING)
-    if pending is None:
-        q.add_timer(conn, run_id, profile_id, due_ms, resume, kind)
-    else:
-        pending.timers.append(q.timer_row(run_id, profile_id, due_ms, resume, kind))
-
-
-def _cancel_timers(conn: Connection, run_id: int, now_ms: int) -> None:
-    flush(conn)
-    q.cancel_timers(conn, run_id, now_ms)
-
-
-def _log_rows(conn: Connection, rows: list[dict[str, Any]]) -> None:
-    pending: PendingWrites | None = conn.info.get(_PENDING)
-    if pending is None:
-        q.log(conn, rows)
-    else:
-        pending.logs.extend(rows)
 
 
 def _triggers(entry: m.Entry, event: str, properties: dict[str, Any]) -> bool:
     """Whether one event starts a run of a journey with this entry."""
     if isinstance(entry, m.EventEntry):
         return entry.event == event and matches(entry.where, properties)
-    if isinstance(entry, m.SegmentEntry):
-        return event == f"segment_{entry.on}" and properties.get("segment") == entry.segment
-    return False
+    return False  # segment entries start from on_segment_changes, not from events

@@ -27,9 +27,7 @@ def enter_scheduled(conn: Connection, runner: JourneyRunner, now_ms: int) -> int
     for journey in runner.journeys.values():
         if journey.name in paused:
             continue
-        for profile_id in _due(conn, journey, now_ms, runner.timezone):
-            if runner.enter(conn, journey, profile_id, {}, now_ms) is not None:
-                started += 1
+        started += len(runner.enter_many(conn, journey, _due(conn, journey, now_ms, runner.timezone), {}, now_ms))
         if isinstance(journey.entry, m.BroadcastEntry) and now_ms >= journey.entry.at_ms:
             q.mark_broadcast_done(conn, journey.name, now_ms)
     return started

@@ -28,6 +28,31 @@ class Diff:
     size: int | None = None
 
 
+ChangeListener = Callable[[Connection, Settings, Sequence[Diff], int], None]
+"""Told of membership changes inside the transaction that writes them: (conn, settings, diffs, now_ms)."""
+
+_LISTENERS: list[ChangeListener] = []
+
+
+def listen(listener: ChangeListener) -> None:
+    """Tell ``listener`` of every membership change from now on (once per listener; journeys use it).
+
+    Segments do not know who reacts to them (journeys build on segments, not the
+    reverse); the listener runs in the same transaction as the change, so a run
+    started by an entry commits or rolls back with it.
+    """
+    if listener not in _LISTENERS:
+        _LISTENERS.append(listener)
+
+
+def _tell(conn: Connection, settings: Settings | None, diffs: Sequence[Diff], now_ms: int) -> None:
+    moved = [d for d in diffs if d.entered or d.exited]
+    if settings is None or not moved:
+        return
+    for listener in _LISTENERS:
+        listener(conn, settings, moved, now_ms)
+
+
 def members(conn: Connection, name: str) -> set[int]:
     """Profile ids currently in segment ``name``."""
     return q.current_members(conn, name)
@@ -56,6 +81,7 @@ def reevaluate(
     diff = Diff(segment.name, frozenset(matching - current), frozenset(current - matching))
     q.apply_changes(conn, segment.name, set(diff.entered), set(diff.exited), now_ms, source)
     schedule(conn, segment.name, segment.rule, now_ms, wanted, _tz(settings))
+    _tell(conn, settings, [diff], now_ms)
     return diff
 
 
@@ -88,17 +114,25 @@ def reevaluate_many(
         changes += [(segment.name, p, q.EXITED) for p in sorted(diff.exited)]
         diffs.append(diff)
     q.apply_many_changes(conn, changes, now_ms, source)
+    _tell(conn, settings, diffs, now_ms)
     return diffs
 
 
 def refresh(conn: Connection, segment: Segment, now_ms: int, *, settings: Settings | None = None) -> Diff:
-    """Recompute a whole segment with one query; write the difference and reschedule everyone."""
+    """Recompute a whole segment with one query; write the difference and reschedule everyone.
+
+    A segment's first computation is a backfill: its members were there before the
+    segment existed, so listeners (journeys) are not told of them as entries.
+    """
     matching = matching_profiles(conn, segment.rule, now_ms=now_ms, settings=settings)
     current = q.current_members(conn, segment.name)
     diff = Diff(segment.name, frozenset(matching - current), frozenset(current - matching), len(matching))
+    backfill = q.state_of(conn, segment.name) is None
     q.save_state(conn, segment.name, segment.rule_hash, now_ms, len(matching))
     q.apply_changes(conn, segment.name, set(diff.entered), set(diff.exited), now_ms, "refresh")
     schedule(conn, segment.name, segment.rule, now_ms, None, _tz(settings))
+    if not backfill:
+        _tell(conn, settings, [diff], now_ms)
     return diff
 
 

@@ -7,7 +7,7 @@ from typing import Any
 
 from sqlalchemy import Connection, and_, bindparam, func, select, update
 
-from tailormail.store.dialect import in_chunks, upsert
+from tailormail.store.dialect import compact_json, in_chunks, one_of, upsert
 from tailormail.store.schema import profiles
 from tailormail.store.schema_journeys import journey_log, journey_runs, journey_state, journey_timers
 
@@ -26,6 +26,9 @@ _CANCEL_TIMERS = (
     .values(fired_at=bindparam("b_now_ms"))
 )
 _UPDATE_RUN: dict[tuple[str, ...], Any] = {}
+_DRIVER_SQL: dict[tuple[str, tuple[str, ...]], str] = {}
+_MAX_RUN_ID = select(func.coalesce(func.max(journey_runs.c.id), 0))
+_GET_RUNS = select(journey_runs).where(journey_runs.c.id.in_(bindparam("ids", expanding=True)))
 
 
 def create_run(conn: Connection, journey: str, profile_id: int, trigger: dict[str, Any], now_ms: int) -> dict[str, Any]:
@@ -59,19 +62,68 @@ def run_row(
 
 def insert_runs(conn: Connection, rows: list[dict[str, Any]]) -> None:
     """Insert runs given whole (``run_row`` with their ids), in one statement."""
-    if rows:
-        conn.execute(_INSERT_RUNS, rows)
+    _insert_many(conn, _INSERT_RUNS, rows, ("trigger",))
+
+
+def _insert_many(conn: Connection, stmt: Any, rows: list[dict[str, Any]], json_columns: tuple[str, ...]) -> None:
+    """Insert rows that all have the same keys: on SQLite straight through the driver.
+
+    SQLAlchemy's per-row parameter processing cost more than SQLite's own
+    insert; the driver takes plain tuples, JSON encoded once per value (as
+    the ingest path writes events).
+    """
+    if not rows:
+        return
+    if conn.dialect.name != "sqlite":
+        conn.execute(stmt, rows)
+        return
+    names = tuple(rows[0])
+    sql = _DRIVER_SQL.get((stmt.table.name, names))
+    if sql is None:
+        columns = ", ".join(f'"{stmt.table.c[n].name}"' for n in names)  # quoted: "trigger" is a keyword
+        sql = f"INSERT INTO {stmt.table.name} ({columns}) VALUES ({', '.join('?' * len(names))})"
+        _DRIVER_SQL[(stmt.table.name, names)] = sql
+    encoded = [i for i, name in enumerate(names) if name in json_columns]
+    params = []
+    for row in rows:
+        values = [row[n] for n in names]
+        for i in encoded:
+            values[i] = compact_json(values[i])
+        params.append(tuple(values))
+    conn.exec_driver_sql(sql, params)
 
 
 def max_run_id(conn: Connection) -> int:
     """The highest run id so far (0: none)."""
-    return int(conn.execute(select(func.coalesce(func.max(journey_runs.c.id), 0))).scalar_one())
+    return int(conn.execute(_MAX_RUN_ID).scalar_one())
+
+
+def reserve_run_ids(conn: Connection, n: int, after: int = 0) -> list[int]:
+    """Ids for ``n`` new runs, each above ``after`` (the last id the caller reserved), in a write transaction.
+
+    PostgreSQL: drawn from the column's sequence, so other workers never get
+    them.  SQLite: the next ones after the highest stored; the caller holds the
+    write lock, so nobody else inserts runs before it does.
+    """
+    if conn.dialect.name == "postgresql":
+        stmt = "SELECT nextval(pg_get_serial_sequence('journey_runs', 'id')) FROM generate_series(1, %(n)s)"
+        return [int(i) for (i,) in conn.exec_driver_sql(stmt, {"n": n})]
+    start = max(max_run_id(conn), after) + 1
+    return list(range(start, start + n))
 
 
 def get_run(conn: Connection, run_id: int) -> dict[str, Any] | None:
     """One run as a dict."""
     row = conn.execute(select(journey_runs).where(journey_runs.c.id == run_id)).mappings().first()
     return dict(row) if row else None
+
+
+def get_runs(conn: Connection, run_ids: Iterable[int]) -> dict[int, dict[str, Any]]:
+    """Runs by id."""
+    out: dict[int, dict[str, Any]] = {}
+    for chunk in in_chunks(sorted(set(run_ids))):
+        out.update({int(r["id"]): dict(r) for r in conn.execute(_GET_RUNS, {"ids": list(chunk)}).mappings()})
+    return out
 
 
 def last_entry(conn: Connection, journey: str, profile_id: int) -> tuple[int | None, bool]:
@@ -90,6 +142,15 @@ def update_run(conn: Connection, run_id: int, now_ms: int, **values: Any) -> Non
 
 def update_runs(conn: Connection, changes: dict[int, dict[str, Any]]) -> None:
     """Change columns of many runs (run id -> column values), one executemany per set of columns."""
+    if conn.dialect.name == "sqlite":  # through the driver: none of these columns needs processing
+        by_columns: dict[tuple[str, ...], list[tuple[Any, ...]]] = {}
+        for run_id, values in changes.items():
+            names = tuple(sorted(values))
+            by_columns.setdefault(names, []).append((*(values[n] for n in names), run_id))
+        for names, tuples in by_columns.items():
+            assigned = ", ".join(f'"{journey_runs.c[n].name}" = ?' for n in names)
+            conn.exec_driver_sql(f"UPDATE journey_runs SET {assigned} WHERE id = ?", tuples)
+        return
     groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
     for run_id, values in changes.items():
         params = {f"v_{name}": value for name, value in values.items()}
@@ -115,27 +176,25 @@ def active_runs(conn: Connection, journeys: Iterable[str], profile_id: int) -> l
 
 def live_runs_of(conn: Connection, profile_ids: Iterable[int]) -> list[dict[str, Any]]:
     """Every run still going (active or waiting) of these people, oldest first."""
-    out: list[dict[str, Any]] = []
-    for chunk in in_chunks(sorted(set(profile_ids))):
-        stmt = select(journey_runs).where(journey_runs.c.profile_id.in_(chunk), journey_runs.c.status.in_(ACTIVE))
-        out.extend(dict(r) for r in conn.execute(stmt).mappings())
-    return sorted(out, key=lambda run: run["id"])
+    wanted = sorted(set(profile_ids))
+    if not wanted:
+        return []
+    among = one_of(conn, journey_runs.c.profile_id, wanted)  # type: ignore[arg-type]
+    stmt = select(journey_runs).where(among, journey_runs.c.status.in_(ACTIVE)).order_by(journey_runs.c.id)
+    return [dict(r) for r in conn.execute(stmt).mappings()]
 
 
 def last_entries(conn: Connection, journeys: Iterable[str], profile_ids: Iterable[int]) -> dict[tuple[str, int], int]:
     """(journey, person) -> when the person last entered it, for these journeys and people."""
-    names = list(journeys)
-    out: dict[tuple[str, int], int] = {}
-    if not names:
-        return out
-    for chunk in in_chunks(sorted(set(profile_ids))):
-        stmt = (
-            select(journey_runs.c.journey, journey_runs.c.profile_id, func.max(journey_runs.c.entered_at))
-            .where(journey_runs.c.profile_id.in_(chunk), journey_runs.c.journey.in_(names))
-            .group_by(journey_runs.c.journey, journey_runs.c.profile_id)
-        )
-        out.update({(j, int(p)): int(last) for j, p, last in conn.execute(stmt)})
-    return out
+    names, wanted = list(journeys), sorted(set(profile_ids))
+    if not names or not wanted:
+        return {}
+    stmt = (
+        select(journey_runs.c.journey, journey_runs.c.profile_id, func.max(journey_runs.c.entered_at))
+        .where(one_of(conn, journey_runs.c.profile_id, wanted), journey_runs.c.journey.in_(names))  # type: ignore[arg-type]
+        .group_by(journey_runs.c.journey, journey_runs.c.profile_id)
+    )
+    return {(j, int(p)): int(last) for j, p, last in conn.execute(stmt)}
 
 
 def runs_waiting_for(conn: Connection, event: str, profile_id: int) -> list[dict[str, Any]]:
@@ -154,19 +213,32 @@ def add_timer(conn: Connection, run_id: int, profile_id: int, due_ms: int, resum
 
 
 def timer_row(run_id: int, profile_id: int, due_ms: int, resume: str | None, kind: str) -> dict[str, Any]:
-    """The journey_timers row of ``add_timer``."""
-    return {"run_id": run_id, "profile_id": profile_id, "due_at": due_ms, "resume": resume, "kind": kind}
+    """The journey_timers row of ``add_timer`` (pending: not fired)."""
+    return {
+        "run_id": run_id,
+        "profile_id": profile_id,
+        "due_at": due_ms,
+        "resume": resume,
+        "kind": kind,
+        "fired_at": None,
+    }
 
 
 def add_timers(conn: Connection, rows: list[dict[str, Any]]) -> None:
     """Schedule many wake-ups (``timer_row`` rows) in one statement."""
-    if rows:
-        conn.execute(_ADD_TIMER, rows)
+    _insert_many(conn, _ADD_TIMER, rows, ())
 
 
 def cancel_timers(conn: Connection, run_id: int, now_ms: int) -> None:
     """Retire a run's pending timers (they will not fire)."""
-    conn.execute(_CANCEL_TIMERS, {"b_run_id": run_id, "b_now_ms": now_ms})
+    cancel_timers_of(conn, [run_id], now_ms)
+
+
+def cancel_timers_of(conn: Connection, run_ids: Iterable[int], now_ms: int) -> None:
+    """Retire the pending timers of several runs (one executemany)."""
+    rows = [{"b_run_id": run_id, "b_now_ms": now_ms} for run_id in run_ids]
+    if rows:
+        conn.execute(_CANCEL_TIMERS, rows)
 
 
 def claim_due_timers(
@@ -216,9 +288,8 @@ def log_of(conn: Connection, run_ids: Iterable[int]) -> list[dict[str, Any]]:
 
 
 def log(conn: Connection, rows: list[dict[str, Any]]) -> None:
-    """Append to the run log."""
-    if rows:
-        conn.execute(_LOG, rows)
+    """Append to the run log (rows with the same keys)."""
+    _insert_many(conn, _LOG, rows, ("detail",))
 
 
 def sends_since(conn: Connection, profile_id: int, since_ms: int, kind: str = "marketing") -> int:

@@ -295,6 +295,12 @@ def states(conn: Connection) -> dict[str, dict[str, Any]]:
     return {r["name"]: dict(r) for r in conn.execute(select(segment_state)).mappings()}
 
 
+def state_of(conn: Connection, name: str) -> dict[str, Any] | None:
+    """The refresh state of one segment (None: never refreshed)."""
+    row = conn.execute(select(segment_state).where(segment_state.c.name == name)).mappings().first()
+    return dict(row) if row is not None else None
+
+
 def save_state(conn: Connection, name: str, rule_hash: str, now_ms: int, size: int) -> None:
     """Record a full refresh (event moments are applied up to it: everyone was evaluated then)."""
     stmt = upsert(conn, segment_state, ["name"], ["rule_hash", "refreshed_at", "size", "scanned_until"])
