@@ -13,6 +13,8 @@ from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
+import orjson
+
 from tailormail.clock import parse_time, to_ms
 from tailormail.errors import PayloadTooLarge, ValidationError
 
@@ -155,8 +157,16 @@ def _iso_ms(text: str) -> int | None:
         return None
 
 
+def _encoded_size(raw: Any) -> int:
+    """Bytes of the message as compact UTF-8 JSON (what a sender puts on the wire)."""
+    try:
+        return len(orjson.dumps(raw, default=str))
+    except TypeError:  # integers beyond 64 bits, non-string keys: the standard library takes them
+        return len(json.dumps(raw, ensure_ascii=False, separators=(",", ":"), default=str).encode("utf-8"))
+
+
 def _check_size(raw: Any, index: int | None, max_bytes: int) -> None:
-    size = len(json.dumps(raw, separators=(",", ":"), default=str).encode("utf-8"))
+    size = _encoded_size(raw)
     if size > max_bytes:
         where = f" at batch[{index}]" if index is not None else ""
         raise PayloadTooLarge(

@@ -49,6 +49,8 @@ def rows_from_events(events: Iterable[StoredEvent]) -> list[dict[str, Any]]:
     found: dict[str, dict[str, Any]] = {}
     for stored in events:
         properties = stored.message.properties
+        if not properties:  # identifies and most page views: nothing to look at
+            continue
         for candidate in [properties, *(p for p in properties.get("products") or [] if isinstance(p, dict))]:
             row = product_row(candidate)
             if row is not None:
