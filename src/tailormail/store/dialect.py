@@ -7,7 +7,6 @@ from collections.abc import Iterator, Sequence
 from typing import Any, TypeVar
 
 import orjson
-
 from sqlalchemy import JSON, ColumnElement, Connection, Select, Table, Text, any_, bindparam, cast, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.types import TypeEngine
@@ -39,19 +38,23 @@ def one_of(conn: Connection, column: Any, values: Sequence[str]) -> ColumnElemen
 
 
 _compact_json = json.JSONEncoder(check_circular=False, separators=(",", ":")).encode
+_orjson_dumps = orjson.dumps
 
 
 def compact_json(value: Any) -> str:
     """Compact JSON text for rows written through the driver (orjson: several times faster than ``json``).
 
-    Non-ASCII characters are written as UTF-8 rather than ``\\u`` escapes; both read
+    Non-ASCII characters are written as UTF-8 rather than escaped; both read
     back the same.  What orjson refuses (integers beyond 64 bits, non-string keys)
     goes through the standard library instead.
     """
+    if value.__class__ is dict and not value:  # most events' properties or context: no encoder call
+        return "{}"
     try:
-        return orjson.dumps(value).decode()
+        return _orjson_dumps(value).decode()
     except TypeError:
         return _compact_json(value)
+
 
 LOOKUP_CHUNK = 5000
 """Values per ``IN (...)`` lookup: few round trips, well under SQLite's 32,766 and PostgreSQL's 65,535 parameters."""
