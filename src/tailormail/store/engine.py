@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
+import re
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
 from typing import Any
 
+import orjson
 from sqlalchemy import Connection, Engine, create_engine, event
 
 from tailormail.errors import ConfigError
@@ -27,12 +30,33 @@ def normalize_url(url: str) -> str:
     return url
 
 
+_LONG_NUMBER = re.compile(r"\d{19}")
+
+
+def read_json(text: str) -> Any:
+    """JSON columns as SQLite returns them, decoded by orjson (several times faster than ``json``).
+
+    orjson reads integers beyond 64 bits as floats and refuses ``NaN``, which older
+    rows may hold: those texts go to the standard library, so every value reads
+    back exactly as it was written.
+    """
+    if _LONG_NUMBER.search(text) is None:
+        try:
+            return _orjson_loads(text)
+        except orjson.JSONDecodeError:
+            pass
+    return json.loads(text)
+
+
+_orjson_loads = orjson.loads
+
+
 def make_engine(url: str, **options: Any) -> Engine:
     """An Engine for ``url`` with the settings tailormail relies on."""
     url = normalize_url(url)
     if url.startswith("sqlite"):
         # The default pool keeps connections (and their PRAGMAs) across requests.
-        engine = create_engine(url, **options)
+        engine = create_engine(url, json_deserializer=read_json, **options)
         _configure_sqlite(engine)
         return engine
     return create_engine(url, pool_pre_ping=True, **options)
