@@ -7,9 +7,8 @@ from typing import Any
 
 from sqlalchemy import Connection, and_, bindparam, case, delete, func, select, update
 
-from tailormail.store.dialect import in_chunks, insert_ignoring_conflicts, upsert
+from tailormail.store.dialect import in_chunks, insert_ignoring_conflicts, insert_many, upsert
 from tailormail.store.schema_deliver import delivery_attempts, outbox, outbox_bodies, suppressions
-from tailormail.store.segments import insert_many
 
 CLAIM_COLUMNS = [
     *(c for c in outbox.c if c.name not in ("created_at", "updated_at", "sent_at", "last_error")),

@@ -7,7 +7,7 @@ from typing import Any
 
 from sqlalchemy import Connection, and_, bindparam, func, select, update
 
-from tailormail.store.dialect import compact_json, in_chunks, one_of, upsert
+from tailormail.store.dialect import compact_json, in_chunks, insert_many, one_of, upsert
 from tailormail.store.schema import profiles
 from tailormail.store.schema_journeys import journey_log, journey_runs, journey_state, journey_timers
 
@@ -26,7 +26,6 @@ _CANCEL_TIMERS = (
     .values(fired_at=bindparam("b_now_ms"))
 )
 _UPDATE_RUN: dict[tuple[str, ...], Any] = {}
-_DRIVER_SQL: dict[tuple[str, tuple[str, ...]], str] = {}
 _MAX_RUN_ID = select(func.coalesce(func.max(journey_runs.c.id), 0))
 _GET_RUNS = select(journey_runs).where(journey_runs.c.id.in_(bindparam("ids", expanding=True)))
 
@@ -66,31 +65,17 @@ def insert_runs(conn: Connection, rows: list[dict[str, Any]]) -> None:
 
 
 def _insert_many(conn: Connection, stmt: Any, rows: list[dict[str, Any]], json_columns: tuple[str, ...]) -> None:
-    """Insert rows that all have the same keys: on SQLite straight through the driver.
-
-    SQLAlchemy's per-row parameter processing cost more than SQLite's own
-    insert; the driver takes plain tuples, JSON encoded once per value (as
-    the ingest path writes events).
-    """
+    """Insert rows that all have the same keys (``insert_many``); on SQLite JSON is encoded once per value."""
     if not rows:
         return
-    if conn.dialect.name != "sqlite":
-        conn.execute(stmt, rows)
-        return
-    names = tuple(rows[0])
-    sql = _DRIVER_SQL.get((stmt.table.name, names))
-    if sql is None:
-        columns = ", ".join(f'"{stmt.table.c[n].name}"' for n in names)  # quoted: "trigger" is a keyword
-        sql = f"INSERT INTO {stmt.table.name} ({columns}) VALUES ({', '.join('?' * len(names))})"
-        _DRIVER_SQL[(stmt.table.name, names)] = sql
-    encoded = [i for i, name in enumerate(names) if name in json_columns]
-    params = []
-    for row in rows:
-        values = [row[n] for n in names]
-        for i in encoded:
-            values[i] = compact_json(values[i])
-        params.append(tuple(values))
-    conn.exec_driver_sql(sql, params)
+    names = tuple(c.name for c in stmt.table.c if c.name in rows[0])  # the order the compiled INSERT binds
+    if len(names) != len(rows[0]):
+        raise KeyError(f"{stmt.table.name} has no column {sorted(set(rows[0]) - set(names))}")
+    if conn.dialect.name == "sqlite":  # the driver takes the JSON text the ingest path writes
+        values = [tuple(compact_json(row[n]) if n in json_columns else row[n] for n in names) for row in rows]
+    else:
+        values = [tuple(row[n] for n in names) for row in rows]
+    insert_many(conn, stmt, names, values)
 
 
 def max_run_id(conn: Connection) -> int:

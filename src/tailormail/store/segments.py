@@ -25,11 +25,10 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.sql.dml import Insert
 from sqlalchemy.types import Integer, String
 
 from tailormail.store import jsonsql
-from tailormail.store.dialect import one_of, unnest_select, upsert
+from tailormail.store.dialect import insert_many, one_of, unnest_select, upsert
 from tailormail.store.schema import events, profiles
 from tailormail.store.schema_segments import segment_changes, segment_members, segment_rechecks, segment_state
 
@@ -183,33 +182,6 @@ def apply_many_changes(conn: Connection, changes: list[tuple[str, int, str]], no
         update(segment_state).where(segment_state.c.name == bindparam("n")).values(changed_at=now_ms),
         [{"n": name} for name in moved],
     )
-
-
-def insert_many(conn: Connection, stmt: Any, columns: tuple[str, ...], rows: list[tuple[Any, ...]]) -> None:
-    """Run ``stmt`` for each row of values in ``columns`` order.
-
-    SQLite: compiled once, then the driver's own executemany (SQLAlchemy's
-    per-row parameter processing costs more than SQLite's insert itself);
-    PostgreSQL: SQLAlchemy's batched executemany.
-    """
-    if not rows:
-        return
-    if conn.dialect.name != "sqlite":
-        conn.execute(stmt, [dict(zip(columns, row, strict=True)) for row in rows])
-        return
-    key = (type(stmt).__name__, stmt.table.name, columns)
-    sql = _SQLITE_SQL.get(key)
-    if sql is None:
-        values = stmt.values({c: bindparam(c) for c in columns}) if isinstance(stmt, Insert) else stmt
-        compiled = values.compile(dialect=conn.dialect)
-        if list(compiled.positiontup or []) != list(columns):
-            raise AssertionError(f"unexpected parameter order {compiled.positiontup} for {columns}")
-        sql = _SQLITE_SQL[key] = str(compiled)
-    conn.exec_driver_sql(sql, rows)
-
-
-_SQLITE_SQL: dict[tuple[str, str, tuple[str, ...]], str] = {}
-"""Compiled SQLite text of ``insert_many`` statements (one per kind, table and columns)."""
 
 
 def memberships_among(conn: Connection, segments: Iterable[str], ids: Iterable[int]) -> set[tuple[str, int]]:
