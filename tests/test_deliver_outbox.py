@@ -2,24 +2,27 @@
 
 from __future__ import annotations
 
+import asyncio
+import sys
 from datetime import timedelta
 from typing import Any
 
 import pytest
+from sqlalchemy import func, select
 
 from tailormail.clock import ManualClock, to_ms
 from tailormail.deliver import Email, enqueue, enqueue_many, message_id_for
 from tailormail.deliver.admin import counts, retry_message, show_message, suppress
 from tailormail.deliver.headers import FINISHED, UNSUBSCRIBE_PURPOSE, Finisher
 from tailormail.deliver.memory import MemoryTransport
-from tailormail.deliver.sender import Sender
+from tailormail.deliver.sender import SWITCH_INTERVAL, Sender, responsive_threads
 from tailormail.deliver.settings import DeliverSettings
-from tailormail.deliver.transport import SendResult
+from tailormail.deliver.transport import Envelope, SendResult
 from tailormail.errors import ValidationError
 from tailormail.runtime import Runtime
 from tailormail.store import deliver as queries
 from tailormail.store.profiles import PROFILE_TABLES, erase_profile
-from tailormail.store.schema_deliver import outbox
+from tailormail.store.schema_deliver import delivery_attempts, outbox
 from tailormail.track.signing import verify
 
 
@@ -290,3 +293,63 @@ def test_a_batch_is_recorded_in_groups_only_where_this_worker_still_holds_each_r
 def queries_rows(runtime: Runtime) -> list[dict[str, Any]]:
     with runtime.store.read() as conn:
         return queries.list_outbox(conn, limit=1000)
+
+
+class SlowRepliesTransport(MemoryTransport):
+    """The memory transport, with replies that take longer than claiming two batches (as SMTP's do)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.started: list[str] = []
+        self.most_at_once = 0
+        self.claims = 0
+
+    async def send(self, envelope: Envelope) -> SendResult:
+        """Note the start, wait until the second batch is claimed, then answer."""
+        self.started.append(envelope.recipient)
+        self.most_at_once = max(self.most_at_once, len(self.started) - len(self.sent))
+        while self.claims < 2:  # no clock involved: other tasks run until the sender's thread has claimed
+            await asyncio.sleep(0)
+        for _ in range(20):  # and a while longer, so whatever the round would start meanwhile has started
+            await asyncio.sleep(0)
+        return await super().send(envelope)
+
+
+def test_a_round_sends_in_claim_order_on_at_most_its_connections(runtime: Runtime, clock: ManualClock) -> None:
+    # Three connections, batches of 4: the workers take one queue, oldest batch first, so
+    # a later batch never starts before every message of the earlier ones has, and no more
+    # than three messages are ever out at once (two batches side by side made that six).
+    put(runtime, *(mail(i, not_before_ms=to_ms(clock.now()) + 11 - i) for i in range(11)))  # last queued, first due
+    clock.advance(timedelta(seconds=1))
+    transport = SlowRepliesTransport()
+    sender = make_sender(runtime, transport, batch_size=4, connections=3)
+    claim = sender.claim_batch
+
+    def counted_claim() -> Any:
+        claimed = claim()
+        transport.claims += 1
+        return claimed
+
+    sender.claim_batch = counted_claim  # type: ignore[method-assign]
+    assert sender.run_round() == 11
+    sender.close()
+    assert transport.started == [f"p{i}@example.org" for i in reversed(range(11))]
+    assert transport.most_at_once == 3
+    with runtime.store.read() as conn:
+        assert counts(conn)["sent"] == 11
+        attempts = conn.execute(select(func.count()).select_from(delivery_attempts)).scalar_one()
+    assert attempts == 11
+
+
+@pytest.mark.parametrize(("before", "during"), [(0.005, SWITCH_INTERVAL), (0.0001, 0.0001)])
+def test_a_send_round_shortens_the_switch_interval_and_restores_it(before: float, during: float) -> None:
+    saved = sys.getswitchinterval()
+    sys.setswitchinterval(before)
+    try:
+        with responsive_threads():
+            with responsive_threads():  # nested (two senders at once): restored after the outer one only
+                assert sys.getswitchinterval() == pytest.approx(during, rel=0.05)
+            assert sys.getswitchinterval() == pytest.approx(during, rel=0.05)
+        assert sys.getswitchinterval() == pytest.approx(before, rel=0.05)
+    finally:
+        sys.setswitchinterval(saved)

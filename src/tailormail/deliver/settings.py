@@ -43,7 +43,8 @@ class DeliverSettings:
     """Rows claimed per transaction; bounds how much a killed worker leaves for its lease to expire."""
     lease_seconds: float = 120.0
     """A claimed row is taken over by another worker after this; keep it well above the time to send
-    two batches (two are in flight), or slow sends get redelivered (same Message-ID, but wasted)."""
+    two batches (the next one is claimed while half of one is still queued), or slow sends get
+    redelivered (same Message-ID, but wasted)."""
     max_batches_per_round: int = 50
     """Batches one worker round sends before yielding to the other worker tasks."""
     max_attempts: int = 8

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -57,12 +58,12 @@ def claim_due(conn: Connection, worker: str, now_ms: int, lease_ms: int, limit: 
     """
     # Two index range scans (status, next_attempt_at) instead of one OR that would sort every due row:
     # expired leases first (few: at most the batches in flight), then the queue in due order.
-    expired = and_(outbox.c.status == "sending", outbox.c.lease_until < now_ms)
-    rows = _select_due(conn, expired, limit)
+    rows = _select_due(conn, "expired", now_ms, limit)
     if len(rows) < limit:
-        queued = and_(outbox.c.status == "queued", outbox.c.next_attempt_at <= now_ms)
-        rows += _select_due(conn, queued, limit - len(rows))
-    if rows:
+        rows += _select_due(conn, "queued", now_ms, limit - len(rows))
+    if rows and conn.dialect.name == "sqlite":
+        conn.exec_driver_sql(_SQLITE_CLAIM, (worker, now_ms + lease_ms, now_ms, json.dumps([r["id"] for r in rows])))
+    elif rows:
         conn.execute(
             update(outbox)
             .where(outbox.c.id.in_([r["id"] for r in rows]))
@@ -81,19 +82,59 @@ def claim_due(conn: Connection, worker: str, now_ms: int, lease_ms: int, limit: 
     return rows
 
 
-def _select_due(conn: Connection, condition: Any, limit: int) -> list[dict[str, Any]]:
+def _select_due(conn: Connection, which: str, now_ms: int, limit: int) -> list[dict[str, Any]]:
+    """Due rows with their bytes, oldest due first: leases run out (``expired``) or ``queued`` ones."""
+    if conn.dialect.name == "sqlite":  # every batch of the send loop: driver SQL, no statement to build
+        cursor = conn.exec_driver_sql(_SQLITE_DUE[which], (now_ms, limit)).cursor
+        assert cursor is not None
+        return [dict(zip(CLAIM_NAMES, row, strict=True)) for row in cursor.fetchall()]
+    condition = (
+        and_(outbox.c.status == "sending", outbox.c.lease_until < now_ms)
+        if which == "expired"
+        else and_(outbox.c.status == "queued", outbox.c.next_attempt_at <= now_ms)
+    )
     stmt = (
         select(*CLAIM_COLUMNS)
         .join(outbox_bodies, outbox_bodies.c.outbox_id == outbox.c.id)
         .where(condition)
         .order_by(outbox.c.next_attempt_at, outbox.c.id)
         .limit(limit)
+        .with_for_update(skip_locked=True, of=outbox)
     )
-    if conn.dialect.name == "postgresql":
-        stmt = stmt.with_for_update(skip_locked=True, of=outbox)
     result = conn.execute(stmt)
     keys = tuple(result.keys())
     return [dict(zip(keys, row, strict=True)) for row in result.all()]
+
+
+# The send loop's SQLite statements, as driver SQL: per batch, SQLAlchemy's statement building and
+# expanding IN lists cost more Python time (holding the GIL the SMTP connections wait on) than SQLite's work.
+CLAIM_NAMES = tuple(c.name for c in CLAIM_COLUMNS)
+_SQLITE_CLAIM_SELECT = (
+    "SELECT "
+    + ", ".join(f"b.{c.name}" if c.table is outbox_bodies else f"o.{c.name}" for c in CLAIM_COLUMNS)
+    + " FROM outbox AS o JOIN outbox_bodies AS b ON b.outbox_id = o.id WHERE "
+)
+_SQLITE_DUE = {
+    "expired": _SQLITE_CLAIM_SELECT
+    + "o.status = 'sending' AND o.lease_until < ? ORDER BY o.next_attempt_at, o.id LIMIT ?",
+    "queued": _SQLITE_CLAIM_SELECT
+    + "o.status = 'queued' AND o.next_attempt_at <= ? ORDER BY o.next_attempt_at, o.id LIMIT ?",
+}
+_SQLITE_CLAIM = (
+    "UPDATE outbox SET status = 'sending',"
+    " attempts = CASE WHEN status = 'sending' THEN attempts + 1 ELSE attempts END,"
+    " claimed_by = ?, lease_until = ?, updated_at = ? WHERE id IN (SELECT value FROM json_each(?))"
+)
+_SQLITE_SUPPRESSED = "SELECT address, reason FROM suppressions WHERE address IN (SELECT value FROM json_each(?))"
+
+
+def _sqlite_finish_grouped(next_attempt: bool) -> str:
+    due = " next_attempt_at = ?," if next_attempt else ""
+    return (
+        f"UPDATE outbox SET status = ?, attempts = ?,{due} last_error = ?, sent_at = ?, updated_at = ?,"
+        " claimed_by = NULL, lease_until = NULL"
+        " WHERE id IN (SELECT value FROM json_each(?)) AND claimed_by = ? AND status = 'sending'"
+    )
 
 
 FINAL_STATUSES = ("sent", "failed", "bounced", "suppressed")
@@ -129,6 +170,11 @@ def finish_claimed(conn: Connection, worker: str, outcomes: list[dict[str, Any]]
         values = dict(zip(OUTCOME_FIELDS, key, strict=True))
         if values["next_attempt_at"] is None:
             del values["next_attempt_at"]
+        if conn.dialect.name == "sqlite":
+            sql = _sqlite_finish_grouped("next_attempt_at" in values)
+            cursor = conn.exec_driver_sql(sql, (*values.values(), json.dumps(ids), worker))
+            done += cursor.rowcount or 0
+            continue
         for chunk in in_chunks(ids, 500):
             stmt = update(outbox).where(outbox.c.id.in_(chunk), *held)
             done += conn.execute(stmt.values(**values, claimed_by=None, lease_until=None)).rowcount or 0
@@ -163,6 +209,8 @@ def suppressed_among(conn: Connection, addresses: Iterable[str]) -> dict[str, st
     """Which of these (lower-cased) addresses are suppressed, with the reason."""
     wanted = list(set(addresses))
     found: dict[str, str] = {}
+    if conn.dialect.name == "sqlite":  # checked for every batch the send loop claims
+        return dict(conn.exec_driver_sql(_SQLITE_SUPPRESSED, (json.dumps(wanted),)).fetchall())
     for start in range(0, len(wanted), 500):
         chunk = wanted[start : start + 500]
         rows = conn.execute(
