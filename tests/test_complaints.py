@@ -135,3 +135,19 @@ def test_the_api_takes_one_raw_report_with_an_admin_key(
         "suppressed": ["bob@example.com"],
         "ours": True,
     }
+
+
+def test_complaints_count_in_metrics_per_campaign(
+    runtime: Runtime, sent: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "fbl" / "new").mkdir(parents=True)
+    (tmp_path / "fbl" / "new" / "1.eml").write_bytes(arf(sent["ann"], "ann@example.com"))
+    monkeypatch.setenv("TAILORMAIL_WORKSPACE", str(runtime.settings.workspace))
+    imported = CliRunner().invoke(app, ["complaints", "import", str(tmp_path / "fbl")])
+    assert imported.exit_code == 0, imported.output
+    shown = CliRunner().invoke(app, ["metrics", "--by", "campaign", "--json"])
+    assert shown.exit_code == 0, shown.output
+    (spring,) = json.loads(shown.output)
+    assert (spring["delivered"], spring["complained"], spring["complaint_rate"]) == (2, 1, 0.5)
+    table = CliRunner().invoke(app, ["metrics", "--by", "campaign"])
+    assert "spam %" in table.output and "50.00%" in table.output

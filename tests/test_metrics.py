@@ -118,3 +118,27 @@ def test_attribution_window_edges(runtime: Runtime, clock: ManualClock) -> None:
         rows = {m.group["variant"]: m for m in compute(conn, ["variant"], goal_event="purchase", attribution_days=5)}
     assert (rows["A"].conversions, rows["A"].revenue) == (2, 110.0)
     assert (rows["B"].conversions, rows["B"].revenue) == (0, 0.0)
+
+
+def test_complaint_event_name_is_the_one_tracking_writes() -> None:
+    from tailormail.analytics.metrics import COMPLAINT_EVENT
+    from tailormail.track.complaints import COMPLAINED
+
+    assert COMPLAINT_EVENT == COMPLAINED
+
+
+@pytest.mark.parametrize(
+    ("counts", "rates"),
+    [
+        # sent, delivered, bounced, unsubscribed, complained -> bounce, unsubscribe, complaint rate
+        ((10, 8, 2, 1, 2), (0.2, 0.125, 0.25)),
+        ((0, 0, 0, 0, 0), (0.0, 0.0, 0.0)),  # nothing sent: zero, not a division error
+        ((4, 0, 4, 0, 0), (1.0, 0.0, 0.0)),  # all bounced: no delivered base for the others
+    ],
+)
+def test_bounce_unsubscribe_and_complaint_rates(counts: tuple[int, ...], rates: tuple[float, ...]) -> None:
+    from tailormail.analytics.metrics import Metrics
+
+    sent, delivered, bounced, unsubscribed, complained = counts
+    m = Metrics({}, sent=sent, delivered=delivered, bounced=bounced, unsubscribed=unsubscribed, complained=complained)
+    assert (m.bounce_rate, m.unsubscribe_rate, m.complaint_rate) == pytest.approx(rates)

@@ -1,7 +1,7 @@
 """Email metrics by any grouping, with last-touch conversion attribution.
 
-Sends come from the outbox; deliveries, bounces, opens, clicks and
-unsubscribes are events, which carry the email's idempotency key; conversions are goal events
+Sends come from the outbox; deliveries, bounces, opens, clicks,
+unsubscribes and spam complaints are events, which carry the email's idempotency key; conversions are goal events
 credited to the last email the person clicked within the attribution window,
 else the last one they opened.  Automated hits (proxies, scanners) are left
 out unless asked for.
@@ -28,6 +28,8 @@ DIMENSIONS = ("campaign", "journey", "node", "template", "variant", "segment", "
 DAY_MS = 86_400_000
 DELIVERY_EVENTS = ("email_delivered", "email_bounced")
 """What the send loop writes back (see track.delivery): delivered and bounced count from these."""
+COMPLAINT_EVENT = "email_complained"
+"""A mailbox provider's spam report on one email (see track.complaints)."""
 
 
 @dataclass
@@ -41,8 +43,14 @@ class Metrics:
     opened: int = 0
     clicked: int = 0
     unsubscribed: int = 0
+    complained: int = 0
     conversions: int = 0
     revenue: float = 0.0
+
+    @property
+    def bounce_rate(self) -> float:
+        """Bounced emails per email sent."""
+        return _ratio(self.bounced, self.sent)
 
     @property
     def open_rate(self) -> float:
@@ -69,6 +77,16 @@ class Metrics:
         """Attributed revenue per delivered email."""
         return self.revenue / self.delivered if self.delivered else 0.0
 
+    @property
+    def unsubscribe_rate(self) -> float:
+        """Unsubscribes from these emails per delivered email."""
+        return _ratio(self.unsubscribed, self.delivered)
+
+    @property
+    def complaint_rate(self) -> float:
+        """Spam complaints per delivered email (mailbox providers start filtering above about 0.1 %)."""
+        return _ratio(self.complained, self.delivered)
+
     def as_dict(self) -> dict[str, Any]:
         """Counts and rates, flat, for tables and JSON."""
         return {
@@ -76,6 +94,7 @@ class Metrics:
             "sent": self.sent,
             "delivered": self.delivered,
             "bounced": self.bounced,
+            "bounce_rate": self.bounce_rate,
             "opened": self.opened,
             "clicked": self.clicked,
             "open_rate": self.open_rate,
@@ -86,7 +105,53 @@ class Metrics:
             "revenue": round(self.revenue, 2),
             "revenue_per_recipient": self.revenue_per_recipient,
             "unsubscribed": self.unsubscribed,
+            "unsubscribe_rate": self.unsubscribe_rate,
+            "complained": self.complained,
+            "complaint_rate": self.complaint_rate,
         }
+
+
+@dataclass(frozen=True)
+class Column:
+    """One column of the metrics table, as the CLI and the report show it."""
+
+    label: str
+    attribute: str
+    style: str = "count"
+    """count, rate (one decimal), small rate (two decimals: conversions, complaints) or money."""
+    short: str = ""
+    """The heading in a terminal, where 13 full headings do not fit."""
+
+    def cell(self, m: Metrics) -> Any:
+        """The value of ``m`` in this column, formatted for a table."""
+        value = getattr(m, self.attribute)
+        if self.style == "rate":
+            return f"{value:.1%}"
+        if self.style == "small rate":
+            return f"{value:.2%}"
+        return float(value) if self.style == "money" else value
+
+
+COLUMNS = (
+    Column("sent", "sent", short="sent"),
+    Column("delivered", "delivered", short="deliv."),
+    Column("bounce rate", "bounce_rate", "rate", "bounce"),
+    Column("open rate", "open_rate", "rate", "open"),
+    Column("click rate", "click_rate", "rate", "click"),
+    Column("click-to-open", "click_to_open_rate", "rate", "CTOR"),
+    Column("conversions", "conversions", short="conv."),
+    Column("conversion rate", "conversion_rate", "small rate", "conv. %"),
+    Column("revenue", "revenue", "money", "revenue"),
+    Column("revenue / recipient", "revenue_per_recipient", "money", "rev./rcpt"),
+    Column("unsubscribe rate", "unsubscribe_rate", "small rate", "unsub."),
+    Column("spam complaints", "complained", short="spam"),
+    Column("complaint rate", "complaint_rate", "small rate", "spam %"),
+)
+"""The metrics table's columns after the grouping ones (counts behind every rate are in ``as_dict``).
+
+The terminal's headings: deliv. delivered, bounce/open/click rates, CTOR click-to-open rate,
+conv. conversions, rev./rcpt revenue per delivered email, unsub. unsubscribe rate, spam complaints.
+"""
 
 
 @dataclass
@@ -99,6 +164,7 @@ class EmailOutcome:
     opened: bool = False
     clicked: bool = False
     unsubscribed: bool = False
+    complained: bool = False
     conversions: int = 0
     revenue: float = 0.0
 
@@ -147,7 +213,8 @@ def outcomes(
     emails = {row["idempotency_key"]: EmailOutcome(row) for row in q.sends(conn)}
     by_outbox_id = {e.send["id"]: e for e in emails.values()}
     touches = _Touches()
-    for event in q.events_named(conn, ["email_opened", "email_clicked", "unsubscribed", *DELIVERY_EVENTS]):
+    named = ["email_opened", "email_clicked", "unsubscribed", COMPLAINT_EVENT, *DELIVERY_EVENTS]
+    for event in q.events_named(conn, named):
         _apply_hit(emails, by_outbox_id, touches, event, include_automated)
     for table in (touches.opens, touches.clicks):
         for times in table.values():
@@ -185,6 +252,10 @@ def _apply_hit(
             match.unsubscribed = True
         return
     key = props.get("message_key")
+    if event["event"] == COMPLAINT_EVENT:  # a person pressed "spam": never automated
+        if key in emails:
+            emails[key].complained = True
+        return
     if key not in emails or (props.get("automated") and not include_automated):
         return
     if event["event"] == "email_opened":
@@ -228,6 +299,7 @@ def _add(m: Metrics, e: EmailOutcome) -> None:
     m.opened += e.opened
     m.clicked += e.clicked
     m.unsubscribed += e.unsubscribed
+    m.complained += e.complained
     m.conversions += e.conversions
     m.revenue += e.revenue
 

@@ -22,7 +22,7 @@ from tailormail.analytics.cohorts import CohortTable, cohorts
 from tailormail.analytics.experiment_data import HOLDOUT, SplitPlan, all_experiments
 from tailormail.analytics.experiments import ExperimentResult
 from tailormail.analytics.heatmap import HeatmapData, link_clicks
-from tailormail.analytics.metrics import Metrics, compute, outcomes
+from tailormail.analytics.metrics import COLUMNS, Metrics, compute, outcomes
 from tailormail.analytics.paths import PathStat, paths_to_goal
 from tailormail.errors import TailormailError
 from tailormail.store import analytics as q
@@ -169,37 +169,8 @@ def _metrics_section(page: _Page, rows: list[Metrics]) -> None:
     names = [" / ".join(str(v) for v in m.group.values() if v) or "(other)" for m in rows]
     page.add(
         table(
-            [
-                "campaign / journey",
-                "sent",
-                "delivered",
-                "bounced",
-                "open rate",
-                "click rate",
-                "click-to-open",
-                "conversions",
-                "conversion rate",
-                "revenue",
-                "revenue / recipient",
-                "unsubscribed",
-            ],
-            [
-                [
-                    n,
-                    m.sent,
-                    m.delivered,
-                    m.bounced,
-                    _pct(m.open_rate),
-                    _pct(m.click_rate),
-                    _pct(m.click_to_open_rate),
-                    m.conversions,
-                    _pct(m.conversion_rate),
-                    m.revenue,
-                    m.revenue_per_recipient,
-                    m.unsubscribed,
-                ]
-                for n, m in zip(names, rows, strict=True)
-            ],
+            ["campaign / journey", *(c.label for c in COLUMNS)],
+            [[n, *(c.cell(m) for c in COLUMNS)] for n, m in zip(names, rows, strict=True)],
         )
     )
     figure = go.Figure(

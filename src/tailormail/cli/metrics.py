@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from tailormail.analytics.experiment_data import all_experiments, split_plans
-from tailormail.analytics.metrics import DIMENSIONS, compute
+from tailormail.analytics.metrics import COLUMNS, DIMENSIONS, compute
 from tailormail.cli.common import JsonOption, WorkspaceOption, console, print_json, print_table, runtime_for
 from tailormail.cli.experiment import print_result
 from tailormail.errors import ValidationError
@@ -27,7 +27,7 @@ def metrics(
     workspace: WorkspaceOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Email metrics: sent, delivered, bounced, unique opens and clicks, rates, conversions, revenue."""
+    """Email metrics: sends, bounces, unique opens and clicks, conversions, revenue, unsubscribes, complaints."""
     groups = by or ["campaign", "journey"]
     for name in groups:
         if name not in DIMENSIONS:
@@ -38,50 +38,19 @@ def metrics(
     with runtime_for(workspace) as rt:
         track = track_settings(rt.settings)
         with rt.store.read() as conn:
-            rows = [
-                m.as_dict()
-                for m in compute(
-                    conn,
-                    groups,
-                    goal_event=track.goal_event,
-                    attribution_days=track.attribution_days,
-                    include_automated=include_automated,
-                )
-            ]
+            found = compute(
+                conn,
+                groups,
+                goal_event=track.goal_event,
+                attribution_days=track.attribution_days,
+                include_automated=include_automated,
+            )
+    rows = [m.as_dict() for m in found]
     if as_json:
         print_json(rows)
         return
-    columns = [
-        *groups,
-        "sent",
-        "delivered",
-        "bounced",
-        "open rate",
-        "click rate",
-        "click-to-open",
-        "conversions",
-        "conv. rate",
-        "revenue",
-        "rev./recipient",
-        "unsubscribed",
-    ]
-    table = [
-        [
-            *(r[g] for g in groups),
-            r["sent"],
-            r["delivered"],
-            r["bounced"],
-            f"{r['open_rate']:.1%}",
-            f"{r['click_rate']:.1%}",
-            f"{r['click_to_open_rate']:.1%}",
-            r["conversions"],
-            f"{r['conversion_rate']:.2%}",
-            float(r["revenue"]),
-            float(r["revenue_per_recipient"]),
-            r["unsubscribed"],
-        ]
-        for r in rows
-    ]
+    columns = [*groups, *(c.short for c in COLUMNS)]
+    table = [[*(m.group[g] for g in groups), *(c.cell(m) for c in COLUMNS)] for m in found]
     print_table("Email metrics" + ("" if include_automated else " (automated hits left out)"), columns, table)
 
 
