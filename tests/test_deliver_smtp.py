@@ -209,7 +209,7 @@ def test_maildir_is_the_default_and_keeps_what_was_sent(runtime: Runtime) -> Non
     ("table", "message"),
     [
         ({"transport": "pigeon"}, "transport must be one of maildir, smtp"),
-        ({"port": "25"}, "[deliver].port must be a int"),
+        ({"port": "25"}, "[deliver].port must be a whole number, not '25'"),
         ({"hostname": "x"}, "unknown key [deliver].hostname"),
         ({"dkim_key_file": "k.pem"}, "dkim_selector is required"),
         ({"batch_size": 0}, "must be positive"),

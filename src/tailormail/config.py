@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import secrets
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import MISSING, dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -115,14 +115,39 @@ def _table(raw: dict[str, Any], name: str, path: Path) -> dict[str, Any]:
 
 
 def _dataclass_from(cls: Any, values: dict[str, Any], path: Path, section: str) -> Any:
-    known = set(cls.__dataclass_fields__)
-    for key in values:
+    known = cls.__dataclass_fields__
+    checked = dict(values)
+    for key, value in values.items():
         if key not in known:
             raise ConfigError(
                 f"{path}: unknown key [{section}].{key}",
                 hint=f"known keys: {', '.join(sorted(known))}",
             )
-    return cls(**values)
+        checked[key] = _of_default_type(known[key], value, f"{path}: [{section}].{key}")
+    return cls(**checked)
+
+
+def _of_default_type(spec: Any, value: Any, where: str) -> Any:
+    """``value`` if it has the type of the field's default (an int where a float is wanted becomes one)."""
+    if spec.default is not MISSING:
+        default = spec.default
+    elif spec.default_factory is not MISSING:
+        default = spec.default_factory()
+    else:
+        return value
+    kind = type(default)
+    if default is None:
+        return value  # optional: any value the dataclass itself accepts
+    if kind is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if not isinstance(value, kind) or (isinstance(value, bool) and kind is not bool):
+        raise ConfigError(f"{where} must be {_a(kind)}, not {value!r}", hint=f"the default is {default!r}")
+    return value
+
+
+def _a(kind: type) -> str:
+    name = {"str": "a string", "int": "a whole number", "float": "a number", "bool": "true or false"}.get(kind.__name__)
+    return name or f"a {kind.__name__}"
 
 
 def _read_secret(root: Path) -> str:

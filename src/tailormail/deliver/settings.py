@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from tailormail.config import CONFIG_FILE, Settings
 from tailormail.errors import ConfigError
@@ -79,17 +78,7 @@ class DeliverSettings:
 
 def deliver_settings(settings: Settings) -> DeliverSettings:
     """Read and check ``[deliver]``; every mistake names the key and what is allowed."""
-    values: dict[str, Any] = dict(settings.section("deliver"))
-    known = {f.name: f for f in fields(DeliverSettings)}
-    for key, value in values.items():
-        if key not in known:
-            raise ConfigError(f"{CONFIG_FILE}: unknown key [deliver].{key}", hint=f"known keys: {', '.join(known)}")
-        kind = type(getattr(DeliverSettings, key))
-        if kind is float and isinstance(value, int) and not isinstance(value, bool):
-            values[key] = value = float(value)
-        if not isinstance(value, kind) or isinstance(value, bool):
-            raise ConfigError(f"{CONFIG_FILE}: [deliver].{key} must be a {kind.__name__}, not {value!r}")
-    result = DeliverSettings(**values)
+    result = settings.table(DeliverSettings, "deliver")
     for key, allowed in (("transport", TRANSPORTS), ("security", SECURITY)):
         if getattr(result, key) not in allowed:
             raise ConfigError(f"{CONFIG_FILE}: [deliver].{key} must be one of {', '.join(allowed)}")
