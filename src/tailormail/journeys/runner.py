@@ -109,23 +109,33 @@ class StoreFacts:
 
 @dataclass(frozen=True)
 class EventIndex:
-    """A runner's journeys by the event names that can start or end their runs (built once per runner)."""
+    """A runner's journeys by the event names that can start, end or resume their runs (built once per runner)."""
 
     starts: dict[str, tuple[m.Journey, ...]]
     goals: dict[str, tuple[m.Journey, ...]]
+    awaited: frozenset[str] = frozenset()
+    """Events some ``wait_for`` node waits for."""
 
     @classmethod
     def of(cls, journeys: Iterable[m.Journey]) -> EventIndex:
         """Index journeys in their order."""
         starts: dict[str, list[m.Journey]] = {}
         goals: dict[str, list[m.Journey]] = {}
+        awaited: set[str] = set()
         for journey in journeys:
             entry = journey.entry
             if isinstance(entry, m.EventEntry):
                 starts.setdefault(entry.event, []).append(journey)
             if journey.goal is not None:
                 goals.setdefault(journey.goal, []).append(journey)
-        return cls({k: tuple(v) for k, v in starts.items()}, {k: tuple(v) for k, v in goals.items()})
+            awaited.update(node.event for node in journey.nodes.values() if isinstance(node, m.WaitFor))
+        return cls(
+            {k: tuple(v) for k, v in starts.items()}, {k: tuple(v) for k, v in goals.items()}, frozenset(awaited)
+        )
+
+    def names(self) -> frozenset[str]:
+        """Every event name this index reacts to."""
+        return frozenset(self.starts) | frozenset(self.goals) | self.awaited
 
 
 ENTER_BATCH = 500
@@ -145,6 +155,7 @@ class JourneyRunner:
     dry: bool = False
     """A dry run: the frequency cap counts the run log's planned sends (nothing is in the outbox)."""
     _index: EventIndex | None = field(default=None, init=False, repr=False)
+    _reacts_to: frozenset[str] | None = field(default=None, init=False, repr=False)
 
     @property
     def index(self) -> EventIndex:
@@ -162,8 +173,11 @@ class JourneyRunner:
 
     def on_events(self, conn: Connection, stored: Sequence[StoredEvent], now_ms: int) -> None:
         """React to newly stored events: goals end runs, awaited events resume them, triggers start them."""
-        tracked = [ev for ev in stored if ev.message.type == "track" and ev.message.event is not None]
-        if not self.journeys or not tracked:
+        if not self.journeys:
+            return
+        reacts_to = self.reacts_to(conn)
+        tracked = [ev for ev in stored if ev.message.type == "track" and ev.message.event in reacts_to]
+        if not tracked:  # nobody's runs can start, end or resume: no reads at all
             return
         paused = q.paused_journeys(conn)
         people = {ev.profile_id for ev in tracked}
@@ -176,6 +190,19 @@ class JourneyRunner:
             batch.last = q.last_entries(conn, self._event_journeys(), starters) if starters else {}
             for event in tracked:
                 self._on_event(batch, event, paused)
+
+    def reacts_to(self, conn: Connection) -> frozenset[str]:
+        """Event names that can start, end or resume a run; other events are skipped before any read.
+
+        Besides the names in the definitions, the names stored runs wait for
+        (read once per runner, that is once per change of the journey files): a
+        run parked before its journey was edited keeps waiting for the old name,
+        and it resumes on it as before.  Runs written afterwards by this runner
+        wait for names of its own definitions.
+        """
+        if self._reacts_to is None:
+            self._reacts_to = self.index.names() | q.awaited_events(conn)
+        return self._reacts_to
 
     def _on_event(self, batch: StepBatch, event: StoredEvent, paused: set[str]) -> None:
         name, props, pid = event.message.event, event.message.properties, event.profile_id
