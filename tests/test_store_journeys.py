@@ -48,7 +48,8 @@ def test_live_runs_read_as_the_statement_reads_them(
         )
         expected = [dict(r) for r in conn.execute(stmt).mappings()]
     assert found == expected
-    assert all(type(a) is type(b) for f, x in zip(found, expected, strict=True) for a, b in zip(f.values(), x.values()))
+    pairs = [(a, b) for f, x in zip(found, expected, strict=True) for a, b in zip(f.values(), x.values(), strict=True)]
+    assert all(type(a) is type(b) for a, b in pairs)
 
 
 @pytest.mark.parametrize(
