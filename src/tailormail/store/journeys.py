@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
+from operator import itemgetter
 from typing import Any
 
 from sqlalchemy import Connection, and_, bindparam, func, select, update
@@ -73,11 +74,20 @@ def _insert_many(conn: Connection, stmt: Any, rows: list[dict[str, Any]], json_c
     names = tuple(c.name for c in stmt.table.c if c.name in rows[0])  # the order the compiled INSERT binds
     if len(names) != len(rows[0]):
         raise KeyError(f"{stmt.table.name} has no column {sorted(set(rows[0]) - set(names))}")
-    if conn.dialect.name == "sqlite":  # the driver takes the JSON text the ingest path writes
-        values = [tuple(compact_json(row[n]) if n in json_columns else row[n] for n in names) for row in rows]
-    else:
-        values = [tuple(row[n] for n in names) for row in rows]
+    get = itemgetter(*names)
+    values = [get(row) for row in rows] if len(names) > 1 else [(row[names[0]],) for row in rows]
+    encoded = [i for i, n in enumerate(names) if n in json_columns]
+    if encoded and conn.dialect.name == "sqlite":  # the driver takes the JSON text the ingest path writes
+        values = [_encode_at(row, encoded) for row in values]
     insert_many(conn, stmt, names, values)
+
+
+def _encode_at(row: tuple[Any, ...], positions: list[int]) -> tuple[Any, ...]:
+    """The row with the values at ``positions`` as compact JSON text."""
+    out = list(row)
+    for i in positions:
+        out[i] = compact_json(out[i])
+    return tuple(out)
 
 
 def max_run_id(conn: Connection) -> int:
@@ -168,6 +178,7 @@ def live_runs_of(conn: Connection, profile_ids: Iterable[int]) -> list[dict[str,
         return []
     if conn.dialect.name == "sqlite":  # once per ingested batch: driver SQL, JSON read as the engine reads it
         rows = conn.exec_driver_sql(_SQLITE_LIVE_RUNS, (json.dumps(wanted),)).fetchall()
+        rows.sort(key=_first)  # oldest first: sorting the few rows here costs less than SQLite's temporary b-tree
         trigger = _RUN_COLUMNS.index("trigger")
         out = []
         for row in rows:
@@ -198,12 +209,12 @@ def last_entries(conn: Connection, journeys: Iterable[str], profile_ids: Iterabl
     return {(j, int(p)): int(last) for j, p, last in conn.execute(stmt)}
 
 
+_first = itemgetter(0)
 _RUN_COLUMNS = tuple(c.name for c in journey_runs.c)
 _QUOTED = ", ".join(f'"{name}"' for name in _RUN_COLUMNS)
 _LIVE = ", ".join(f"'{status}'" for status in ACTIVE)
 _SQLITE_LIVE_RUNS = (
-    f"SELECT {_QUOTED} FROM journey_runs"
-    f" WHERE profile_id IN (SELECT value FROM json_each(?)) AND status IN ({_LIVE}) ORDER BY id"
+    f"SELECT {_QUOTED} FROM journey_runs WHERE profile_id IN (SELECT value FROM json_each(?)) AND status IN ({_LIVE})"
 )
 _SQLITE_LAST_ENTRIES = (
     "SELECT journey, profile_id, max(entered_at) FROM journey_runs"
