@@ -254,3 +254,23 @@ def test_the_event_index_names_every_event_that_starts_ends_or_resumes_a_run(
 ) -> None:
     index = EventIndex.of([load(name, text) for name, text in journeys.items()])
     assert index.names() == names
+
+
+def test_an_entry_after_a_goal_in_the_same_batch_still_sees_the_last_entry(
+    runtime: Runtime, setup: tuple[JourneyRunner, RecordingEffects]
+) -> None:
+    """The batch reads last entries only for people without a running run; one that ends in the batch is read then."""
+    track(runtime, "ann", "add_to_cart")  # a cart run, still going at the next batch
+    now = runtime.clock.now().isoformat()
+    calls = [("ann", "purchase"), ("ann", "add_to_cart"), ("bob", "add_to_cart")]
+    runtime.ingestor.ingest_raw(
+        [
+            {"type": "track", "userId": u, "event": ev, "timestamp": now, "messageId": f"again-{i}"}
+            for i, (u, ev) in enumerate(calls)
+        ]
+    )
+    with runtime.store.read() as conn:
+        ann = q.runs_of(conn, "cart", pid(runtime, "ann"))
+        bob = q.runs_of(conn, "cart", pid(runtime, "bob"))
+    assert [r["finish_reason"] for r in ann] == ["goal"]  # re-entry is never: the second cart starts nothing
+    assert len(bob) == 1
