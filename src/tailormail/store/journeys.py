@@ -177,8 +177,8 @@ def live_runs_of(conn: Connection, profile_ids: Iterable[int]) -> list[dict[str,
     if not wanted:
         return []
     if conn.dialect.name == "sqlite":  # once per ingested batch: driver SQL, JSON read as the engine reads it
-        rows = conn.exec_driver_sql(_SQLITE_LIVE_RUNS, (json.dumps(wanted),)).fetchall()
-        rows.sort(key=_first)  # oldest first: sorting the few rows here costs less than SQLite's temporary b-tree
+        # Oldest first: sorting the few rows here costs less than SQLite's temporary b-tree for ORDER BY.
+        rows = sorted(conn.exec_driver_sql(_SQLITE_LIVE_RUNS, (json.dumps(wanted),)).fetchall(), key=_first)
         trigger = _RUN_COLUMNS.index("trigger")
         out = []
         for row in rows:
