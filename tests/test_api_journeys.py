@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
@@ -13,6 +14,7 @@ from tailormail.journeys.definitions import load_journeys
 from tailormail.journeys.service import forget_runners, runner_for
 from tailormail.runtime import Runtime, journey_effects
 from tailormail.store import keys
+from tailormail.throttle import FILES_CHECK_SECONDS
 
 WINBACK = {
     "description": "Ask lapsed people back, once.",
@@ -101,11 +103,26 @@ def test_write_keys_may_not_touch_journeys_or_campaigns(
     assert client.get("/v1/campaigns").status_code == 401
 
 
-def test_a_changed_journey_file_rebuilds_the_cached_runner(runtime: Runtime) -> None:
+def test_a_changed_journey_file_rebuilds_the_cached_runner_within_a_second(runtime: Runtime) -> None:
+    """The folder is compared once per FILES_CHECK_SECONDS of the (injected) clock; an edit is seen after that."""
     forget_runners()
-    first = runner_for(runtime.settings, lambda: journey_effects(runtime.settings))
-    assert runner_for(runtime.settings, lambda: journey_effects(runtime.settings)) is first
+    seconds = [100.0]
+
+    def clock() -> float:
+        return seconds[0]
+
+    def runner() -> Any:
+        return runner_for(runtime.settings, lambda: journey_effects(runtime.settings), clock=clock)
+
+    first = runner()
+    assert runner() is first
     path = runtime.settings.workspace / "journeys" / "birthday.yaml"
     path.write_text(path.read_text(encoding="utf-8") + "\n# edited\n", encoding="utf-8")
-    assert runner_for(runtime.settings, lambda: journey_effects(runtime.settings)) is not first
+    seconds[0] += FILES_CHECK_SECONDS / 2
+    assert runner() is first  # not compared yet
+    seconds[0] += FILES_CHECK_SECONDS / 2
+    second = runner()
+    assert second is not first
+    seconds[0] += FILES_CHECK_SECONDS
+    assert runner() is second  # compared again: unchanged
     forget_runners()

@@ -6,6 +6,8 @@ import pytest
 from sqlalchemy import func, select
 
 from tailormail.errors import PayloadTooLarge, ValidationError
+from tailormail.ingest.messages import Message
+from tailormail.ingest.pipeline import seen_range
 from tailormail.runtime import Runtime
 from tailormail.store import profiles as profile_q
 from tailormail.store.schema import events, profiles
@@ -113,3 +115,20 @@ def test_a_message_over_the_size_limit_is_refused(runtime: Runtime) -> None:
     big = track("big", userId="u", properties={"blob": "x" * 40_000})
     with pytest.raises(PayloadTooLarge):
         runtime.ingestor.ingest_raw([big], max_bytes=32 * 1024)
+
+
+SEEN_CASES = [
+    ("one event", [(1, 5)], {1: (5, 5)}),
+    ("same time twice", [(1, 5), (1, 5)], {1: (5, 5)}),
+    ("earlier then later", [(1, 5), (1, 3), (1, 9), (1, 4)], {1: (3, 9)}),
+    ("two people interleaved", [(1, 5), (2, 7), (1, 2), (2, 8)], {1: (2, 5), 2: (7, 8)}),
+    ("nothing", [], {}),
+]
+
+
+@pytest.mark.parametrize(("events", "expected"), [(e, x) for _, e, x in SEEN_CASES], ids=[c[0] for c in SEEN_CASES])
+def test_seen_range_is_each_profiles_earliest_and_latest_time(
+    events: list[tuple[int, int]], expected: dict[int, tuple[int, int]]
+) -> None:
+    messages = [Message("track", f"m{i}", "u", None, ts, "e") for i, (_, ts) in enumerate(events)]
+    assert seen_range(messages, [pid for pid, _ in events]) == expected

@@ -7,13 +7,13 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import Connection
+from sqlalchemy import Connection, event
 
 from tailormail.clock import ManualClock, to_ms
 from tailormail.journeys import engine as e
 from tailormail.journeys import model as m
 from tailormail.journeys.parse import parse_journey
-from tailormail.journeys.runner import JourneyRunner
+from tailormail.journeys.runner import EventIndex, JourneyRunner
 from tailormail.runtime import Runtime
 from tailormail.segments.yamlsource import load_yaml
 from tailormail.store import journeys as q
@@ -201,3 +201,76 @@ def test_one_batch_decides_as_the_same_events_in_separate_batches_would(
     assert [r["status"] for r in bob] == ["waiting"]
     advance(runtime, clock, runner, hours=1)
     assert effects.sent[1:] == [("cart", pid(runtime, "bob"), "cart_reminder")]
+
+
+WATCH_EDITED = WATCH.replace("event: $purchase", "event: checkout_done")
+
+
+def test_a_run_parked_before_its_journey_was_edited_resumes_on_the_event_it_waits_for(
+    runtime: Runtime, setup: tuple[JourneyRunner, RecordingEffects]
+) -> None:
+    """The runner skips events no journey names, but a name a stored run still waits for counts too."""
+    runner, effects = setup
+    track(runtime, "cat", "signed_up")  # parked at `watch`, waiting for purchase
+    edited = JourneyRunner({"watch": load("watch", WATCH_EDITED)}, effects)  # the file now waits for checkout_done
+    runtime.ingestor.hooks[runtime.ingestor.hooks.index(runner.on_events)] = edited.on_events
+    track(runtime, "cat", "purchase", revenue=50)
+    assert effects.sent == [("watch", pid(runtime, "cat"), "thanks")]
+
+
+def test_events_no_journey_reacts_to_read_no_journey_tables(
+    runtime: Runtime, setup: tuple[JourneyRunner, RecordingEffects]
+) -> None:
+    runner, _ = setup
+    track(runtime, "ann", "add_to_cart")  # the runner has read what stored runs wait for
+    statements: list[str] = []
+
+    def record(conn: Any, cursor: Any, sql: str, *_: Any) -> None:
+        statements.append(sql)
+
+    runtime.ingestor.hooks = [runner.on_events]
+    event.listen(runtime.store.engine, "before_cursor_execute", record)
+    try:
+        track(runtime, "ann", "product_view")
+    finally:
+        event.remove(runtime.store.engine, "before_cursor_execute", record)
+    assert statements and not [s for s in statements if "journey_" in s]
+    track(runtime, "ann", "purchase")  # the goal still ends the run
+    with runtime.store.read() as conn:
+        assert [r["finish_reason"] for r in q.runs_of(conn, "cart", pid(runtime, "ann"))] == ["goal"]
+
+
+@pytest.mark.parametrize(
+    ("journeys", "names"),
+    [
+        ({"cart": CART}, {"add_to_cart", "purchase"}),  # entry and goal
+        ({"watch": WATCH}, {"signed_up", "purchase"}),  # entry and the wait_for's event
+        ({"watch": WATCH_EDITED, "cart": CART}, {"signed_up", "checkout_done", "add_to_cart", "purchase"}),
+        ({}, set()),
+    ],
+)
+def test_the_event_index_names_every_event_that_starts_ends_or_resumes_a_run(
+    journeys: dict[str, str], names: set[str]
+) -> None:
+    index = EventIndex.of([load(name, text) for name, text in journeys.items()])
+    assert index.names() == names
+
+
+def test_an_entry_after_a_goal_in_the_same_batch_still_sees_the_last_entry(
+    runtime: Runtime, setup: tuple[JourneyRunner, RecordingEffects]
+) -> None:
+    """The batch reads last entries only for people without a running run; one that ends in the batch is read then."""
+    track(runtime, "ann", "add_to_cart")  # a cart run, still going at the next batch
+    now = runtime.clock.now().isoformat()
+    calls = [("ann", "purchase"), ("ann", "add_to_cart"), ("bob", "add_to_cart")]
+    runtime.ingestor.ingest_raw(
+        [
+            {"type": "track", "userId": u, "event": ev, "timestamp": now, "messageId": f"again-{i}"}
+            for i, (u, ev) in enumerate(calls)
+        ]
+    )
+    with runtime.store.read() as conn:
+        ann = q.runs_of(conn, "cart", pid(runtime, "ann"))
+        bob = q.runs_of(conn, "cart", pid(runtime, "bob"))
+    assert [r["finish_reason"] for r in ann] == ["goal"]  # re-entry is never: the second cart starts nothing
+    assert len(bob) == 1

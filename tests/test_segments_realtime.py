@@ -14,6 +14,7 @@ from tailormail.segments.realtime import Catalog, apply_due_rechecks, sync_defin
 from tailormail.store import profiles as profile_q
 from tailormail.store import segments as q
 from tailormail.store.schema import events
+from tailormail.throttle import Throttle
 from tailormail.worker import make_worker
 
 HOUR = timedelta(hours=1)
@@ -200,3 +201,30 @@ def test_a_worker_that_was_down_catches_up_in_steps(runtime: Runtime, clock: Man
     with runtime.store.read() as conn:
         marks = {row["scanned_until"] for row in q.states(conn).values()}
     assert marks == {to_ms(clock.now())}
+
+
+def test_the_hook_catalog_sees_an_edit_within_its_interval_and_a_refreshed_rule_at_once(
+    runtime: Runtime, clock: ManualClock
+) -> None:
+    """A throttled catalog compares the folder once per interval, and at once when the state names a rule it lacks."""
+    seconds = [0.0]
+    catalog = Catalog(runtime.settings, Throttle(1.0, clock=lambda: seconds[0]))
+    with runtime.store.read() as conn:
+        state = q.states(conn)
+    assert "big_spenders" not in catalog.segments(state)
+    path = runtime.settings.workspace / "segments" / "big_spenders.yaml"
+    path.write_text("rule:\n  event: purchase\n  aggregate: {sum: revenue, gte: 100}\n")
+    assert "big_spenders" not in catalog.segments(state)  # within the interval, nothing refreshed: not compared
+    seconds[0] += 1.0
+    assert "big_spenders" in catalog.segments(state)  # an interval later: compared, loaded
+    path.write_text("rule:\n  event: purchase\n  aggregate: {sum: revenue, gte: 200}\n")
+    seconds[0] += 0.5
+    old = catalog.segments(state)["big_spenders"]
+    sync_definitions(runtime.store, Catalog(runtime.settings), to_ms(clock.now()))  # the worker refreshes the edit
+    with runtime.store.read() as conn:
+        state = q.states(conn)
+    assert catalog.segments(state)["big_spenders"] != old  # its refreshed rule: compared at once
+    send(runtime, clock, "u1", "purchase", revenue=150)
+    assert members(runtime, "big_spenders") == set()  # the hook uses the refreshed rule (sum >= 200)
+    send(runtime, clock, "u1", "purchase", revenue=60)
+    assert members(runtime, "big_spenders") == {"u1"}

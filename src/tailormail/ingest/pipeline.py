@@ -130,8 +130,12 @@ def seen_range(messages: Sequence[Message], profile_ids: Sequence[int]) -> dict[
     """The earliest and latest event time of each profile in a batch."""
     seen: dict[int, tuple[int, int]] = {}
     for m, pid in zip(messages, profile_ids, strict=True):
-        lo, hi = seen.get(pid, (m.timestamp, m.timestamp))
-        seen[pid] = (min(lo, m.timestamp), max(hi, m.timestamp))
+        ts = m.timestamp
+        span = seen.get(pid)
+        if span is None:
+            seen[pid] = (ts, ts)
+        elif ts < span[0] or ts > span[1]:  # most people's events of a batch share one time: no new tuple
+            seen[pid] = (min(span[0], ts), max(span[1], ts))
     return seen
 
 

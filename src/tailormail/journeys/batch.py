@@ -14,7 +14,7 @@ batch changed is asked about individually again, so every answer is exact.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -65,7 +65,9 @@ class StepBatch:
     live: dict[int, list[dict[str, Any]]] = field(default_factory=dict)
     """Per person, their runs still going; kept current as the batch changes them."""
     last: dict[tuple[str, int], int] = field(default_factory=dict)
-    """(journey, person) -> last entry, kept current as the batch starts runs."""
+    """(journey, person) -> last entry, kept current as the batch starts runs (``last_entry`` reads it)."""
+    last_read: set[tuple[str, int]] = field(default_factory=set)
+    """(journey, person) pairs whose last entry was read (absent from ``last``: never entered)."""
     new_runs: dict[int, dict[str, Any]] = field(default_factory=dict)
     """Runs started and not written yet, by id: the row is the run itself, so later changes go in with it."""
     updates: dict[int, dict[str, Any]] = field(default_factory=dict)
@@ -117,6 +119,19 @@ class StepBatch:
         self.live.setdefault(profile_id, []).append(run)
         self.last[(journey, profile_id)] = self.now_ms
         return run
+
+    def read_last(self, journeys: Iterable[str], people: Iterable[int]) -> None:
+        """Read when these people last entered these journeys, with one query."""
+        names, wanted = list(journeys), set(people)
+        self.last.update(q.last_entries(self.conn, names, wanted))
+        self.last_read.update((name, pid) for name in names for pid in wanted)
+
+    def last_entry(self, journey: str, profile_id: int) -> int | None:
+        """When the person last entered the journey (None: never); read alone if the batch has not read it."""
+        key = (journey, profile_id)
+        if key not in self.last and key not in self.last_read:
+            self.read_last([journey], [profile_id])
+        return self.last.get(key)
 
     def update(self, run: dict[str, Any], **values: Any) -> None:
         """Change a run's columns (in memory now, in the database at the next flush)."""

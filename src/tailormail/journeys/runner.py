@@ -109,23 +109,33 @@ class StoreFacts:
 
 @dataclass(frozen=True)
 class EventIndex:
-    """A runner's journeys by the event names that can start or end their runs (built once per runner)."""
+    """A runner's journeys by the event names that can start, end or resume their runs (built once per runner)."""
 
     starts: dict[str, tuple[m.Journey, ...]]
     goals: dict[str, tuple[m.Journey, ...]]
+    awaited: frozenset[str] = frozenset()
+    """Events some ``wait_for`` node waits for."""
 
     @classmethod
     def of(cls, journeys: Iterable[m.Journey]) -> EventIndex:
         """Index journeys in their order."""
         starts: dict[str, list[m.Journey]] = {}
         goals: dict[str, list[m.Journey]] = {}
+        awaited: set[str] = set()
         for journey in journeys:
             entry = journey.entry
             if isinstance(entry, m.EventEntry):
                 starts.setdefault(entry.event, []).append(journey)
             if journey.goal is not None:
                 goals.setdefault(journey.goal, []).append(journey)
-        return cls({k: tuple(v) for k, v in starts.items()}, {k: tuple(v) for k, v in goals.items()})
+            awaited.update(node.event for node in journey.nodes.values() if isinstance(node, m.WaitFor))
+        return cls(
+            {k: tuple(v) for k, v in starts.items()}, {k: tuple(v) for k, v in goals.items()}, frozenset(awaited)
+        )
+
+    def names(self) -> frozenset[str]:
+        """Every event name this index reacts to."""
+        return frozenset(self.starts) | frozenset(self.goals) | self.awaited
 
 
 ENTER_BATCH = 500
@@ -145,6 +155,7 @@ class JourneyRunner:
     dry: bool = False
     """A dry run: the frequency cap counts the run log's planned sends (nothing is in the outbox)."""
     _index: EventIndex | None = field(default=None, init=False, repr=False)
+    _reacts_to: frozenset[str] | None = field(default=None, init=False, repr=False)
 
     @property
     def index(self) -> EventIndex:
@@ -162,26 +173,41 @@ class JourneyRunner:
 
     def on_events(self, conn: Connection, stored: Sequence[StoredEvent], now_ms: int) -> None:
         """React to newly stored events: goals end runs, awaited events resume them, triggers start them."""
-        tracked = [ev for ev in stored if ev.message.type == "track" and ev.message.event is not None]
-        if not self.journeys or not tracked:
+        if not self.journeys:
+            return
+        reacts_to = self.reacts_to(conn)
+        tracked = [ev for ev in stored if ev.message.type == "track" and ev.message.event in reacts_to]
+        if not tracked:  # nobody's runs can start, end or resume: no reads at all
             return
         paused = q.paused_journeys(conn)
         people = {ev.profile_id for ev in tracked}
         index = self.index
         starting = [ev for ev in tracked if ev.message.event in index.starts]
-        starters = {ev.profile_id for ev in starting}
         may_start = sum(len(index.starts[ev.message.event or ""]) for ev in starting)
         with self._batch(conn, now_ms, people, may_start) as batch:
             batch.live = group_runs(q.live_runs_of(conn, people))
-            batch.last = q.last_entries(conn, self._event_journeys(), starters) if starters else {}
+            self._read_last_entries(batch, starting)
             for event in tracked:
                 self._on_event(batch, event, paused)
+
+    def reacts_to(self, conn: Connection) -> frozenset[str]:
+        """Event names that can start, end or resume a run; other events are skipped before any read.
+
+        Besides the names in the definitions, the names stored runs wait for
+        (read once per runner, that is once per change of the journey files): a
+        run parked before its journey was edited keeps waiting for the old name,
+        and it resumes on it as before.  Runs written afterwards by this runner
+        wait for names of its own definitions.
+        """
+        if self._reacts_to is None:
+            self._reacts_to = self.index.names() | q.awaited_events(conn)
+        return self._reacts_to
 
     def _on_event(self, batch: StepBatch, event: StoredEvent, paused: set[str]) -> None:
         name, props, pid = event.message.event, event.message.properties, event.profile_id
         assert name is not None
         index = self.index
-        reached = [j.name for j in index.goals.get(name, ()) if matches(j.goal_where, props)]
+        reached = [j.name for j in index.goals.get(name, ()) if not j.goal_where or matches(j.goal_where, props)]
         runs = batch.live.get(pid, ())
         if reached and runs:
             for run in [run for run in runs if run["journey"] in reached]:
@@ -200,9 +226,25 @@ class JourneyRunner:
             if journey.name not in paused and _triggers(journey.entry, name, props):
                 self._enter(batch, journey, pid, props)
 
-    def _event_journeys(self) -> list[str]:
-        """Journeys an event can start."""
-        return [j.name for j in self.journeys.values() if isinstance(j.entry, m.EventEntry)]
+    def _read_last_entries(self, batch: StepBatch, starting: Sequence[StoredEvent]) -> None:
+        """Last entries of the (journey, person) pairs the batch's entry events will ask about, in one query.
+
+        A person with a run of the journey going is refused before the last
+        entry matters, so those pairs are left out (in a busy shop, most repeat
+        buyers' post-purchase runs are still waiting); a run that ends earlier
+        in the batch makes ``last_entry`` read its pair alone.
+        """
+        pairs: dict[str, set[int]] = {}
+        starts, live = self.index.starts, batch.live
+        for ev in starting:
+            runs = live.get(ev.profile_id)
+            for journey in starts[ev.message.event or ""]:
+                if runs is None or all(run["journey"] != journey.name for run in runs):
+                    pairs.setdefault(journey.name, set()).add(ev.profile_id)
+        if pairs:
+            everyone = set().union(*pairs.values())
+            batch.last.update(q.last_entries(batch.conn, list(pairs), everyone))
+            batch.last_read.update((name, pid) for name, people in pairs.items() for pid in people)
 
     # --- segment entries -----------------------------------------------------------
 
@@ -245,16 +287,16 @@ class JourneyRunner:
             people = everyone[start : start + ENTER_BATCH]
             with self._batch(conn, now_ms, people, len(people)) as batch:
                 batch.live = group_runs(q.live_runs_of(conn, people))
-                batch.last = q.last_entries(conn, [journey.name], people)
+                batch.read_last([journey.name], people)
                 runs += [self._enter(batch, journey, pid, trigger) for pid in people]
         return [run for run in runs if run is not None]
 
     def _enter(self, batch: StepBatch, journey: m.Journey, profile_id: int, trigger: dict[str, Any]) -> int | None:
-        last = batch.last.get((journey.name, profile_id))
-        running = any(run["journey"] == journey.name for run in batch.live.get(profile_id, ()))
-        too_soon = last is not None and (journey.reentry_ms is None or batch.now_ms - last < journey.reentry_ms)
-        if running or too_soon:
-            return None
+        if any(run["journey"] == journey.name for run in batch.live.get(profile_id, ())):
+            return None  # running: the last entry does not matter (and may not have been read)
+        last = batch.last_entry(journey.name, profile_id)
+        if last is not None and (journey.reentry_ms is None or batch.now_ms - last < journey.reentry_ms):
+            return None  # too soon
         run = batch.start_run(journey.name, profile_id, trigger)
         batch.log(run, None, "entered", {})
         self._advance(batch, journey, run, journey.start)
@@ -351,5 +393,5 @@ class JourneyRunner:
 def _triggers(entry: m.Entry, event: str, properties: dict[str, Any]) -> bool:
     """Whether one event starts a run of a journey with this entry."""
     if isinstance(entry, m.EventEntry):
-        return entry.event == event and matches(entry.where, properties)
+        return entry.event == event and (not entry.where or matches(entry.where, properties))
     return False  # segment entries start from on_segment_changes, not from events

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import socket
+import time
 import uuid
 from collections.abc import Callable
 from datetime import datetime, timedelta
@@ -20,18 +21,33 @@ from tailormail.journeys.effects import OutboxEffects
 from tailormail.journeys.runner import JourneyRunner
 from tailormail.journeys.scheduled import enter_scheduled
 from tailormail.journeys.webhooks import WebhookPoster, webhook_settings
+from tailormail.throttle import Throttle
 
 _RUNNERS: dict[str, tuple[tuple[Any, ...], JourneyRunner]] = {}
+_CHECKS: dict[str, Throttle] = {}
 
 
-def runner_for(settings: Any, effects_factory: Callable[[], OutboxEffects]) -> JourneyRunner:
+def runner_for(
+    settings: Any, effects_factory: Callable[[], OutboxEffects], *, clock: Callable[[], float] | None = None
+) -> JourneyRunner:
     """One runner per workspace per process, built again when a journey or segment file changes.
 
-    Files change under a running worker (the API's PUT, an editor, a deploy); comparing
-    their names, sizes and modification times costs a directory listing per call.
+    Files change under a running worker (the API's PUT, an editor, a deploy):
+    their names, sizes and modification times are compared at most once per
+    ``FILES_CHECK_SECONDS`` (of ``clock``, default the monotonic clock), so a
+    change is seen within that long.  The listing cost as much as the rest of a
+    100-event batch's journey work, and the hook and the segment-change listener
+    each asked once per batch.  The API's own writes drop the runner at once
+    (``forget_runners``).
     """
-    key, signature = str(settings.workspace), _files_signature(Path(settings.workspace))
+    key = str(settings.workspace)
     cached = _RUNNERS.get(key)
+    check = _CHECKS.get(key)
+    if check is None or (clock is not None and check.clock is not clock):
+        check = _CHECKS[key] = Throttle(clock=clock or time.monotonic)
+    if cached is not None and not check.due():
+        return cached[1]
+    signature = _files_signature(Path(settings.workspace))
     if cached is None or cached[0] != signature:
         runner = JourneyRunner(
             load_journeys(settings), effects_factory(), policy=send_policy(settings), timezone=settings.timezone
@@ -62,6 +78,7 @@ def _files_signature(workspace: Path) -> tuple[Any, ...]:
 def forget_runners() -> None:
     """Drop cached runners (after journey files change, and between tests)."""
     _RUNNERS.clear()
+    _CHECKS.clear()
     _EFFECTS.clear()
 
 

@@ -28,6 +28,7 @@ from tailormail.segments.schedule import Clocks, scanned_offsets, schedule_batch
 from tailormail.store import Store
 from tailormail.store import profiles as profile_q
 from tailormail.store import segments as q
+from tailormail.throttle import Throttle
 
 if TYPE_CHECKING:
     from tailormail.ingest.pipeline import StoredEvent
@@ -36,10 +37,17 @@ log = logging.getLogger("tailormail.segments")
 
 
 class Catalog:
-    """A workspace's segment definitions, reloaded when a file changes."""
+    """A workspace's segment definitions, reloaded when a file changes.
 
-    def __init__(self, settings: Settings) -> None:
+    With a ``throttle`` (the ingest hook's), the folder is compared at most once
+    per its interval; ``segments(state)`` compares it at once whenever the stored
+    refresh state names a rule the loaded definitions do not have, so a newly
+    refreshed definition is used by the very next batch, as without a throttle.
+    """
+
+    def __init__(self, settings: Settings, throttle: Throttle | None = None) -> None:
         self.settings = settings
+        self.throttle = throttle
         self._signature: tuple[Any, ...] | None = None
         self._segments: dict[str, Segment] = {}
 
@@ -50,8 +58,13 @@ class Catalog:
         stats = [(p.name, p.stat()) for p in files]  # checked for every ingested batch: one stat per file
         return tuple((name, st.st_mtime_ns, st.st_size) for name, st in stats)
 
-    def segments(self) -> dict[str, Segment]:
+    def segments(self, state: dict[str, dict[str, Any]] | None = None) -> dict[str, Segment]:
         """The current definitions; a broken file keeps the last good set (ingest must not fail)."""
+        due = self.throttle is None or self.throttle.due() or self._signature is None
+        if not due and state is not None and self._behind(state):
+            due = True
+        if not due:
+            return self._segments
         signature = self.signature()
         if signature != self._signature:
             try:
@@ -61,6 +74,15 @@ class Catalog:
             self._signature = signature
         return self._segments
 
+    def _behind(self, state: dict[str, dict[str, Any]]) -> bool:
+        """Whether a refreshed rule (``state``) is not one of the loaded definitions."""
+        loaded = self._segments
+        for name, row in state.items():
+            segment = loaded.get(name)
+            if segment is None or rule_hash(segment) != row.get("rule_hash"):
+                return True
+        return False
+
 
 def active_segments(conn: Connection, segments: dict[str, Segment]) -> list[Segment]:
     """Segments whose current rule has been refreshed in full (the baseline real time updates)."""
@@ -68,7 +90,28 @@ def active_segments(conn: Connection, segments: dict[str, Segment]) -> list[Segm
 
 
 def _active(state: dict[str, dict[str, Any]], segments: dict[str, Segment]) -> list[Segment]:
-    return [s for s in segments.values() if s.active and state.get(s.name, {}).get("rule_hash") == s.rule_hash]
+    return [s for s in segments.values() if s.active and state.get(s.name, {}).get("rule_hash") == rule_hash(s)]
+
+
+def rule_hash(segment: Segment) -> str:
+    """``segment.rule_hash``, computed once per loaded definition (every batch asks, for every segment).
+
+    The property hashes the rule's text each time; a definition is immutable and
+    lives until its file changes, so its hash is kept beside it (by identity: a
+    dataclass hash would walk the rule tree again).
+    """
+    found = _HASHES.get(id(segment))
+    if found is not None and found[0] is segment:
+        return found[1]
+    if len(_HASHES) >= _MAX_HASHES:  # definitions replaced by reloads: forget them all, the live ones come back
+        _HASHES.clear()
+    value = segment.rule_hash
+    _HASHES[id(segment)] = (segment, value)
+    return value
+
+
+_HASHES: dict[int, tuple[Segment, str]] = {}
+_MAX_HASHES = 1024
 
 
 @dataclass
@@ -83,10 +126,18 @@ class Batch:
     def of(cls, stored: Sequence[StoredEvent]) -> Batch:
         """Index a batch of stored events once for every segment."""
         batch = cls([(item.profile_id, item.message.event, item.message.timestamp) for item in stored])
+        by_name, seen = batch.by_name, batch.seen
         for pid, name, ts in batch.events:
-            batch.by_name.setdefault(name, []).append((pid, ts))
-            lo, hi = batch.seen.get(pid, (ts, ts))
-            batch.seen[pid] = (min(lo, ts), max(hi, ts))
+            found = by_name.get(name)
+            if found is None:
+                by_name[name] = [(pid, ts)]
+            else:
+                found.append((pid, ts))
+            span = seen.get(pid)
+            if span is None:
+                seen[pid] = (ts, ts)
+            elif ts < span[0] or ts > span[1]:  # most people's events of a batch share one time
+                seen[pid] = (min(span[0], ts), max(span[1], ts))
         return batch
 
 
@@ -117,16 +168,22 @@ def affected_profiles(segment: Segment, batch: Batch, touched: set[int], clocks:
 
 
 def on_events(
-    conn: Connection, segments: dict[str, Segment], stored: Sequence[StoredEvent], now_ms: int, settings: Settings
+    conn: Connection,
+    segments: dict[str, Segment],
+    stored: Sequence[StoredEvent],
+    now_ms: int,
+    settings: Settings,
+    state: dict[str, dict[str, Any]] | None = None,
 ) -> list[Diff]:
     """Bring memberships up to date with a batch, inside its transaction; write enters, exits and rechecks.
 
     Set-based: one read of the batch's profiles, then each affected segment is
     evaluated once for all the people it may move (one query), memberships of
     everyone are read once, and all changes and new rechecks are written with
-    a few statements.
+    a few statements.  ``state``: the segments' refresh state, when the caller
+    has read it in this transaction.
     """
-    active = active_segments(conn, segments)
+    active = _active(q.states(conn) if state is None else state, segments)
     if not active or not stored:
         return []
     batch = Batch.of(stored)
@@ -146,10 +203,11 @@ def make_hook(settings: Settings) -> Callable[[Connection, Sequence[StoredEvent]
     the batch: it needs each event's ``profile_id`` and ``message.event`` /
     ``message.timestamp``, and profiles already resolved and stamped.
     """
-    catalog = Catalog(settings)
+    catalog = Catalog(settings, Throttle())
 
     def segments_hook(conn: Connection, stored: Sequence[StoredEvent], now_ms: int) -> None:
-        on_events(conn, catalog.segments(), stored, now_ms, settings)
+        state = q.states(conn)
+        on_events(conn, catalog.segments(state), stored, now_ms, settings, state)
 
     return segments_hook
 

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
+from operator import itemgetter
 from typing import Any
 
 from sqlalchemy import Connection, and_, bindparam, func, select, update
 
 from tailormail.store.dialect import compact_json, in_chunks, insert_many, one_of, upsert
+from tailormail.store.engine import read_json
 from tailormail.store.schema import profiles
 from tailormail.store.schema_journeys import journey_log, journey_runs, journey_state, journey_timers
 
@@ -71,11 +74,20 @@ def _insert_many(conn: Connection, stmt: Any, rows: list[dict[str, Any]], json_c
     names = tuple(c.name for c in stmt.table.c if c.name in rows[0])  # the order the compiled INSERT binds
     if len(names) != len(rows[0]):
         raise KeyError(f"{stmt.table.name} has no column {sorted(set(rows[0]) - set(names))}")
-    if conn.dialect.name == "sqlite":  # the driver takes the JSON text the ingest path writes
-        values = [tuple(compact_json(row[n]) if n in json_columns else row[n] for n in names) for row in rows]
-    else:
-        values = [tuple(row[n] for n in names) for row in rows]
+    get = itemgetter(*names)
+    values = [get(row) for row in rows] if len(names) > 1 else [(row[names[0]],) for row in rows]
+    encoded = [i for i, n in enumerate(names) if n in json_columns]
+    if encoded and conn.dialect.name == "sqlite":  # the driver takes the JSON text the ingest path writes
+        values = [_encode_at(row, encoded) for row in values]
     insert_many(conn, stmt, names, values)
+
+
+def _encode_at(row: tuple[Any, ...], positions: list[int]) -> tuple[Any, ...]:
+    """The row with the values at ``positions`` as compact JSON text."""
+    out = list(row)
+    for i in positions:
+        out[i] = compact_json(out[i])
+    return tuple(out)
 
 
 def max_run_id(conn: Connection) -> int:
@@ -164,6 +176,17 @@ def live_runs_of(conn: Connection, profile_ids: Iterable[int]) -> list[dict[str,
     wanted = sorted(set(profile_ids))
     if not wanted:
         return []
+    if conn.dialect.name == "sqlite":  # once per ingested batch: driver SQL, JSON read as the engine reads it
+        # Oldest first: sorting the few rows here costs less than SQLite's temporary b-tree for ORDER BY.
+        rows = sorted(conn.exec_driver_sql(_SQLITE_LIVE_RUNS, (json.dumps(wanted),)).fetchall(), key=_first)
+        trigger = _RUN_COLUMNS.index("trigger")
+        out = []
+        for row in rows:
+            run = dict(zip(_RUN_COLUMNS, row, strict=True))
+            if row[trigger] is not None:
+                run["trigger"] = read_json(row[trigger])
+            out.append(run)
+        return out
     among = one_of(conn, journey_runs.c.profile_id, wanted)  # type: ignore[arg-type]
     stmt = select(journey_runs).where(among, journey_runs.c.status.in_(ACTIVE)).order_by(journey_runs.c.id)
     return [dict(r) for r in conn.execute(stmt).mappings()]
@@ -174,12 +197,39 @@ def last_entries(conn: Connection, journeys: Iterable[str], profile_ids: Iterabl
     names, wanted = list(journeys), sorted(set(profile_ids))
     if not names or not wanted:
         return {}
+    if conn.dialect.name == "sqlite":  # once per ingested batch: driver SQL, no statement to build
+        sql = _SQLITE_LAST_ENTRIES.format(names=", ".join("?" * len(names)))
+        rows = conn.exec_driver_sql(sql, (json.dumps(wanted), *names)).fetchall()
+        return {(j, int(p)): int(last) for j, p, last in rows}
     stmt = (
         select(journey_runs.c.journey, journey_runs.c.profile_id, func.max(journey_runs.c.entered_at))
         .where(one_of(conn, journey_runs.c.profile_id, wanted), journey_runs.c.journey.in_(names))  # type: ignore[arg-type]
         .group_by(journey_runs.c.journey, journey_runs.c.profile_id)
     )
     return {(j, int(p)): int(last) for j, p, last in conn.execute(stmt)}
+
+
+_first = itemgetter(0)
+_RUN_COLUMNS = tuple(c.name for c in journey_runs.c)
+_QUOTED = ", ".join(f'"{name}"' for name in _RUN_COLUMNS)
+_LIVE = ", ".join(f"'{status}'" for status in ACTIVE)
+_SQLITE_LIVE_RUNS = (
+    f"SELECT {_QUOTED} FROM journey_runs WHERE profile_id IN (SELECT value FROM json_each(?)) AND status IN ({_LIVE})"
+)
+_SQLITE_LAST_ENTRIES = (
+    "SELECT journey, profile_id, max(entered_at) FROM journey_runs"
+    " WHERE profile_id IN (SELECT value FROM json_each(?)) AND journey IN ({names}) GROUP BY journey, profile_id"
+)
+
+
+def awaited_events(conn: Connection) -> frozenset[str]:
+    """The events that runs parked at a ``wait_for`` wait for now (distinct names)."""
+    stmt = (
+        select(journey_runs.c.waiting_for)
+        .distinct()
+        .where(journey_runs.c.waiting_for.is_not(None), journey_runs.c.status == "waiting")
+    )
+    return frozenset(str(name) for name in conn.execute(stmt).scalars())
 
 
 def runs_waiting_for(conn: Connection, event: str, profile_id: int) -> list[dict[str, Any]]:
@@ -324,7 +374,12 @@ def run_totals(conn: Connection, journey: str) -> dict[str, int]:
 
 def paused_journeys(conn: Connection) -> set[str]:
     """Names of paused journeys."""
+    if conn.dialect.name == "sqlite":  # twice per ingested batch: driver SQL, no statement to build
+        return {str(name) for (name,) in conn.exec_driver_sql(_SQLITE_PAUSED).fetchall()}
     return set(conn.execute(select(journey_state.c.journey).where(journey_state.c.paused.is_(True))).scalars())
+
+
+_SQLITE_PAUSED = "SELECT journey FROM journey_state WHERE paused IS 1"
 
 
 def set_paused(conn: Connection, journey: str, paused: bool, now_ms: int) -> None:
