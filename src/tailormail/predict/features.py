@@ -113,8 +113,8 @@ class Timeline:
 class History:
     """Everything the features and outcomes read, for cut-offs up to ``until_ms``.
 
-    Categories are kept only from ``category_since_ms``, so cut-offs must be
-    at least ``EMAIL_WINDOW`` days later than that.
+    Categories and email events are kept only from ``category_since_ms``, so
+    cut-offs must be at least ``EMAIL_WINDOW`` days later than that.
     """
 
     until_ms: int
@@ -132,6 +132,8 @@ class History:
 
     def counts(self, kind: str, start_ms: int | None, end_ms: int) -> np.ndarray:
         """Events of ``kind`` per profile in [start, end)."""
+        if kind in EMAIL_KINDS and (start_ms is None or start_ms < self.category_since_ms):
+            raise ValueError(f"{kind} events were read from {self.category_since_ms} only, not {start_ms}")
         line = self.kinds[kind]
         return np.bincount(line.row[line.between(start_ms, end_ms)], minlength=len(self.profile_ids)).astype(float)
 
@@ -162,7 +164,7 @@ class History:
 
 
 def load_history(source: Store | Connection, names: EventNames, until_ms: int, category_since_ms: int) -> History:
-    """Read the events before ``until_ms`` (categories from ``category_since_ms``) into a History.
+    """Read the events before ``until_ms`` (categories and email events from ``category_since_ms``) into a History.
 
     Given a Store, the reads run on ``READERS`` connections at once (the
     database works while Python waits); given a Connection, one after another on it.
@@ -174,15 +176,16 @@ def load_history(source: Store | Connection, names: EventNames, until_ms: int, c
     def scan(ids: tuple[int, int] | None) -> Query:
         return lambda c: _in_time_order(predict_q.purchases_and_categories(c, purchase, shopping, since, until, ids))
 
-    def times(event: str) -> Query:
-        return lambda c: predict_q.event_times(c, event, until_ms)
+    def times(event: str, since_ms: int | None = None) -> Query:
+        return lambda c: predict_q.event_times(c, event, until_ms, since_ms)
 
     # The profiles first (every other result is placed by them), then longest first, so
     # that this thread can place each result while the slower reads still run.
     queries: dict[str, Query] = {"first": lambda c: predict_q.first_event_times(c, until_ms)}
     queries.update({f"scan{i}": scan(ids) for i, ids in enumerate(ranges)})
     kinds_events = [("view", names.product_view), ("cart", names.add_to_cart), *EMAIL_EVENTS]
-    queries.update({kind: times(event) for kind, event in kinds_events})
+    # Views and carts from the start (days since the last one); email events only where a window reaches.
+    queries.update({kind: times(event, since if kind in EMAIL_KINDS else None) for kind, event in kinds_events})
     with _started(source, queries) as found:
         ids, first_ts = found["first"].result()
         order = _ascending(ids)
@@ -279,6 +282,8 @@ def _started(source: Store | Connection, queries: dict[str, Query]) -> Iterator[
 
 EMAIL_EVENTS = (("opened", "email_opened"), ("clicked", "email_clicked"))
 """The email engagement events (named by the tracking module, not configurable)."""
+EMAIL_KINDS = frozenset(kind for kind, _ in EMAIL_EVENTS)
+"""Counted only in the ``EMAIL_WINDOW`` before a cut-off."""
 
 
 def _ascending(values: np.ndarray) -> np.ndarray | slice:

@@ -23,7 +23,7 @@ from tailormail.errors import NotFound, ValidationError
 from tailormail.predict import evaluate, features, models
 from tailormail.predict.features import DAY_MS, FeatureMatrix
 from tailormail.predict.timing import PhaseTimes
-from tailormail.store import Store
+from tailormail.store import Store, predict_scores
 from tailormail.store import predict as predict_q
 
 log = logging.getLogger("tailormail.predict")
@@ -216,7 +216,7 @@ def score(store: Store, settings: Settings, now: datetime, times: PhaseTimes | N
         counts[spec.name] = int(keep.sum())
     whole = frozenset(name for name in columns if name.endswith("_percentile"))
     with times.phase("write"), store.begin() as conn:
-        predict_q.write_scores(conn, matrix.profile_ids, columns, now_ms, whole)
+        predict_scores.write_scores(conn, matrix.profile_ids, columns, now_ms, whole)
     log.info("predict: scored %d profiles: %s", len(matrix.profile_ids), times.summary())
     return counts
 
