@@ -166,7 +166,7 @@ def publish(subject: str, bodies: list[bytes]) -> None:
         nc = await nats.connect(NATS_URL)
         js = nc.jetstream()
         for body in bodies:
-            await js.publish(subject, body)
+            await js.publish(subject, body, timeout=10)  # a loaded CI machine acks slowly
         await nc.close()
 
     asyncio.run(go())
@@ -178,7 +178,7 @@ def dead_letters(subject: str, stream: str) -> list[tuple[bytes, str]]:
     async def go() -> list[tuple[bytes, str]]:
         nc = await nats.connect(NATS_URL)
         sub = await nc.jetstream().pull_subscribe(f"{subject}.dead", durable="check", stream=f"{stream}_DEAD")
-        msgs = await sub.fetch(len(POISON), timeout=2)
+        msgs = await sub.fetch(len(POISON), timeout=10)
         await nc.close()
         return [(m.data, (m.headers or {}).get("Tailormail-Reason", "")) for m in msgs]
 
@@ -188,7 +188,7 @@ def dead_letters(subject: str, stream: str) -> list[tuple[bytes, str]]:
 def test_nats_durable_consumer_acks_after_commit_and_dead_letters_poison(runtime: Runtime, jetstream: Any) -> None:
     stream, subject = jetstream
     publish(subject, [track(n).encode() for n in range(8)] + POISON)
-    consumer = NatsConsumer(runtime.ingestor, NATS_URL, subject, durable="tm", batch=3, fetch_timeout=0.5)
+    consumer = NatsConsumer(runtime.ingestor, NATS_URL, subject, durable="tm", batch=3, fetch_timeout=2.0)
     result = consumer.run(Until(idle=True))
     assert (result.received, result.stored, result.dead) == (10, 8, 2)
     assert stored(runtime) == 8
