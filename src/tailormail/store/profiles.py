@@ -8,7 +8,8 @@ from typing import Any
 
 from sqlalchemy import JSON, BigInteger, Connection, Table, bindparam, cast, delete, func, literal, select, update
 
-from tailormail.store.dialect import compact_json, in_chunks, one_of, unnest_select
+from tailormail.store.dialect import compact_json, driver_cursor, in_chunks, one_of, unnest_select
+from tailormail.store.engine import read_json
 from tailormail.store.schema import events, identity_links, profiles
 
 PROFILE_TABLES: list[tuple[Table, str]] = [(events, "profile_id"), (identity_links, "profile_id")]
@@ -23,7 +24,7 @@ def profile_ids_by_user(conn: Connection, user_ids: Iterable[str]) -> dict[str, 
     found: dict[str, int] = {}
     for chunk in in_chunks(wanted):
         if conn.dialect.name == "sqlite":  # once per ingested batch: driver SQL, no statement to build
-            found.update(conn.exec_driver_sql(_SQLITE_BY_USER, (json.dumps(chunk),)).fetchall())
+            found.update(driver_cursor(conn).execute(_SQLITE_BY_USER, (json.dumps(chunk),)).fetchall())
             continue
         rows = conn.execute(select(profiles.c.user_id, profiles.c.id).where(one_of(conn, profiles.c.user_id, chunk)))
         found.update((user, pid) for user, pid in rows.all())  # fetchall: no per-row calls
@@ -35,6 +36,9 @@ def profile_ids_by_anonymous(conn: Connection, anonymous_ids: Iterable[str]) -> 
     wanted = list(set(anonymous_ids))
     found: dict[str, int] = {}
     for chunk in in_chunks(wanted):
+        if conn.dialect.name == "sqlite":
+            found.update(driver_cursor(conn).execute(_SQLITE_BY_ANONYMOUS, (json.dumps(chunk),)).fetchall())
+            continue
         rows = conn.execute(
             select(identity_links.c.anonymous_id, identity_links.c.profile_id).where(
                 identity_links.c.anonymous_id.in_(chunk)
@@ -56,7 +60,7 @@ def create_profiles(conn: Connection, user_ids: Sequence[str | None], now_ms: in
         # Identified people: one bulk insert and one lookup by user id.  (Ordered
         # RETURNING falls back to one INSERT per row on SQLite, 10x slower.)
         if conn.dialect.name == "sqlite":
-            conn.exec_driver_sql(_SQLITE_CREATE, [(u, now_ms, now_ms, now_ms) for u in named])
+            driver_cursor(conn).executemany(_SQLITE_CREATE, [(u, now_ms, now_ms, now_ms) for u in named])
         else:
             stamp = literal(now_ms, BigInteger)
             new = unnest_select({"user_id": (profiles.c.user_id.type, named)}).subquery()
@@ -74,7 +78,9 @@ def link_anonymous(conn: Connection, links: dict[str, int], now_ms: int) -> None
     """Record anonymous id -> profile links (new ones only)."""
     from tailormail.store.dialect import insert_ignoring_conflicts
 
-    if links:
+    if links and conn.dialect.name == "sqlite":
+        driver_cursor(conn).executemany(_SQLITE_LINK, [(a, p, now_ms) for a, p in links.items()])
+    elif links:
         conn.execute(
             insert_ignoring_conflicts(conn, identity_links),
             [{"anonymous_id": a, "profile_id": p, "linked_at": now_ms} for a, p in links.items()],
@@ -119,6 +125,10 @@ def traits_of(conn: Connection, profile_ids: Iterable[int]) -> dict[int, dict[st
     """Current traits of several profiles."""
     found: dict[int, dict[str, Any]] = {}
     for chunk in in_chunks(list(set(profile_ids))):
+        if conn.dialect.name == "sqlite":  # once per batch with identify calls: driver SQL, as the JSON type reads
+            rows = driver_cursor(conn).execute(_SQLITE_TRAITS, (json.dumps(chunk),)).fetchall()
+            found.update({pid: dict(read_json(traits) or {}) if traits is not None else {} for pid, traits in rows})
+            continue
         rows = conn.execute(select(profiles.c.id, profiles.c.traits).where(profiles.c.id.in_(chunk)))
         found.update({pid: dict(traits or {}) for pid, traits in rows})
     return found
@@ -133,7 +143,7 @@ def set_traits_many(conn: Connection, traits: dict[int, dict[str, Any]], now_ms:
     """Replace the traits of several profiles (one statement, many parameter sets)."""
     if traits and conn.dialect.name == "sqlite":
         encode = compact_json
-        conn.exec_driver_sql(_SQLITE_SET_TRAITS, [(encode(value), now_ms, pid) for pid, value in traits.items()])
+        driver_cursor(conn).executemany(_SQLITE_SET_TRAITS, [(encode(value), now_ms, pid) for pid, value in traits.items()])
     elif traits:
         stmt = update(profiles).where(profiles.c.id == bindparam("pid")).values(traits=bindparam("new_traits"))
         conn.execute(
@@ -170,6 +180,11 @@ def touch_seen(conn: Connection, seen: dict[int, tuple[int, int]], created: Coll
 # SQLite statements of the ingest path run through the driver's executemany: SQLAlchemy's
 # per-row parameter processing cost several times SQLite's own work at 100-event batches.
 _SQLITE_BY_USER = "SELECT user_id, id FROM profiles WHERE user_id IN (SELECT value FROM json_each(?))"
+_SQLITE_BY_ANONYMOUS = (
+    "SELECT anonymous_id, profile_id FROM identity_links WHERE anonymous_id IN (SELECT value FROM json_each(?))"
+)
+_SQLITE_LINK = "INSERT INTO identity_links (anonymous_id, profile_id, linked_at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING"
+_SQLITE_TRAITS = "SELECT id, traits FROM profiles WHERE id IN (SELECT value FROM json_each(?))"
 _SQLITE_CREATE = "INSERT INTO profiles (user_id, traits, first_seen, last_seen, updated_at) VALUES (?, '{}', ?, ?, ?)"
 _SQLITE_SET_TRAITS = "UPDATE profiles SET traits = ?, updated_at = ? WHERE id = ?"
 _SQLITE_SEEN_EXACT = "UPDATE profiles SET first_seen = ?, last_seen = ? WHERE id = ?"
@@ -177,10 +192,11 @@ _SQLITE_SEEN_WIDER = "UPDATE profiles SET first_seen = min(first_seen, ?), last_
 
 
 def _touch_seen_sqlite(conn: Connection, exact: dict[int, tuple[int, int]], wider: dict[int, tuple[int, int]]) -> None:
+    cursor = driver_cursor(conn)
     if exact:
-        conn.exec_driver_sql(_SQLITE_SEEN_EXACT, [(a, b, p) for p, (a, b) in exact.items()])
+        cursor.executemany(_SQLITE_SEEN_EXACT, [(a, b, p) for p, (a, b) in exact.items()])
     if wider:
-        conn.exec_driver_sql(_SQLITE_SEEN_WIDER, [(a, b, p) for p, (a, b) in wider.items()])
+        cursor.executemany(_SQLITE_SEEN_WIDER, [(a, b, p) for p, (a, b) in wider.items()])
 
 
 def merge_profiles(conn: Connection, source_id: int, target_id: int, now_ms: int) -> None:
