@@ -132,3 +132,25 @@ def test_seen_range_is_each_profiles_earliest_and_latest_time(
 ) -> None:
     messages = [Message("track", f"m{i}", "u", None, ts, "e") for i, (_, ts) in enumerate(events)]
     assert seen_range(messages, [pid for pid, _ in events]) == expected
+
+
+TOUCH_CASES = [
+    ("inside: unchanged", (12, 18), (10, 20)),
+    ("the same range", (10, 20), (10, 20)),
+    ("earlier", (5, 15), (5, 20)),
+    ("later", (15, 25), (10, 25)),
+    ("both ways", (1, 99), (1, 99)),
+    ("before everything", (1, 2), (1, 20)),
+]
+
+
+@pytest.mark.parametrize(("seen", "expected"), [(s, x) for _, s, x in TOUCH_CASES], ids=[c[0] for c in TOUCH_CASES])
+def test_touch_seen_widens_a_known_profiles_range_and_leaves_others_alone(
+    runtime: Runtime, seen: tuple[int, int], expected: tuple[int, int]
+) -> None:
+    with runtime.store.begin() as conn:
+        pid, other = profile_q.create_profiles(conn, ["u1", "u2"], 0)
+        profile_q.touch_seen(conn, {pid: (10, 20), other: (30, 40)}, created={pid, other})
+        profile_q.touch_seen(conn, {pid: seen})
+        got = {p["id"]: (p["first_seen"], p["last_seen"]) for p in map(dict, conn.execute(select(profiles)).mappings())}
+    assert got == {pid: expected, other: (30, 40)}
