@@ -52,26 +52,43 @@ def create_profiles(conn: Connection, user_ids: Sequence[str | None], now_ms: in
     """Insert one profile per user id (None: anonymous); return their ids in order."""
     if not user_ids:
         return []
+    if conn.dialect.name == "sqlite":
+        return _create_profiles_sqlite(conn, user_ids, now_ms)
     rows: list[dict[str, Any]] = [
         {"user_id": u, "traits": {}, "first_seen": now_ms, "last_seen": now_ms, "updated_at": now_ms} for u in user_ids
     ]
     named = [u for u in user_ids if u is not None]
     if len(named) == len(user_ids):
-        # Identified people: one bulk insert and one lookup by user id.  (Ordered
-        # RETURNING falls back to one INSERT per row on SQLite, 10x slower.)
-        if conn.dialect.name == "sqlite":
-            driver_cursor(conn).executemany(_SQLITE_CREATE, [(u, now_ms, now_ms, now_ms) for u in named])
-        else:
-            stamp = literal(now_ms, BigInteger)
-            new = unnest_select({"user_id": (profiles.c.user_id.type, named)}).subquery()
-            each = select(new.c.user_id, cast(literal("{}"), JSON), stamp, stamp, stamp)
-            conn.execute(
-                profiles.insert().from_select(["user_id", "traits", "first_seen", "last_seen", "updated_at"], each)
-            )
+        # Identified people: one bulk insert and one lookup by user id.
+        stamp = literal(now_ms, BigInteger)
+        new = unnest_select({"user_id": (profiles.c.user_id.type, named)}).subquery()
+        each = select(new.c.user_id, cast(literal("{}"), JSON), stamp, stamp, stamp)
+        conn.execute(profiles.insert().from_select(["user_id", "traits", "first_seen", "last_seen", "updated_at"], each))
         found = profile_ids_by_user(conn, named)
         return [found[u] for u in named]
     stmt = profiles.insert().returning(profiles.c.id, sort_by_parameter_order=True)
     return list(conn.execute(stmt, rows).scalars())
+
+
+def _create_profiles_sqlite(conn: Connection, user_ids: Sequence[str | None], now_ms: int) -> list[int]:
+    """One executemany; the new ids are the rowid range after the old maximum.
+
+    SQLite gives each new row max(rowid) + 1 and this transaction is the only
+    writer, so n rows inserted with the maximum grown by exactly n took those
+    ids in order (checked; else read back).  Ordered RETURNING would insert
+    row by row, 10x slower; a lookup by user id cost as much as the insert.
+    """
+    cursor = driver_cursor(conn)
+    before = _max_profile_id(cursor)
+    inserted = cursor.executemany(_SQLITE_CREATE, [(u, now_ms, now_ms, now_ms) for u in user_ids]).rowcount
+    if inserted == len(user_ids) and _max_profile_id(cursor) == before + len(user_ids):
+        return list(range(before + 1, before + 1 + len(user_ids)))
+    # Not a plain max + 1 allocation: read back in id order (insertion order while ids only grow).
+    return [pid for (pid,) in cursor.execute(_SQLITE_CREATED_SINCE, (before,)).fetchall()]
+
+
+def _max_profile_id(cursor: Any) -> int:
+    return int(cursor.execute("SELECT coalesce(max(id), 0) FROM profiles").fetchone()[0])
 
 
 def link_anonymous(conn: Connection, links: dict[str, int], now_ms: int) -> None:
@@ -151,6 +168,22 @@ def set_traits_many(conn: Connection, traits: dict[int, dict[str, Any]], now_ms:
         )
 
 
+def set_new_profiles(conn: Connection, rows: dict[int, tuple[dict[str, Any], int, int]], now_ms: int) -> None:
+    """Set the traits and exact (first, last) seen of profiles created in this transaction, one UPDATE each."""
+    if rows and conn.dialect.name == "sqlite":
+        encode = compact_json
+        driver_cursor(conn).executemany(
+            _SQLITE_SET_NEW, [(encode(traits), now_ms, lo, hi, pid) for pid, (traits, lo, hi) in rows.items()]
+        )
+    elif rows:
+        stmt = update(profiles).where(profiles.c.id == bindparam("pid"))
+        stmt = stmt.values(traits=bindparam("new_traits"), first_seen=bindparam("lo"), last_seen=bindparam("hi"))
+        conn.execute(
+            stmt.values(updated_at=now_ms),
+            [{"pid": pid, "new_traits": traits, "lo": lo, "hi": hi} for pid, (traits, lo, hi) in rows.items()],
+        )
+
+
 def touch_seen(conn: Connection, seen: dict[int, tuple[int, int]], created: Collection[int] = ()) -> None:
     """Widen first/last seen of profiles to include (earliest, latest) times.
 
@@ -186,7 +219,9 @@ _SQLITE_BY_ANONYMOUS = (
 _SQLITE_LINK = "INSERT INTO identity_links (anonymous_id, profile_id, linked_at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING"
 _SQLITE_TRAITS = "SELECT id, traits FROM profiles WHERE id IN (SELECT value FROM json_each(?))"
 _SQLITE_CREATE = "INSERT INTO profiles (user_id, traits, first_seen, last_seen, updated_at) VALUES (?, '{}', ?, ?, ?)"
+_SQLITE_CREATED_SINCE = "SELECT id FROM profiles WHERE id > ? ORDER BY id"
 _SQLITE_SET_TRAITS = "UPDATE profiles SET traits = ?, updated_at = ? WHERE id = ?"
+_SQLITE_SET_NEW = "UPDATE profiles SET traits = ?, updated_at = ?, first_seen = ?, last_seen = ? WHERE id = ?"
 _SQLITE_SEEN_EXACT = "UPDATE profiles SET first_seen = ?, last_seen = ? WHERE id = ?"
 _SQLITE_SEEN_WIDER = "UPDATE profiles SET first_seen = min(first_seen, ?), last_seen = max(last_seen, ?) WHERE id = ?"
 
