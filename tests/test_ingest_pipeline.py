@@ -7,7 +7,7 @@ from sqlalchemy import func, select
 
 from tailormail.errors import PayloadTooLarge, ValidationError
 from tailormail.ingest.messages import Message
-from tailormail.ingest.pipeline import seen_range
+from tailormail.ingest.pipeline import all_within, seen_range
 from tailormail.runtime import Runtime
 from tailormail.store import profiles as profile_q
 from tailormail.store.schema import events, profiles
@@ -115,6 +115,31 @@ def test_a_message_over_the_size_limit_is_refused(runtime: Runtime) -> None:
     big = track("big", userId="u", properties={"blob": "x" * 40_000})
     with pytest.raises(PayloadTooLarge):
         runtime.ingestor.ingest_raw([big], max_bytes=32 * 1024)
+
+
+def test_a_large_message_among_small_ones_is_refused_with_its_index(runtime: Runtime) -> None:
+    batch = [track(f"s{i}", userId="u") for i in range(3)] + [track("big", userId="u", properties={"b": "x" * 2_000})]
+    with pytest.raises(PayloadTooLarge) as refused:
+        runtime.ingestor.ingest_raw(batch, max_bytes=1_000)
+    assert refused.value.index == 3
+    assert runtime.ingestor.ingest_raw(batch, max_bytes=3_000).stored == 4  # the batch is larger; each one fits
+
+
+WITHIN_CASES = [
+    ("empty batch", [], 2, True),
+    ("exactly the limit", [{"a": 1}], len('[{"a":1}]'), True),
+    ("one byte over", [{"a": 1}], len('[{"a":1}]') - 1, False),
+    ("a value orjson encodes through str", [{"t": {1, 2}}], 100, True),
+    ("a key orjson refuses", [{1: "x"}], 100, False),
+    ("an integer beyond 64 bits", [{"n": 2**70}], 100, False),
+]
+
+
+@pytest.mark.parametrize(
+    ("raws", "limit", "expected"), [c[1:] for c in WITHIN_CASES], ids=[c[0] for c in WITHIN_CASES]
+)
+def test_all_within_is_true_only_when_the_encoded_batch_fits(raws: list[object], limit: int, expected: bool) -> None:
+    assert all_within(raws, limit) is expected
 
 
 SEEN_CASES = [
