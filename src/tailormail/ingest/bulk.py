@@ -16,7 +16,6 @@ from tailormail.ingest.messages import Message
 from tailormail.ingest.pipeline import event_values, first_of_each_id, update_profiles
 from tailormail.store import Store
 from tailormail.store import events as event_q
-from tailormail.store import profiles as profile_q
 from tailormail.store.dialect import tune_for_bulk_writes
 
 

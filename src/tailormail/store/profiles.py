@@ -63,7 +63,8 @@ def create_profiles(conn: Connection, user_ids: Sequence[str | None], now_ms: in
         stamp = literal(now_ms, BigInteger)
         new = unnest_select({"user_id": (profiles.c.user_id.type, named)}).subquery()
         each = select(new.c.user_id, cast(literal("{}"), JSON), stamp, stamp, stamp)
-        conn.execute(profiles.insert().from_select(["user_id", "traits", "first_seen", "last_seen", "updated_at"], each))
+        columns = ["user_id", "traits", "first_seen", "last_seen", "updated_at"]
+        conn.execute(profiles.insert().from_select(columns, each))
         found = profile_ids_by_user(conn, named)
         return [found[u] for u in named]
     stmt = profiles.insert().returning(profiles.c.id, sort_by_parameter_order=True)
@@ -160,7 +161,8 @@ def set_traits_many(conn: Connection, traits: dict[int, dict[str, Any]], now_ms:
     """Replace the traits of several profiles (one statement, many parameter sets)."""
     if traits and conn.dialect.name == "sqlite":
         encode = compact_json
-        driver_cursor(conn).executemany(_SQLITE_SET_TRAITS, [(encode(value), now_ms, pid) for pid, value in traits.items()])
+        rows = [(encode(value), now_ms, pid) for pid, value in traits.items()]
+        driver_cursor(conn).executemany(_SQLITE_SET_TRAITS, rows)
     elif traits:
         stmt = update(profiles).where(profiles.c.id == bindparam("pid")).values(traits=bindparam("new_traits"))
         conn.execute(
@@ -216,7 +218,9 @@ _SQLITE_BY_USER = "SELECT user_id, id FROM profiles WHERE user_id IN (SELECT val
 _SQLITE_BY_ANONYMOUS = (
     "SELECT anonymous_id, profile_id FROM identity_links WHERE anonymous_id IN (SELECT value FROM json_each(?))"
 )
-_SQLITE_LINK = "INSERT INTO identity_links (anonymous_id, profile_id, linked_at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING"
+_SQLITE_LINK = (
+    "INSERT INTO identity_links (anonymous_id, profile_id, linked_at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING"
+)
 _SQLITE_TRAITS = "SELECT id, traits FROM profiles WHERE id IN (SELECT value FROM json_each(?))"
 _SQLITE_CREATE = "INSERT INTO profiles (user_id, traits, first_seen, last_seen, updated_at) VALUES (?, '{}', ?, ?, ?)"
 _SQLITE_CREATED_SINCE = "SELECT id FROM profiles WHERE id > ? ORDER BY id"
