@@ -179,3 +179,22 @@ def test_touch_seen_widens_a_known_profiles_range_and_leaves_others_alone(
         profile_q.touch_seen(conn, {pid: seen})
         got = {p["id"]: (p["first_seen"], p["last_seen"]) for p in map(dict, conn.execute(select(profiles)).mappings())}
     assert got == {pid: expected, other: (30, 40)}
+
+
+CREATE_CASES = [
+    ("identified", ["a", "b", "c"]),
+    ("anonymous", [None, None]),
+    ("mixed", [None, "a", None, "b"]),
+    ("one", ["a"]),
+]
+
+
+@pytest.mark.parametrize("user_ids", [c[1] for c in CREATE_CASES], ids=[c[0] for c in CREATE_CASES])
+def test_create_profiles_returns_each_new_profiles_id_in_order(runtime: Runtime, user_ids: list[str | None]) -> None:
+    with runtime.store.begin() as conn:
+        profile_q.create_profiles(conn, ["earlier"], 0)  # ids do not start at 1
+        ids = profile_q.create_profiles(conn, user_ids, 5)
+        rows = {p["id"]: p for p in map(dict, conn.execute(select(profiles)).mappings())}
+    assert len(set(ids)) == len(user_ids)
+    assert [rows[pid]["user_id"] for pid in ids] == user_ids
+    assert all((rows[pid]["traits"], rows[pid]["first_seen"]) == ({}, 5) for pid in ids)
