@@ -7,7 +7,7 @@ from sqlalchemy import func, select
 
 from tailormail.errors import PayloadTooLarge, ValidationError
 from tailormail.ingest.messages import Message
-from tailormail.ingest.pipeline import seen_range
+from tailormail.ingest.pipeline import all_within, seen_range
 from tailormail.runtime import Runtime
 from tailormail.store import profiles as profile_q
 from tailormail.store.schema import events, profiles
@@ -117,6 +117,31 @@ def test_a_message_over_the_size_limit_is_refused(runtime: Runtime) -> None:
         runtime.ingestor.ingest_raw([big], max_bytes=32 * 1024)
 
 
+def test_a_large_message_among_small_ones_is_refused_with_its_index(runtime: Runtime) -> None:
+    batch = [track(f"s{i}", userId="u") for i in range(3)] + [track("big", userId="u", properties={"b": "x" * 2_000})]
+    with pytest.raises(PayloadTooLarge) as refused:
+        runtime.ingestor.ingest_raw(batch, max_bytes=1_000)
+    assert refused.value.index == 3
+    assert runtime.ingestor.ingest_raw(batch, max_bytes=3_000).stored == 4  # the batch is larger; each one fits
+
+
+WITHIN_CASES = [
+    ("empty batch", [], 2, True),
+    ("exactly the limit", [{"a": 1}], len('[{"a":1}]'), True),
+    ("one byte over", [{"a": 1}], len('[{"a":1}]') - 1, False),
+    ("a value orjson encodes through str", [{"t": {1, 2}}], 100, True),
+    ("a key orjson refuses", [{1: "x"}], 100, False),
+    ("an integer beyond 64 bits", [{"n": 2**70}], 100, False),
+]
+
+
+@pytest.mark.parametrize(
+    ("raws", "limit", "expected"), [c[1:] for c in WITHIN_CASES], ids=[c[0] for c in WITHIN_CASES]
+)
+def test_all_within_is_true_only_when_the_encoded_batch_fits(raws: list[object], limit: int, expected: bool) -> None:
+    assert all_within(raws, limit) is expected
+
+
 SEEN_CASES = [
     ("one event", [(1, 5)], {1: (5, 5)}),
     ("same time twice", [(1, 5), (1, 5)], {1: (5, 5)}),
@@ -132,3 +157,44 @@ def test_seen_range_is_each_profiles_earliest_and_latest_time(
 ) -> None:
     messages = [Message("track", f"m{i}", "u", None, ts, "e") for i, (_, ts) in enumerate(events)]
     assert seen_range(messages, [pid for pid, _ in events]) == expected
+
+
+TOUCH_CASES = [
+    ("inside: unchanged", (12, 18), (10, 20)),
+    ("the same range", (10, 20), (10, 20)),
+    ("earlier", (5, 15), (5, 20)),
+    ("later", (15, 25), (10, 25)),
+    ("both ways", (1, 99), (1, 99)),
+    ("before everything", (1, 2), (1, 20)),
+]
+
+
+@pytest.mark.parametrize(("seen", "expected"), [(s, x) for _, s, x in TOUCH_CASES], ids=[c[0] for c in TOUCH_CASES])
+def test_touch_seen_widens_a_known_profiles_range_and_leaves_others_alone(
+    runtime: Runtime, seen: tuple[int, int], expected: tuple[int, int]
+) -> None:
+    with runtime.store.begin() as conn:
+        pid, other = profile_q.create_profiles(conn, ["u1", "u2"], 0)
+        profile_q.touch_seen(conn, {pid: (10, 20), other: (30, 40)}, created={pid, other})
+        profile_q.touch_seen(conn, {pid: seen})
+        got = {p["id"]: (p["first_seen"], p["last_seen"]) for p in map(dict, conn.execute(select(profiles)).mappings())}
+    assert got == {pid: expected, other: (30, 40)}
+
+
+CREATE_CASES = [
+    ("identified", ["a", "b", "c"]),
+    ("anonymous", [None, None]),
+    ("mixed", [None, "a", None, "b"]),
+    ("one", ["a"]),
+]
+
+
+@pytest.mark.parametrize("user_ids", [c[1] for c in CREATE_CASES], ids=[c[0] for c in CREATE_CASES])
+def test_create_profiles_returns_each_new_profiles_id_in_order(runtime: Runtime, user_ids: list[str | None]) -> None:
+    with runtime.store.begin() as conn:
+        profile_q.create_profiles(conn, ["earlier"], 0)  # ids do not start at 1
+        ids = profile_q.create_profiles(conn, user_ids, 5)
+        rows = {p["id"]: p for p in map(dict, conn.execute(select(profiles)).mappings())}
+    assert len(set(ids)) == len(user_ids)
+    assert [rows[pid]["user_id"] for pid in ids] == user_ids
+    assert all((rows[pid]["traits"], rows[pid]["first_seen"]) == ({}, 5) for pid in ids)

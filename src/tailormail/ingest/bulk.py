@@ -13,10 +13,9 @@ from itertools import islice
 
 from tailormail.ingest import identity
 from tailormail.ingest.messages import Message
-from tailormail.ingest.pipeline import apply_traits, event_values, first_of_each_id, seen_range
+from tailormail.ingest.pipeline import event_values, first_of_each_id, update_profiles
 from tailormail.store import Store
 from tailormail.store import events as event_q
-from tailormail.store import profiles as profile_q
 from tailormail.store.dialect import tune_for_bulk_writes
 
 
@@ -49,11 +48,10 @@ def bulk_ingest(
             if fresh:
                 resolution = identity.resolve_batch(conn, fresh, now_ms)
                 profile_ids = resolution.profile_ids
-                apply_traits(conn, fresh, profile_ids, now_ms, blank=resolution.blank)
+                update_profiles(conn, fresh, resolution, now_ms)
                 event_q.insert_event_values(
                     conn, [event_values(m, p, now_ms) for m, p in zip(fresh, profile_ids, strict=True)]
                 )
-                profile_q.touch_seen(conn, seen_range(fresh, profile_ids), resolution.created)
         result.stored += len(fresh)
         if on_progress:
             on_progress(len(chunk))

@@ -11,6 +11,7 @@ from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
 from sqlalchemy import Connection
 
 from tailormail.clock import Clock, to_ms
@@ -58,6 +59,8 @@ class Ingestor:
     ) -> IngestResult:
         """Validate every raw message first, then store them all in one transaction."""
         now_ms = to_ms(self.clock.now())
+        if max_bytes is not None and all_within(raws, max_bytes):
+            max_bytes = None  # each message is smaller than the whole batch: no need to measure them one by one
         messages = [
             parse_message(raw, index=i, received_ms=now_ms, sent_at=sent_at, max_bytes=max_bytes)
             for i, raw in enumerate(raws)
@@ -84,6 +87,18 @@ class Ingestor:
         result.stored = len(result.events)
         result.duplicates = result.received - result.stored
         return result
+
+
+def all_within(raws: Sequence[Any], max_bytes: int) -> bool:
+    """True when the whole batch, as compact JSON, fits in ``max_bytes``, so each message does too.
+
+    One encoding of the batch instead of one per message; False (measure each)
+    when it is larger or when orjson refuses a value.
+    """
+    try:
+        return len(orjson.dumps(raws, default=str)) <= max_bytes
+    except TypeError:
+        return False
 
 
 def _larger_cache(conn: Connection) -> None:
@@ -115,10 +130,9 @@ def first_of_each_id(messages: Sequence[Message]) -> list[Message]:
 def _store(conn: Connection, messages: list[Message], now_ms: int) -> list[StoredEvent]:
     resolution = identity.resolve_batch(conn, messages, now_ms)
     profile_ids = resolution.profile_ids
-    apply_traits(conn, messages, profile_ids, now_ms, blank=resolution.blank)
+    update_profiles(conn, messages, resolution, now_ms)
     rows = [event_values(m, pid, now_ms) for m, pid in zip(messages, profile_ids, strict=True)]
     ids = {mid: eid for eid, mid in event_q.insert_event_values_returning(conn, rows)}
-    profile_q.touch_seen(conn, seen_range(messages, profile_ids), resolution.created)
     return [
         StoredEvent(ids[m.message_id], pid, m)
         for m, pid in zip(messages, profile_ids, strict=True)
@@ -139,19 +153,43 @@ def seen_range(messages: Sequence[Message], profile_ids: Sequence[int]) -> dict[
     return seen
 
 
+def update_profiles(conn: Connection, messages: list[Message], resolution: identity.Resolution, now_ms: int) -> None:
+    """Merge identify traits into the batch's profiles and widen their first/last seen.
+
+    A profile created for the batch takes its traits and its exact seen range
+    in one UPDATE instead of two (a pull of new customers: every profile).
+    """
+    profile_ids, created = resolution.profile_ids, resolution.created
+    seen = seen_range(messages, profile_ids)
+    merged = merged_traits(conn, messages, profile_ids, blank=resolution.blank)
+    new = {pid: (traits, *seen[pid]) for pid, traits in merged.items() if pid in created}
+    if new:
+        profile_q.set_new_profiles(conn, new, now_ms)
+        merged = {pid: traits for pid, traits in merged.items() if pid not in new}
+        seen = {pid: span for pid, span in seen.items() if pid not in new}
+    profile_q.set_traits_many(conn, merged, now_ms)
+    profile_q.touch_seen(conn, seen, created)
+
+
 def apply_traits(
     conn: Connection, messages: list[Message], profile_ids: list[int], now_ms: int, *, blank: Collection[int] = ()
 ) -> None:
     """Merge identify traits into profiles, later messages winning (``blank``: profiles known to have none yet)."""
+    profile_q.set_traits_many(conn, merged_traits(conn, messages, profile_ids, blank=blank), now_ms)
+
+
+def merged_traits(
+    conn: Connection, messages: list[Message], profile_ids: list[int], *, blank: Collection[int] = ()
+) -> dict[int, dict[str, Any]]:
+    """The traits of each profile identify calls change, merged over the stored ones, later messages winning."""
     updates: dict[int, dict[str, Any]] = {}
     for m, pid in zip(messages, profile_ids, strict=True):
         if m.type == "identify" and m.traits:
             updates.setdefault(pid, {}).update(m.traits)
     if not updates:
-        return
+        return {}
     current = profile_q.traits_of(conn, [pid for pid in updates if pid not in blank])
-    merged = {pid: {**current.get(pid, {}), **traits} for pid, traits in updates.items()}
-    profile_q.set_traits_many(conn, merged, now_ms)
+    return {pid: {**current.get(pid, {}), **traits} for pid, traits in updates.items()}
 
 
 def event_row(m: Message, profile_id: int, now_ms: int) -> dict[str, Any]:

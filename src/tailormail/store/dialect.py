@@ -87,6 +87,16 @@ BULK_CACHE_KIB = 65_536
 """SQLite page cache for bulk writes (64 MiB): index pages stay in memory across a batch."""
 
 
+def driver_cursor(conn: Connection) -> Any:
+    """A DB-API cursor on ``conn``'s connection, inside its current transaction.
+
+    For the few-row statements an ingested batch runs on SQLite: SQLAlchemy's
+    per-statement work (execution context, result object) cost as much as
+    SQLite's own for them.  Errors come as the driver's, not wrapped.
+    """
+    return conn.connection.cursor()
+
+
 def tune_for_bulk_writes(conn: Connection) -> None:
     """Give this connection a larger page cache on SQLite (inserting into three indexes at once)."""
     if conn.dialect.name == "sqlite":

@@ -8,7 +8,7 @@ from typing import Any
 
 from sqlalchemy import JSON, Column, Connection, MetaData, Table, Text, bindparam, cast, func, select
 
-from tailormail.store.dialect import compact_json, in_chunks, insert_ignoring_conflicts, one_of
+from tailormail.store.dialect import compact_json, driver_cursor, in_chunks, insert_ignoring_conflicts, one_of
 from tailormail.store.schema import events, profiles
 
 EVENT_COLUMNS = (
@@ -39,9 +39,10 @@ def insert_event_values_returning(conn: Connection, rows: list[tuple[Any, ...]])
         return []
     if conn.dialect.name != "sqlite":
         return insert_events(conn, [dict(zip(EVENT_COLUMNS, r, strict=True)) for r in rows])
-    before = _max_id(conn)
-    inserted = conn.exec_driver_sql(_sqlite_insert_sql(conn), _encoded(rows)).rowcount
-    if inserted == len(rows) and _max_id(conn) == before + len(rows):
+    cursor = driver_cursor(conn)
+    before = _max_id(cursor)
+    inserted = cursor.executemany(_sqlite_insert_sql(conn), _encoded(rows)).rowcount
+    if inserted == len(rows) and _max_id(cursor) == before + len(rows):
         return [(before + 1 + i, r[0]) for i, r in enumerate(rows)]
     stmt = select(events.c.id, events.c.message_id).where(
         events.c.id > before, one_of(conn, events.c.message_id, [r[0] for r in rows])
@@ -49,8 +50,8 @@ def insert_event_values_returning(conn: Connection, rows: list[tuple[Any, ...]])
     return sorted((int(eid), str(mid)) for eid, mid in conn.execute(stmt).all())
 
 
-def _max_id(conn: Connection) -> int:
-    return int(conn.exec_driver_sql("SELECT coalesce(max(id), 0) FROM events").scalar_one())
+def _max_id(cursor: Any) -> int:
+    return int(cursor.execute("SELECT coalesce(max(id), 0) FROM events").fetchone()[0])
 
 
 def _encoded(rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
@@ -171,7 +172,8 @@ def known_message_ids(conn: Connection, message_ids: Iterable[str]) -> set[str]:
     found: set[str] = set()
     for chunk in in_chunks(wanted):
         if conn.dialect.name == "sqlite":  # once per ingested batch: driver SQL, no statement to build
-            found.update(mid for (mid,) in conn.exec_driver_sql(_SQLITE_KNOWN, (json.dumps(chunk),)).fetchall())
+            rows = driver_cursor(conn).execute(_SQLITE_KNOWN, (json.dumps(chunk),)).fetchall()
+            found.update(mid for (mid,) in rows)
             continue
         stmt = select(events.c.message_id).where(one_of(conn, events.c.message_id, chunk))
         found.update(conn.execute(stmt).scalars().all())

@@ -8,7 +8,8 @@ from typing import Any
 
 from sqlalchemy import JSON, BigInteger, Connection, Table, bindparam, cast, delete, func, literal, select, update
 
-from tailormail.store.dialect import compact_json, in_chunks, one_of, unnest_select
+from tailormail.store.dialect import compact_json, driver_cursor, in_chunks, one_of, unnest_select
+from tailormail.store.engine import read_json
 from tailormail.store.schema import events, identity_links, profiles
 
 PROFILE_TABLES: list[tuple[Table, str]] = [(events, "profile_id"), (identity_links, "profile_id")]
@@ -23,7 +24,7 @@ def profile_ids_by_user(conn: Connection, user_ids: Iterable[str]) -> dict[str, 
     found: dict[str, int] = {}
     for chunk in in_chunks(wanted):
         if conn.dialect.name == "sqlite":  # once per ingested batch: driver SQL, no statement to build
-            found.update(conn.exec_driver_sql(_SQLITE_BY_USER, (json.dumps(chunk),)).fetchall())
+            found.update(driver_cursor(conn).execute(_SQLITE_BY_USER, (json.dumps(chunk),)).fetchall())
             continue
         rows = conn.execute(select(profiles.c.user_id, profiles.c.id).where(one_of(conn, profiles.c.user_id, chunk)))
         found.update((user, pid) for user, pid in rows.all())  # fetchall: no per-row calls
@@ -35,6 +36,9 @@ def profile_ids_by_anonymous(conn: Connection, anonymous_ids: Iterable[str]) -> 
     wanted = list(set(anonymous_ids))
     found: dict[str, int] = {}
     for chunk in in_chunks(wanted):
+        if conn.dialect.name == "sqlite":
+            found.update(driver_cursor(conn).execute(_SQLITE_BY_ANONYMOUS, (json.dumps(chunk),)).fetchall())
+            continue
         rows = conn.execute(
             select(identity_links.c.anonymous_id, identity_links.c.profile_id).where(
                 identity_links.c.anonymous_id.in_(chunk)
@@ -48,33 +52,53 @@ def create_profiles(conn: Connection, user_ids: Sequence[str | None], now_ms: in
     """Insert one profile per user id (None: anonymous); return their ids in order."""
     if not user_ids:
         return []
+    if conn.dialect.name == "sqlite":
+        return _create_profiles_sqlite(conn, user_ids, now_ms)
     rows: list[dict[str, Any]] = [
         {"user_id": u, "traits": {}, "first_seen": now_ms, "last_seen": now_ms, "updated_at": now_ms} for u in user_ids
     ]
     named = [u for u in user_ids if u is not None]
     if len(named) == len(user_ids):
-        # Identified people: one bulk insert and one lookup by user id.  (Ordered
-        # RETURNING falls back to one INSERT per row on SQLite, 10x slower.)
-        if conn.dialect.name == "sqlite":
-            conn.exec_driver_sql(_SQLITE_CREATE, [(u, now_ms, now_ms, now_ms) for u in named])
-        else:
-            stamp = literal(now_ms, BigInteger)
-            new = unnest_select({"user_id": (profiles.c.user_id.type, named)}).subquery()
-            each = select(new.c.user_id, cast(literal("{}"), JSON), stamp, stamp, stamp)
-            conn.execute(
-                profiles.insert().from_select(["user_id", "traits", "first_seen", "last_seen", "updated_at"], each)
-            )
+        # Identified people: one bulk insert and one lookup by user id.
+        stamp = literal(now_ms, BigInteger)
+        new = unnest_select({"user_id": (profiles.c.user_id.type, named)}).subquery()
+        each = select(new.c.user_id, cast(literal("{}"), JSON), stamp, stamp, stamp)
+        columns = ["user_id", "traits", "first_seen", "last_seen", "updated_at"]
+        conn.execute(profiles.insert().from_select(columns, each))
         found = profile_ids_by_user(conn, named)
         return [found[u] for u in named]
     stmt = profiles.insert().returning(profiles.c.id, sort_by_parameter_order=True)
     return list(conn.execute(stmt, rows).scalars())
 
 
+def _create_profiles_sqlite(conn: Connection, user_ids: Sequence[str | None], now_ms: int) -> list[int]:
+    """One executemany; the new ids are the rowid range after the old maximum.
+
+    SQLite gives each new row max(rowid) + 1 and this transaction is the only
+    writer, so n rows inserted with the maximum grown by exactly n took those
+    ids in order (checked; else read back).  Ordered RETURNING would insert
+    row by row, 10x slower; a lookup by user id cost as much as the insert.
+    """
+    cursor = driver_cursor(conn)
+    before = _max_profile_id(cursor)
+    inserted = cursor.executemany(_SQLITE_CREATE, [(u, now_ms, now_ms, now_ms) for u in user_ids]).rowcount
+    if inserted == len(user_ids) and _max_profile_id(cursor) == before + len(user_ids):
+        return list(range(before + 1, before + 1 + len(user_ids)))
+    # Not a plain max + 1 allocation: read back in id order (insertion order while ids only grow).
+    return [pid for (pid,) in cursor.execute(_SQLITE_CREATED_SINCE, (before,)).fetchall()]
+
+
+def _max_profile_id(cursor: Any) -> int:
+    return int(cursor.execute("SELECT coalesce(max(id), 0) FROM profiles").fetchone()[0])
+
+
 def link_anonymous(conn: Connection, links: dict[str, int], now_ms: int) -> None:
     """Record anonymous id -> profile links (new ones only)."""
     from tailormail.store.dialect import insert_ignoring_conflicts
 
-    if links:
+    if links and conn.dialect.name == "sqlite":
+        driver_cursor(conn).executemany(_SQLITE_LINK, [(a, p, now_ms) for a, p in links.items()])
+    elif links:
         conn.execute(
             insert_ignoring_conflicts(conn, identity_links),
             [{"anonymous_id": a, "profile_id": p, "linked_at": now_ms} for a, p in links.items()],
@@ -119,6 +143,10 @@ def traits_of(conn: Connection, profile_ids: Iterable[int]) -> dict[int, dict[st
     """Current traits of several profiles."""
     found: dict[int, dict[str, Any]] = {}
     for chunk in in_chunks(list(set(profile_ids))):
+        if conn.dialect.name == "sqlite":  # once per batch with identify calls: driver SQL, as the JSON type reads
+            rows = driver_cursor(conn).execute(_SQLITE_TRAITS, (json.dumps(chunk),)).fetchall()
+            found.update({pid: dict(read_json(traits) or {}) if traits is not None else {} for pid, traits in rows})
+            continue
         rows = conn.execute(select(profiles.c.id, profiles.c.traits).where(profiles.c.id.in_(chunk)))
         found.update({pid: dict(traits or {}) for pid, traits in rows})
     return found
@@ -133,11 +161,28 @@ def set_traits_many(conn: Connection, traits: dict[int, dict[str, Any]], now_ms:
     """Replace the traits of several profiles (one statement, many parameter sets)."""
     if traits and conn.dialect.name == "sqlite":
         encode = compact_json
-        conn.exec_driver_sql(_SQLITE_SET_TRAITS, [(encode(value), now_ms, pid) for pid, value in traits.items()])
+        rows = [(encode(value), now_ms, pid) for pid, value in traits.items()]
+        driver_cursor(conn).executemany(_SQLITE_SET_TRAITS, rows)
     elif traits:
         stmt = update(profiles).where(profiles.c.id == bindparam("pid")).values(traits=bindparam("new_traits"))
         conn.execute(
             stmt.values(updated_at=now_ms), [{"pid": pid, "new_traits": value} for pid, value in traits.items()]
+        )
+
+
+def set_new_profiles(conn: Connection, rows: dict[int, tuple[dict[str, Any], int, int]], now_ms: int) -> None:
+    """Set the traits and exact (first, last) seen of profiles created in this transaction, one UPDATE each."""
+    if rows and conn.dialect.name == "sqlite":
+        encode = compact_json
+        driver_cursor(conn).executemany(
+            _SQLITE_SET_NEW, [(encode(traits), now_ms, lo, hi, pid) for pid, (traits, lo, hi) in rows.items()]
+        )
+    elif rows:
+        stmt = update(profiles).where(profiles.c.id == bindparam("pid"))
+        stmt = stmt.values(traits=bindparam("new_traits"), first_seen=bindparam("lo"), last_seen=bindparam("hi"))
+        conn.execute(
+            stmt.values(updated_at=now_ms),
+            [{"pid": pid, "new_traits": traits, "lo": lo, "hi": hi} for pid, (traits, lo, hi) in rows.items()],
         )
 
 
@@ -170,17 +215,27 @@ def touch_seen(conn: Connection, seen: dict[int, tuple[int, int]], created: Coll
 # SQLite statements of the ingest path run through the driver's executemany: SQLAlchemy's
 # per-row parameter processing cost several times SQLite's own work at 100-event batches.
 _SQLITE_BY_USER = "SELECT user_id, id FROM profiles WHERE user_id IN (SELECT value FROM json_each(?))"
+_SQLITE_BY_ANONYMOUS = (
+    "SELECT anonymous_id, profile_id FROM identity_links WHERE anonymous_id IN (SELECT value FROM json_each(?))"
+)
+_SQLITE_LINK = (
+    "INSERT INTO identity_links (anonymous_id, profile_id, linked_at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING"
+)
+_SQLITE_TRAITS = "SELECT id, traits FROM profiles WHERE id IN (SELECT value FROM json_each(?))"
 _SQLITE_CREATE = "INSERT INTO profiles (user_id, traits, first_seen, last_seen, updated_at) VALUES (?, '{}', ?, ?, ?)"
+_SQLITE_CREATED_SINCE = "SELECT id FROM profiles WHERE id > ? ORDER BY id"
 _SQLITE_SET_TRAITS = "UPDATE profiles SET traits = ?, updated_at = ? WHERE id = ?"
+_SQLITE_SET_NEW = "UPDATE profiles SET traits = ?, updated_at = ?, first_seen = ?, last_seen = ? WHERE id = ?"
 _SQLITE_SEEN_EXACT = "UPDATE profiles SET first_seen = ?, last_seen = ? WHERE id = ?"
 _SQLITE_SEEN_WIDER = "UPDATE profiles SET first_seen = min(first_seen, ?), last_seen = max(last_seen, ?) WHERE id = ?"
 
 
 def _touch_seen_sqlite(conn: Connection, exact: dict[int, tuple[int, int]], wider: dict[int, tuple[int, int]]) -> None:
+    cursor = driver_cursor(conn)
     if exact:
-        conn.exec_driver_sql(_SQLITE_SEEN_EXACT, [(a, b, p) for p, (a, b) in exact.items()])
+        cursor.executemany(_SQLITE_SEEN_EXACT, [(a, b, p) for p, (a, b) in exact.items()])
     if wider:
-        conn.exec_driver_sql(_SQLITE_SEEN_WIDER, [(a, b, p) for p, (a, b) in wider.items()])
+        cursor.executemany(_SQLITE_SEEN_WIDER, [(a, b, p) for p, (a, b) in wider.items()])
 
 
 def merge_profiles(conn: Connection, source_id: int, target_id: int, now_ms: int) -> None:

@@ -28,7 +28,7 @@ from sqlalchemy import (
 from sqlalchemy.types import Integer, String
 
 from tailormail.store import jsonsql
-from tailormail.store.dialect import insert_many, one_of, unnest_select, upsert
+from tailormail.store.dialect import driver_cursor, insert_many, one_of, unnest_select, upsert
 from tailormail.store.schema import events, profiles
 from tailormail.store.schema_segments import segment_changes, segment_members, segment_rechecks, segment_state
 
@@ -47,7 +47,7 @@ def run_profile_query(conn: Connection, stmt: Select[Any], params: dict[str, Any
     if form is not None:
         sql, template = form
         values = tuple(value if name is None else params[name] for name, value in template)  # type: ignore[index]
-        return {int(pid) for (pid,) in conn.exec_driver_sql(sql, values).fetchall()}
+        return {int(pid) for (pid,) in driver_cursor(conn).execute(sql, values).fetchall()}
     return {int(pid) for pid in conn.execute(stmt, params or {}).scalars().all()}  # fetchall: no per-row calls
 
 
@@ -192,7 +192,7 @@ def memberships_among(conn: Connection, segments: Iterable[str], ids: Iterable[i
         return set()
     if conn.dialect.name == "sqlite":  # once per ingested batch: driver SQL, no statement to build
         # By person (a few rows each), not by (segment, person): that was a probe per pair.
-        rows = conn.exec_driver_sql(_SQLITE_MEMBERSHIPS, (json.dumps(wanted),)).fetchall()
+        rows = driver_cursor(conn).execute(_SQLITE_MEMBERSHIPS, (json.dumps(wanted),)).fetchall()
         return {(str(s), int(p)) for s, p in rows if s in names}
     stmt = select(segment_members.c.segment, segment_members.c.profile_id).where(
         among(conn, segment_members.c.profile_id, wanted), segment_members.c.segment.in_(sorted(names))
@@ -206,7 +206,7 @@ def profile_clocks(conn: Connection, ids: Iterable[int]) -> dict[int, tuple[int,
     if not wanted:
         return {}
     if conn.dialect.name == "sqlite":  # once per ingested batch: driver SQL, no statement to build
-        rows = conn.exec_driver_sql(_SQLITE_CLOCKS, (json.dumps(wanted),)).fetchall()
+        rows = driver_cursor(conn).execute(_SQLITE_CLOCKS, (json.dumps(wanted),)).fetchall()
         return {int(p): (int(u), int(f), int(last)) for p, u, f, last in rows}
     cols = (profiles.c.id, profiles.c.updated_at, profiles.c.first_seen, profiles.c.last_seen)
     stmt = select(*cols).where(among(conn, profiles.c.id, wanted))
@@ -262,7 +262,7 @@ def states(conn: Connection) -> dict[str, dict[str, Any]]:
     """The refresh state of every segment ever refreshed, by name."""
     if conn.dialect.name == "sqlite":  # read by every ingested batch: driver SQL
         columns = [c.name for c in segment_state.c]
-        rows = conn.exec_driver_sql(f"SELECT {', '.join(columns)} FROM {segment_state.name}").fetchall()
+        rows = driver_cursor(conn).execute(f"SELECT {', '.join(columns)} FROM {segment_state.name}").fetchall()
         return {row[0]: dict(zip(columns, row, strict=True)) for row in rows}
     return {r["name"]: dict(r) for r in conn.execute(select(segment_state)).mappings()}
 
