@@ -135,9 +135,7 @@ WITHIN_CASES = [
 ]
 
 
-@pytest.mark.parametrize(
-    ("raws", "limit", "expected"), [c[1:] for c in WITHIN_CASES], ids=[c[0] for c in WITHIN_CASES]
-)
+@pytest.mark.parametrize(("raws", "limit", "expected"), [c[1:] for c in WITHIN_CASES], ids=[c[0] for c in WITHIN_CASES])
 def test_all_within_is_true_only_when_the_encoded_batch_fits(raws: list[object], limit: int, expected: bool) -> None:
     assert all_within(raws, limit) is expected
 

@@ -142,3 +142,13 @@ def test_bounce_unsubscribe_and_complaint_rates(counts: tuple[int, ...], rates: 
     sent, delivered, bounced, unsubscribed, complained = counts
     m = Metrics({}, sent=sent, delivered=delivered, bounced=bounced, unsubscribed=unsubscribed, complained=complained)
     assert (m.bounce_rate, m.unsubscribe_rate, m.complaint_rate) == pytest.approx(rates)
+
+
+def test_the_report_shows_every_column_and_the_terminal_the_short_ones() -> None:
+    from tailormail.analytics.metrics import COLUMNS, Metrics
+
+    labels = [c.label for c in COLUMNS]
+    assert {"bounced", "unsubscribed", "spam complaints", "complaint rate"} <= set(labels)
+    assert [c.short for c in COLUMNS if c.short][-2:] == ["spam", "spam %"]
+    row = [c.cell(Metrics({}, sent=4, delivered=4, complained=1)) for c in COLUMNS]
+    assert row[labels.index("complaint rate")] == "25.00%" and row[labels.index("bounced")] == 0

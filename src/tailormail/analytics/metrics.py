@@ -120,7 +120,7 @@ class Column:
     style: str = "count"
     """count, rate (one decimal), small rate (two decimals: conversions, complaints) or money."""
     short: str = ""
-    """The heading in a terminal, where 13 full headings do not fit."""
+    """The heading in a terminal, where 15 full headings do not fit (empty: the report only)."""
 
     def cell(self, m: Metrics) -> Any:
         """The value of ``m`` in this column, formatted for a table."""
@@ -135,6 +135,7 @@ class Column:
 COLUMNS = (
     Column("sent", "sent", short="sent"),
     Column("delivered", "delivered", short="deliv."),
+    Column("bounced", "bounced"),
     Column("bounce rate", "bounce_rate", "rate", "bounce"),
     Column("open rate", "open_rate", "rate", "open"),
     Column("click rate", "click_rate", "rate", "click"),
@@ -143,11 +144,12 @@ COLUMNS = (
     Column("conversion rate", "conversion_rate", "small rate", "conv. %"),
     Column("revenue", "revenue", "money", "revenue"),
     Column("revenue / recipient", "revenue_per_recipient", "money", "rev./rcpt"),
+    Column("unsubscribed", "unsubscribed"),
     Column("unsubscribe rate", "unsubscribe_rate", "small rate", "unsub."),
     Column("spam complaints", "complained", short="spam"),
     Column("complaint rate", "complaint_rate", "small rate", "spam %"),
 )
-"""The metrics table's columns after the grouping ones (counts behind every rate are in ``as_dict``).
+"""The metrics table's columns after the grouping ones (every count and rate is also in ``as_dict``).
 
 The terminal's headings: deliv. delivered, bounce/open/click rates, CTOR click-to-open rate,
 conv. conversions, rev./rcpt revenue per delivered email, unsub. unsubscribe rate, spam complaints.

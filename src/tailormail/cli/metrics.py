@@ -49,8 +49,9 @@ def metrics(
     if as_json:
         print_json(rows)
         return
-    columns = [*groups, *(c.short for c in COLUMNS)]
-    table = [[*(m.group[g] for g in groups), *(c.cell(m) for c in COLUMNS)] for m in found]
+    shown = [c for c in COLUMNS if c.short]  # the terminal's narrower table: rates, not the counts behind them
+    columns = [*groups, *(c.short for c in shown)]
+    table = [[*(m.group[g] for g in groups), *(c.cell(m) for c in shown)] for m in found]
     print_table("Email metrics" + ("" if include_automated else " (automated hits left out)"), columns, table)
 
 
