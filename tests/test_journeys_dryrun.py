@@ -40,3 +40,23 @@ def test_a_purchase_in_the_file_ends_the_dry_run_early(runtime: Runtime) -> None
     result = dry_run(runtime, "cart_abandonment", "bob", timeline)
     assert result.emails == []
     assert result.timeline[-1]["detail"] == {"reason": "goal"}
+
+
+def test_a_dry_run_starts_even_when_the_person_is_already_in_the_journey(runtime: Runtime) -> None:
+    # Ann's real cart run is waiting for its reminder: the dry run still shows the journey from
+    # its entry (re-entry rules waived, her real run set aside in the rolled-back transaction).
+    runtime.ingestor.ingest_raw(
+        [
+            {"type": "identify", "userId": "ann", "traits": {}},
+            {"type": "track", "userId": "ann", "event": "add_to_cart", "properties": {"product_id": "p9"}},
+        ]
+    )
+    with runtime.store.read() as conn:
+        real = [(r.id, r.status, r.position) for r in conn.execute(select(journey_runs))]
+    assert len(real) == 1 and real[0][1] == "waiting"
+    cart = [{"event": "add_to_cart", "timestamp": "2026-03-02T09:00:00Z", "properties": {"product_id": "p1"}}]
+    result = dry_run(runtime, "cart_abandonment", "ann", cart)
+    assert [e.template for e in result.emails] == ["cart_reminder", "cart_recommendations"]
+    assert result.timeline[0]["action"] == "entered"
+    with runtime.store.read() as conn:
+        assert [(r.id, r.status, r.position) for r in conn.execute(select(journey_runs))] == real

@@ -112,6 +112,10 @@ def _simulate(
     end: int,
 ) -> list[int]:
     before = {r["id"] for r in q.runs_of(conn, journey.name, profile_id)}
+    # The journey from its entry, whatever the person's real runs are doing: in this transaction
+    # (rolled back) their live runs are set aside, so the events below neither resume nor end them.
+    live = q.active_runs(conn, [journey.name], profile_id)
+    q.update_runs(conn, {r["id"]: {"status": "done", "waiting_for": None} for r in live})
     if not isinstance(journey.entry, m.EventEntry | m.SegmentEntry) or not events:
         runner.enter(conn, journey, profile_id, {}, now)
     queue = list(events)

@@ -151,7 +151,7 @@ class JourneyRunner:
     policy: e.SendPolicy = field(default_factory=e.SendPolicy)
     timezone: str = "UTC"
     ignore_reentry: bool = False
-    """Dry runs start a run even if the person already has one."""
+    """Waive the re-entry window (dry runs: the person's real runs are set aside, their past entries ignored)."""
     dry: bool = False
     """A dry run: the frequency cap counts the run log's planned sends (nothing is in the outbox)."""
     _index: EventIndex | None = field(default=None, init=False, repr=False)
@@ -294,13 +294,16 @@ class JourneyRunner:
     def _enter(self, batch: StepBatch, journey: m.Journey, profile_id: int, trigger: dict[str, Any]) -> int | None:
         if any(run["journey"] == journey.name for run in batch.live.get(profile_id, ())):
             return None  # running: the last entry does not matter (and may not have been read)
-        last = batch.last_entry(journey.name, profile_id)
-        if last is not None and (journey.reentry_ms is None or batch.now_ms - last < journey.reentry_ms):
-            return None  # too soon
+        if not self.ignore_reentry and self._too_soon(batch, journey, profile_id):
+            return None
         run = batch.start_run(journey.name, profile_id, trigger)
         batch.log(run, None, "entered", {})
         self._advance(batch, journey, run, journey.start)
         return int(run["id"])
+
+    def _too_soon(self, batch: StepBatch, journey: m.Journey, profile_id: int) -> bool:
+        last = batch.last_entry(journey.name, profile_id)
+        return last is not None and (journey.reentry_ms is None or batch.now_ms - last < journey.reentry_ms)
 
     def _advance(self, batch: StepBatch, journey: m.Journey, run: dict[str, Any], node: str | None) -> None:
         """Step a run from ``node`` and apply what the step decided."""
