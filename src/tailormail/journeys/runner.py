@@ -242,9 +242,7 @@ class JourneyRunner:
                 if runs is None or all(run["journey"] != journey.name for run in runs):
                     pairs.setdefault(journey.name, set()).add(ev.profile_id)
         if pairs:
-            everyone = set().union(*pairs.values())
-            batch.last.update(q.last_entries(batch.conn, list(pairs), everyone))
-            batch.last_read.update((name, pid) for name, people in pairs.items() for pid in people)
+            batch.read_last(list(pairs), set().union(*pairs.values()))
 
     # --- segment entries -----------------------------------------------------------
 

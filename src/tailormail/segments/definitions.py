@@ -11,6 +11,7 @@ import hashlib
 import json
 import re
 from dataclasses import dataclass, fields, replace
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -38,9 +39,13 @@ class Segment:
     source: str = ""
     document: Any = None
 
-    @property
+    @cached_property
     def rule_hash(self) -> str:
-        """Changes whenever what the rule means changes (event names resolved)."""
+        """Changes whenever what the rule means changes (event names resolved); computed once per definition.
+
+        Real time asks for every segment in every batch; a definition is immutable
+        and lives until its file changes, so the hash is kept with it.
+        """
         return hashlib.sha256(repr(self.rule).encode("utf-8")).hexdigest()[:16]
 
     @property

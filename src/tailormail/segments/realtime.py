@@ -79,7 +79,7 @@ class Catalog:
         loaded = self._segments
         for name, row in state.items():
             segment = loaded.get(name)
-            if segment is None or rule_hash(segment) != row.get("rule_hash"):
+            if segment is None or segment.rule_hash != row.get("rule_hash"):
                 return True
         return False
 
@@ -90,28 +90,7 @@ def active_segments(conn: Connection, segments: dict[str, Segment]) -> list[Segm
 
 
 def _active(state: dict[str, dict[str, Any]], segments: dict[str, Segment]) -> list[Segment]:
-    return [s for s in segments.values() if s.active and state.get(s.name, {}).get("rule_hash") == rule_hash(s)]
-
-
-def rule_hash(segment: Segment) -> str:
-    """``segment.rule_hash``, computed once per loaded definition (every batch asks, for every segment).
-
-    The property hashes the rule's text each time; a definition is immutable and
-    lives until its file changes, so its hash is kept beside it (by identity: a
-    dataclass hash would walk the rule tree again).
-    """
-    found = _HASHES.get(id(segment))
-    if found is not None and found[0] is segment:
-        return found[1]
-    if len(_HASHES) >= _MAX_HASHES:  # definitions replaced by reloads: forget them all, the live ones come back
-        _HASHES.clear()
-    value = segment.rule_hash
-    _HASHES[id(segment)] = (segment, value)
-    return value
-
-
-_HASHES: dict[int, tuple[Segment, str]] = {}
-_MAX_HASHES = 1024
+    return [s for s in segments.values() if s.active and state.get(s.name, {}).get("rule_hash") == s.rule_hash]
 
 
 @dataclass

@@ -8,7 +8,7 @@ from typing import Any
 
 from sqlalchemy import Connection, and_, bindparam, case, delete, func, select, update
 
-from tailormail.store.dialect import in_chunks, insert_ignoring_conflicts, insert_many, upsert
+from tailormail.store.dialect import driver_cursor, in_chunks, insert_ignoring_conflicts, insert_many, upsert
 from tailormail.store.schema_deliver import delivery_attempts, outbox, outbox_bodies, suppressions
 
 CLAIM_COLUMNS = [
@@ -85,9 +85,8 @@ def claim_due(conn: Connection, worker: str, now_ms: int, lease_ms: int, limit: 
 def _select_due(conn: Connection, which: str, now_ms: int, limit: int) -> list[dict[str, Any]]:
     """Due rows with their bytes, oldest due first: leases run out (``expired``) or ``queued`` ones."""
     if conn.dialect.name == "sqlite":  # every batch of the send loop: driver SQL, no statement to build
-        cursor = conn.exec_driver_sql(_SQLITE_DUE[which], (now_ms, limit)).cursor
-        assert cursor is not None
-        return [dict(zip(CLAIM_NAMES, row, strict=True)) for row in cursor.fetchall()]
+        rows = driver_cursor(conn).execute(_SQLITE_DUE[which], (now_ms, limit)).fetchall()
+        return [dict(zip(CLAIM_NAMES, row, strict=True)) for row in rows]
     condition = (
         and_(outbox.c.status == "sending", outbox.c.lease_until < now_ms)
         if which == "expired"

@@ -97,6 +97,24 @@ def driver_cursor(conn: Connection) -> Any:
     return conn.connection.cursor()
 
 
+def insert_in_rowid_order(cursor: Any, table: str, sql: str, rows: Sequence[Sequence[Any]]) -> tuple[int, range | None]:
+    """SQLite: ``sql`` for every row through the driver's executemany; (the old largest id, the new rows' ids).
+
+    SQLite gives each new row of an ``INTEGER PRIMARY KEY`` table max(id) + 1,
+    and the caller's write transaction is the only writer: when all rows went
+    in and the largest id grew by exactly their number, they took those ids in
+    order.  Otherwise (conflicts skipped, ids set by hand) the ids are None and
+    the caller reads them back, above the old largest id.  Ordered RETURNING
+    would insert row by row; a lookup afterwards cost as much as the insert.
+    """
+    largest = f"SELECT coalesce(max(id), 0) FROM {table}"  # ``table`` is one of our own table names
+    before = int(cursor.execute(largest).fetchone()[0])
+    inserted = cursor.executemany(sql, rows).rowcount
+    if inserted == len(rows) and int(cursor.execute(largest).fetchone()[0]) == before + len(rows):
+        return before, range(before + 1, before + 1 + len(rows))
+    return before, None
+
+
 def tune_for_bulk_writes(conn: Connection) -> None:
     """Give this connection a larger page cache on SQLite (inserting into three indexes at once)."""
     if conn.dialect.name == "sqlite":

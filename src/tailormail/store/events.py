@@ -8,7 +8,14 @@ from typing import Any
 
 from sqlalchemy import JSON, Column, Connection, MetaData, Table, Text, bindparam, cast, func, select
 
-from tailormail.store.dialect import compact_json, driver_cursor, in_chunks, insert_ignoring_conflicts, one_of
+from tailormail.store.dialect import (
+    compact_json,
+    driver_cursor,
+    in_chunks,
+    insert_ignoring_conflicts,
+    insert_in_rowid_order,
+    one_of,
+)
 from tailormail.store.schema import events, profiles
 
 EVENT_COLUMNS = (
@@ -39,19 +46,13 @@ def insert_event_values_returning(conn: Connection, rows: list[tuple[Any, ...]])
         return []
     if conn.dialect.name != "sqlite":
         return insert_events(conn, [dict(zip(EVENT_COLUMNS, r, strict=True)) for r in rows])
-    cursor = driver_cursor(conn)
-    before = _max_id(cursor)
-    inserted = cursor.executemany(_sqlite_insert_sql(conn), _encoded(rows)).rowcount
-    if inserted == len(rows) and _max_id(cursor) == before + len(rows):
-        return [(before + 1 + i, r[0]) for i, r in enumerate(rows)]
+    before, ids = insert_in_rowid_order(driver_cursor(conn), "events", _sqlite_insert_sql(conn), _encoded(rows))
+    if ids is not None:
+        return [(eid, r[0]) for eid, r in zip(ids, rows, strict=True)]
     stmt = select(events.c.id, events.c.message_id).where(
         events.c.id > before, one_of(conn, events.c.message_id, [r[0] for r in rows])
     )
     return sorted((int(eid), str(mid)) for eid, mid in conn.execute(stmt).all())
-
-
-def _max_id(cursor: Any) -> int:
-    return int(cursor.execute("SELECT coalesce(max(id), 0) FROM events").fetchone()[0])
 
 
 def _encoded(rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:

@@ -8,7 +8,14 @@ from typing import Any
 
 from sqlalchemy import JSON, BigInteger, Connection, Table, bindparam, cast, delete, func, literal, select, update
 
-from tailormail.store.dialect import compact_json, driver_cursor, in_chunks, one_of, unnest_select
+from tailormail.store.dialect import (
+    compact_json,
+    driver_cursor,
+    in_chunks,
+    insert_in_rowid_order,
+    one_of,
+    unnest_select,
+)
 from tailormail.store.engine import read_json
 from tailormail.store.schema import events, identity_links, profiles
 
@@ -72,24 +79,13 @@ def create_profiles(conn: Connection, user_ids: Sequence[str | None], now_ms: in
 
 
 def _create_profiles_sqlite(conn: Connection, user_ids: Sequence[str | None], now_ms: int) -> list[int]:
-    """One executemany; the new ids are the rowid range after the old maximum.
-
-    SQLite gives each new row max(rowid) + 1 and this transaction is the only
-    writer, so n rows inserted with the maximum grown by exactly n took those
-    ids in order (checked; else read back).  Ordered RETURNING would insert
-    row by row, 10x slower; a lookup by user id cost as much as the insert.
-    """
+    """One executemany; the new ids from the rowid range (``insert_in_rowid_order``), else read back in id order."""
     cursor = driver_cursor(conn)
-    before = _max_profile_id(cursor)
-    inserted = cursor.executemany(_SQLITE_CREATE, [(u, now_ms, now_ms, now_ms) for u in user_ids]).rowcount
-    if inserted == len(user_ids) and _max_profile_id(cursor) == before + len(user_ids):
-        return list(range(before + 1, before + 1 + len(user_ids)))
-    # Not a plain max + 1 allocation: read back in id order (insertion order while ids only grow).
+    rows = [(u, now_ms, now_ms, now_ms) for u in user_ids]
+    before, ids = insert_in_rowid_order(cursor, "profiles", _SQLITE_CREATE, rows)
+    if ids is not None:
+        return list(ids)
     return [pid for (pid,) in cursor.execute(_SQLITE_CREATED_SINCE, (before,)).fetchall()]
-
-
-def _max_profile_id(cursor: Any) -> int:
-    return int(cursor.execute("SELECT coalesce(max(id), 0) FROM profiles").fetchone()[0])
 
 
 def link_anonymous(conn: Connection, links: dict[str, int], now_ms: int) -> None:
