@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 import threading
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
 from typing import Any
@@ -13,6 +14,7 @@ import orjson
 from sqlalchemy import Connection, Engine, create_engine, event
 
 from tailormail.errors import ConfigError
+from tailormail.store.checkpoint import Checkpointer, configure_writer
 
 _WRITE = "tailormail_write"
 
@@ -80,10 +82,20 @@ def _configure_sqlite(engine: Engine) -> None:
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA busy_timeout=30000")
         cursor.close()
+        if sqlite_file(engine) is not None:
+            configure_writer(dbapi_conn)
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Connection) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.info.get(_WRITE) else "BEGIN")
+
+
+def sqlite_file(engine: Engine) -> str | None:
+    """The database file of a SQLite engine; None for PostgreSQL and in-memory databases."""
+    database = engine.url.database
+    if engine.dialect.name != "sqlite" or not database or database == ":memory:" or database.startswith("file:"):
+        return None
+    return database
 
 
 class Store:
@@ -98,6 +110,10 @@ class Store:
         # concurrent API requests most of the time went to those sleeps.  Other
         # processes (a separate worker) still meet SQLite's busy timeout.
         self._write_lock = threading.RLock() if self.engine.dialect.name == "sqlite" else None
+        path = sqlite_file(self.engine)
+        self.checkpointer = Checkpointer(path) if path is not None else None
+        if self.checkpointer is not None:
+            weakref.finalize(self, self.checkpointer.stop)
 
     @property
     def dialect(self) -> str:
@@ -114,6 +130,8 @@ class Store:
                     yield conn
             finally:
                 conn.info.pop(_WRITE, None)
+        if self.checkpointer is not None:
+            self.checkpointer.nudge()  # committed: the log is folded in off this thread
 
     @contextmanager
     def read(self) -> Iterator[Connection]:
@@ -128,5 +146,7 @@ class Store:
         return [m.name for m in migrate(self.begin, self.dialect)]
 
     def close(self) -> None:
-        """Release every pooled connection."""
+        """Stop the checkpoint thread and release every pooled connection."""
+        if self.checkpointer is not None:
+            self.checkpointer.stop()
         self.engine.dispose()

@@ -1,0 +1,70 @@
+"""The write-ahead log is folded in by a background thread, not by the committing writer."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+from tailormail.store import Store
+from tailormail.store.checkpoint import BACKSTOP_PAGES, LOG_SIZE_LIMIT
+
+
+def _write(store: Store, rows: int) -> None:
+    with store.begin() as conn:
+        conn.exec_driver_sql("CREATE TABLE IF NOT EXISTS t (v TEXT)")
+        conn.exec_driver_sql("INSERT INTO t VALUES (?)", [("x" * 500,) for _ in range(rows)])
+
+
+def _threads() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name == "tailormail-wal-checkpoint"]
+
+
+def test_writers_leave_checkpoints_to_the_thread(tmp_path: Path) -> None:
+    store = Store(f"sqlite:///{tmp_path / 'w.db'}")
+    try:
+        with store.read() as conn:
+            assert conn.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar() == BACKSTOP_PAGES
+            assert conn.exec_driver_sql("PRAGMA journal_size_limit").scalar() == LOG_SIZE_LIMIT
+    finally:
+        store.close()
+
+
+def test_a_commit_wakes_the_thread_which_folds_the_log_in(tmp_path: Path) -> None:
+    store = Store(f"sqlite:///{tmp_path / 'w.db'}")
+    assert store.checkpointer is not None
+    try:
+        assert store.checkpointer.checkpoints == 0  # no thread and no checkpoint before the first write
+        _write(store, 3000)  # ~1.5 MB: over SQLite's default 1,000-page checkpoint, under our backstop
+        assert store.checkpointer.ran.wait(timeout=30), "the checkpoint thread never ran"
+        assert store.checkpointer.checkpoints >= 1
+        busy, log_pages, done = store.checkpointer.checkpoint() or (1, 0, -1)
+        assert busy == 0 and done == log_pages  # everything in the log is in the database now
+        with store.read() as conn:
+            assert conn.exec_driver_sql("SELECT count(*) FROM t").scalar() == 3000
+    finally:
+        store.close()
+    assert store.checkpointer.checkpoints >= 1
+
+
+def test_close_stops_the_thread(tmp_path: Path) -> None:
+    before = len(_threads())
+    store = Store(f"sqlite:///{tmp_path / 'w.db'}")
+    _write(store, 10)
+    assert len(_threads()) == before + 1
+    store.close()
+    assert len(_threads()) == before
+    reopened = Store(f"sqlite:///{tmp_path / 'w.db'}")
+    try:
+        with reopened.read() as conn:
+            assert conn.exec_driver_sql("SELECT count(*) FROM t").scalar() == 10
+    finally:
+        reopened.close()
+
+
+def test_in_memory_databases_have_no_checkpointer() -> None:
+    store = Store("sqlite://")
+    try:
+        assert store.checkpointer is None
+        _write(store, 5)
+    finally:
+        store.close()
