@@ -33,3 +33,21 @@ def test_restored_after_an_error(collector: None) -> None:
     with pytest.raises(RuntimeError), collection_paused():
         raise RuntimeError("boom")
     assert gc.isenabled()
+
+
+def test_overlapping_pauses_still_collect_now_and_then(collector: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    import tailormail.gcpause as gcpause
+
+    now = [100.0]
+    monkeypatch.setattr(gcpause.time, "monotonic", lambda: now[0])
+    gc.enable()
+    full_collections = gc.get_stats()[2]["collections"]
+    with collection_paused():  # one thread's pause stays open while others come and go
+        with collection_paused():
+            now[0] += 0.5
+        assert gc.get_stats()[2]["collections"] == full_collections  # within the bound: no collection
+        with collection_paused():
+            now[0] += gcpause.MAX_PAUSE_SECONDS
+        assert gc.get_stats()[2]["collections"] == full_collections + 1  # past it: one full collection
+        assert not gc.isenabled()
+    assert gc.isenabled()

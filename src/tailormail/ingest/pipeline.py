@@ -15,6 +15,7 @@ import orjson
 from sqlalchemy import Connection
 
 from tailormail.clock import Clock, to_ms
+from tailormail.gcpause import collection_paused
 from tailormail.ingest import identity
 from tailormail.ingest.messages import Message, parse_message
 from tailormail.store import Store
@@ -61,16 +62,17 @@ class Ingestor:
         now_ms = to_ms(self.clock.now())
         if max_bytes is not None and all_within(raws, max_bytes):
             max_bytes = None  # each message is smaller than the whole batch: no need to measure them one by one
-        messages = [
-            parse_message(raw, index=i, received_ms=now_ms, sent_at=sent_at, max_bytes=max_bytes)
-            for i, raw in enumerate(raws)
-        ]
-        return self.ingest(messages, now_ms=now_ms)
+        with collection_paused():
+            messages = [
+                parse_message(raw, index=i, received_ms=now_ms, sent_at=sent_at, max_bytes=max_bytes)
+                for i, raw in enumerate(raws)
+            ]
+            return self.ingest(messages, now_ms=now_ms)
 
     def ingest(self, messages: Sequence[Message], *, now_ms: int | None = None) -> IngestResult:
         """Store validated messages in one transaction and run the hooks on new ones."""
         now_ms = to_ms(self.clock.now()) if now_ms is None else now_ms
-        with self.store.begin() as conn:
+        with collection_paused(), self.store.begin() as conn:
             return self.ingest_in(conn, messages, now_ms)
 
     def ingest_in(self, conn: Connection, messages: Sequence[Message], now_ms: int) -> IngestResult:
