@@ -68,3 +68,17 @@ def test_in_memory_databases_have_no_checkpointer() -> None:
         _write(store, 5)
     finally:
         store.close()
+
+
+def test_a_removed_database_is_not_created_again(tmp_path: Path) -> None:
+    folder = tmp_path / "a folder #1"  # characters a file: URI must quote
+    folder.mkdir()
+    store = Store(f"sqlite:///{folder / 'w.db'}")
+    assert store.checkpointer is not None
+    _write(store, 10)
+    assert store.checkpointer.checkpoint() is not None  # the quoted path reaches the file
+    store.close()
+    for name in ("w.db", "w.db-wal", "w.db-shm"):
+        (folder / name).unlink(missing_ok=True)
+    assert store.checkpointer.checkpoint() is None
+    assert not (folder / "w.db").exists()

@@ -19,6 +19,7 @@ import os
 import sqlite3
 import threading
 from typing import Any
+from urllib.request import pathname2url
 
 # Writers checkpoint themselves only past this many pages (64 MiB of 4 KiB pages).
 BACKSTOP_PAGES = 16_384
@@ -65,7 +66,10 @@ class Checkpointer:
 
     def checkpoint(self) -> tuple[int, int, int] | None:
         """Run one PASSIVE checkpoint now, on a connection of its own: (busy, log pages, checkpointed)."""
-        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        try:
+            conn = self._connect()
+        except sqlite3.OperationalError:
+            return None  # the file is gone
         try:
             return self._checkpoint(conn)
         finally:
@@ -79,8 +83,16 @@ class Checkpointer:
         self.checkpoints += 1
         return (int(row[0]), int(row[1]), int(row[2])) if row else None
 
+    def _connect(self) -> sqlite3.Connection:
+        # Read-write but never create: a workspace removed meanwhile must not come back as an empty file.
+        uri = f"file:{pathname2url(os.path.abspath(self.path))}?mode=rw"
+        return sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
+
     def _run(self) -> None:
-        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        try:
+            conn = self._connect()
+        except sqlite3.OperationalError:
+            return  # the file is gone: nothing to fold in
         try:
             while not self._stop.is_set():
                 self._wake.wait()
