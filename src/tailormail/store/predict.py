@@ -173,7 +173,11 @@ def event_id_ranges(conn: Connection, parts: int) -> list[tuple[int, int] | None
     """
     if conn.dialect.name != "sqlite" or parts <= 1:
         return [None]
-    low, high = conn.execute(select(func.min(events.c.id), func.max(events.c.id))).one()
+    # One subquery each: SQLite finds a lone min() or max() at an end of the key, but
+    # both in one SELECT scan the whole table (0.55 s at a million customers).
+    low, high = conn.execute(
+        select(select(func.min(events.c.id)).scalar_subquery(), select(func.max(events.c.id)).scalar_subquery())
+    ).one()
     if low is None:
         return [None]
     step = -(-(high + 1 - low) // parts)  # ceiling division
