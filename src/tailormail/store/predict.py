@@ -61,7 +61,7 @@ def _unpack(text: str | bytes | None, dtype: type = np.int64) -> np.ndarray:
     if not text:
         return np.zeros(0, dtype=dtype)
     values: np.ndarray = np.fromstring(text, dtype=dtype, sep=",")
-    commas = text.count(b"," if isinstance(text, bytes) else ",")
+    commas = text.count(b",") if isinstance(text, bytes) else text.count(",")
     if len(values) != commas + 1:
         raise ValueError(f"could not read a packed column of {commas + 1} values")
     return values
