@@ -5,9 +5,9 @@ By default SQLite counts every allocation it makes in process-wide totals
 Queries that allocate per row (a JSON parse, a ``printf``, a grouping) on
 two connections at once, on two threads, then spend much of their time
 handing that mutex to each other: scoring a million customers read its
-features with 100,000-150,000 context switches and a third more CPU than
+features with 90,000-170,000 context switches and about 40 % more CPU than
 the same reads one after another, and the parallel read gained no wall
-time.  With the counting off, the reads took 3.0-3.7 s instead of 6.4-7.7 s.
+time.  With the counting off, the reads took 3.0-4.7 s instead of 6.4-7.7 s.
 
 The switch (``sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0)``) exists only
 while SQLite is shut down, and Python's ``sqlite3`` module starts it at
