@@ -333,14 +333,18 @@ PACKED_CASES = [  # (packed text from the database, expected values)
     ("", []),
     ("7", [7]),
     ("3,1,2", [3, 1, 2]),
+    (b"", []),  # SQLite hands the text over as bytes
+    (b"7", [7]),
+    (b"3,1,2", [3, 1, 2]),
 ]
 
 
 @pytest.mark.parametrize(("text", "expected"), PACKED_CASES)
-def test_packed_columns_are_read_back_exactly(text: str | None, expected: list[int]) -> None:
+def test_packed_columns_are_read_back_exactly(text: str | bytes | None, expected: list[int]) -> None:
     assert predict_q._unpack(text).tolist() == expected
 
 
-def test_a_malformed_packed_column_is_an_error_not_a_short_array() -> None:
+@pytest.mark.parametrize("text", ["1,x,3", b"1,x,3", b"1,,3"])
+def test_a_malformed_packed_column_is_an_error_not_a_short_array(text: str | bytes) -> None:
     with pytest.raises(ValueError, match="read"):  # numpy says so itself; our count check backs it up
-        predict_q._unpack("1,x,3")
+        predict_q._unpack(text)

@@ -14,6 +14,7 @@ import orjson
 from sqlalchemy import Connection, Engine, create_engine, event
 
 from tailormail.errors import ConfigError
+from tailormail.store import sqlite_memstats
 from tailormail.store.checkpoint import Checkpointer, configure_writer
 
 _WRITE = "tailormail_write"
@@ -57,6 +58,7 @@ def make_engine(url: str, **options: Any) -> Engine:
     """An Engine for ``url`` with the settings tailormail relies on."""
     url = normalize_url(url)
     if url.startswith("sqlite"):
+        sqlite_memstats.disable()  # before this engine's first connection; see the module
         # The default pool keeps connections (and their PRAGMAs) across requests.
         engine = create_engine(url, json_deserializer=read_json, **options)
         _configure_sqlite(engine)

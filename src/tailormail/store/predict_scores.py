@@ -37,6 +37,7 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.sql.elements import BindParameter, ColumnElement
 
+from tailormail.store.dialect import driver_cursor
 from tailormail.store.schema import profiles
 
 GRID = 10_000
@@ -162,27 +163,30 @@ def _lookup(
 
 
 def _write_objects_sqlite(conn: Connection, profile_ids: np.ndarray, texts: list[str], now_ms: int) -> None:
-    """One UPDATE per profile by id, all bound in one executemany of (object text, id)."""
+    """One UPDATE per profile by id, all bound in one executemany of (object text, id).
+
+    The time is written into the statement (a number of ours, not bound once per row).
+    """
     current = func.coalesce(profiles.c.traits, _constant(conn, "{}"))
     merged = func.json_set(current, _constant(conn, "$.predicted"), func.json(bindparam("obj")))
     stmt = (
         update(profiles)
         .where(profiles.c.id == bindparam("pid"))
-        .values(traits=type_coerce(merged, JSON), updated_at=bindparam("now"))
+        .values(traits=type_coerce(merged, JSON), updated_at=literal_column(str(int(now_ms)), BigInteger))
     )
-    columns: dict[str, Iterable[Any]] = {"pid": profile_ids.tolist(), "now": repeat(now_ms), "obj": texts}
-    _execute_many(conn, stmt, columns)
+    _execute_many(conn, stmt, {"pid": profile_ids.tolist(), "obj": texts})
 
 
 def _execute_many(conn: Connection, stmt: Any, columns: dict[str, Iterable[Any]]) -> None:
     """Run a compiled statement once per row of ``columns`` straight through the driver.
 
-    SQLAlchemy's per-row parameter handling would cost more than the update.
+    SQLAlchemy's per-row parameter handling would cost more than the update;
+    the driver takes the rows from an iterator, so no list of a tuple per row is built.
     """
     compiled = stmt.compile(dialect=conn.dialect)
     # An endless repeat of a constant is why zip is not strict.
     rows = zip(*(columns[p] for p in compiled.positiontup or ()), strict=False)
-    conn.exec_driver_sql(str(compiled), list(rows))
+    driver_cursor(conn).executemany(str(compiled), rows)
 
 
 def _write_scores_sqlite(
