@@ -3,18 +3,37 @@
 Real-time hooks are skipped here on purpose: a backfill of millions of events
 is followed by one batch refresh of segments, which is far cheaper than
 evaluating every event as it arrives.
+
+Two things keep the path near SQLite's own insert rate:
+
+* The next chunk is prepared (read from the source, repeats dropped, event
+  rows built and JSON encoded: nothing that needs the database) on a helper
+  thread while this one commits.  SQLite's commit runs outside the GIL, so the
+  two overlap.  Only the commit: the inserts take the GIL back after every row,
+  and Python work beside them just takes turns with them.
+* Dedupe against the store is a guess, checked, once the import has shown it
+  is writing new events: after a chunk none of whose ids were stored, the next
+  chunk is written without looking its ids up, and the insert, which skips
+  known message ids anyway, reports how many rows went in.  All of them: no id
+  was stored, exactly what the lookup would have found.  Fewer: the chunk's
+  transaction is rolled back and the chunk is written again after the lookup.
+  A file imported twice looks every chunk up (each finds its ids stored).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from itertools import islice
+from typing import Any
+
+from sqlalchemy import Connection
 
 from tailormail.gcpause import collection_paused
 from tailormail.ingest import identity
 from tailormail.ingest.messages import Message
-from tailormail.ingest.pipeline import event_values, first_of_each_id, update_profiles
+from tailormail.ingest.pipeline import encoded_event_rows, first_of_each_id, set_profile_ids, update_profiles
 from tailormail.store import Store
 from tailormail.store import events as event_q
 from tailormail.store.dialect import tune_for_bulk_writes
@@ -29,6 +48,17 @@ class BulkResult:
     duplicates: int = 0
 
 
+@dataclass
+class _Chunk:
+    """One transaction's worth of messages with the work that needs no database done."""
+
+    received: int
+    unique: list[Message]
+    """The first message of each id, in order."""
+    rows: list[list[Any]]
+    """Their event rows (``encoded_event_rows``), profile ids to fill in."""
+
+
 def bulk_ingest(
     store: Store,
     messages: Iterable[Message],
@@ -39,35 +69,84 @@ def bulk_ingest(
 ) -> BulkResult:
     """Store messages in transactions of ``batch_size``; report progress per batch."""
     result = BulkResult()
-    for chunk in _chunks(messages, batch_size):
-        result.received += len(chunk)
-        with collection_paused():
-            fresh = _store_chunk(store, chunk, now_ms)
-        result.stored += len(fresh)
-        if on_progress:
-            on_progress(len(chunk))
+    all_new = False  # the first chunk looks its ids up: a re-run is known from its first chunk
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="tailormail-bulk-prepare") as helper:
+        ahead = _Ahead(_prepared_chunks(messages, batch_size, now_ms), helper)
+        while (chunk := ahead.take()) is not None:
+            with collection_paused():
+                stored, all_new = _store_chunk(store, chunk, now_ms, guess_new=all_new, before_commit=ahead.start)
+            result.received += chunk.received
+            result.stored += stored
+            if on_progress:
+                on_progress(chunk.received)
     result.duplicates = result.received - result.stored
     return result
 
 
-def _store_chunk(store: Store, chunk: list[Message], now_ms: int) -> list[Message]:
-    """Store one chunk in one transaction; return the messages that were new."""
-    unique = first_of_each_id(chunk)
-    with store.begin() as conn:
-        tune_for_bulk_writes(conn)
-        known = event_q.known_message_ids(conn, [m.message_id for m in unique])
-        fresh = [m for m in unique if m.message_id not in known]
-        if fresh:
-            resolution = identity.resolve_batch(conn, fresh, now_ms)
-            profile_ids = resolution.profile_ids
-            update_profiles(conn, fresh, resolution, now_ms)
-            event_q.insert_event_values(
-                conn, [event_values(m, p, now_ms) for m, p in zip(fresh, profile_ids, strict=True)]
-            )
-    return fresh
+class _Ahead:
+    """The chunks, the next one prepared on a helper thread from the moment the current one starts to commit."""
+
+    def __init__(self, chunks: Iterator[_Chunk], helper: ThreadPoolExecutor) -> None:
+        self.chunks = chunks
+        self.helper = helper
+        self.pending: Future[_Chunk | None] | None = None
+
+    def start(self) -> None:
+        """Begin preparing the next chunk (once: a guessed chunk written again calls this twice)."""
+        if self.pending is None:
+            self.pending = self.helper.submit(next, self.chunks, None)
+
+    def take(self) -> _Chunk | None:
+        """The next chunk (None after the last); an error of the helper is raised here."""
+        pending, self.pending = self.pending, None
+        return next(self.chunks, None) if pending is None else pending.result()
 
 
-def _chunks(items: Iterable[Message], size: int) -> Iterator[list[Message]]:
-    iterator = iter(items)
-    while chunk := list(islice(iterator, size)):
+def _prepared_chunks(messages: Iterable[Message], size: int, now_ms: int) -> Iterator[_Chunk]:
+    iterator = iter(messages)
+    while batch := list(islice(iterator, size)):
+        with collection_paused():  # on the helper thread too: the collector is process-wide
+            unique = first_of_each_id(batch)
+            chunk = _Chunk(len(batch), unique, encoded_event_rows(unique, now_ms))
         yield chunk
+
+
+class _SomeWereStored(Exception):
+    """A chunk written on the guess that its ids were new held stored ones: its transaction is rolled back."""
+
+
+def _store_chunk(
+    store: Store, chunk: _Chunk, now_ms: int, *, guess_new: bool, before_commit: Callable[[], None]
+) -> tuple[int, bool]:
+    """Store one chunk in one transaction; (how many of its messages were new, whether every one was)."""
+    if guess_new:
+        try:
+            with store.begin() as conn:
+                _write(conn, chunk.unique, chunk.rows, now_ms, all_new=True)
+                before_commit()
+            return len(chunk.unique), True
+        except _SomeWereStored:
+            pass  # nothing of the chunk was kept; write it again, looking its ids up first
+    with store.begin() as conn:
+        known = event_q.known_message_ids(conn, [m.message_id for m in chunk.unique])
+        fresh, rows = chunk.unique, chunk.rows
+        if known:
+            kept = [i for i, m in enumerate(fresh) if m.message_id not in known]
+            fresh, rows = [fresh[i] for i in kept], [rows[i] for i in kept]
+        _write(conn, fresh, rows, now_ms)
+        before_commit()
+    return len(fresh), not known
+
+
+def _write(
+    conn: Connection, fresh: list[Message], rows: list[list[Any]], now_ms: int, *, all_new: bool = False
+) -> None:
+    """Profiles, identity links and event rows of messages not stored yet (``all_new``: a guess, checked here)."""
+    tune_for_bulk_writes(conn)
+    if not fresh:
+        return
+    resolution = identity.resolve_batch(conn, fresh, now_ms)
+    update_profiles(conn, fresh, resolution, now_ms)
+    set_profile_ids(rows, resolution.profile_ids)
+    if event_q.insert_encoded_events(conn, rows) != len(rows) and all_new:
+        raise _SomeWereStored

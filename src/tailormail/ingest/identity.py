@@ -48,9 +48,8 @@ class _Resolver:
         self.messages = messages
         self.now_ms = now_ms
         self.by_user = q.profile_ids_by_user(conn, [m.user_id for m in messages if m.user_id])
-        self.by_anon = q.profile_ids_by_anonymous(
-            conn, [a for m in messages for a in (m.anonymous_id, m.previous_id) if a]
-        )
+        self.anonymous = [a for m in messages for a in (m.anonymous_id, m.previous_id) if a]
+        self.by_anon = q.profile_ids_by_anonymous(conn, self.anonymous)
         self.new_links: dict[str, int] = {}
         self.merged: dict[int, int] = {}
         self.created: list[int] = []
@@ -60,6 +59,10 @@ class _Resolver:
         missing = sorted({m.user_id for m in self.messages if m.user_id and m.user_id not in self.by_user})
         if missing:
             self.by_user.update(zip(missing, self._create(missing), strict=True))
+        if not self.anonymous:
+            # Every message names its person and none is an alias (it would carry a previousId):
+            # nothing to link or merge, each message belongs to its userId's profile.
+            return [self.by_user[m.user_id] for m in self.messages]  # type: ignore[index]
         fresh = self._anonymous_to_create()
         self.anonymous_ready = dict(zip(fresh, self._create([None] * len(fresh)), strict=True))
         result = [self._one(m) for m in self.messages]

@@ -17,11 +17,11 @@ from sqlalchemy import Connection
 from tailormail.clock import Clock, to_ms
 from tailormail.gcpause import collection_paused
 from tailormail.ingest import identity
-from tailormail.ingest.messages import Message, parse_message
+from tailormail.ingest.messages import Message, parse_message, revenue_of
 from tailormail.store import Store
 from tailormail.store import events as event_q
 from tailormail.store import profiles as profile_q
-from tailormail.store.dialect import tune_for_bulk_writes
+from tailormail.store.dialect import compact_json, tune_for_bulk_writes
 
 
 @dataclass(frozen=True)
@@ -219,3 +219,31 @@ def event_values(m: Message, profile_id: int, now_ms: int) -> tuple[Any, ...]:
         m.timestamp,
         now_ms,
     )
+
+
+def encoded_event_rows(messages: Sequence[Message], now_ms: int) -> list[list[Any]]:
+    """``event_values`` of each message, properties and context already JSON text, profile id 0 (``set_profile_ids``).
+
+    One pass, needing no database: the bulk path makes these rows while the
+    chunk before commits.  Tracks, nearly all of a backfill, are made inline;
+    building each row once instead of a values tuple and then its encoded copy
+    took a third off this step.
+    """
+    encode = compact_json
+    rows: list[list[Any]] = []
+    add = rows.append
+    for m in messages:
+        if m.type == "track":  # event_values, unrolled: properties as they are, revenue from them
+            properties, context = m.properties, m.context
+            context_json = None if context is None else encode(context)
+            add([m.message_id, 0, m.anonymous_id, "track", m.event, encode(properties), context_json,
+                 revenue_of(properties), m.timestamp, now_ms])  # fmt: skip
+        else:
+            add(list(event_q.encoded_row(event_values(m, 0, now_ms))))
+    return rows
+
+
+def set_profile_ids(rows: list[list[Any]], profile_ids: Sequence[int]) -> None:
+    """Fill in the profile id of each row of ``encoded_event_rows``, in order."""
+    for row, pid in zip(rows, profile_ids, strict=True):
+        row[1] = pid

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 from sqlalchemy import JSON, Column, Connection, MetaData, Table, Text, bindparam, cast, func, select
@@ -57,8 +57,12 @@ def insert_event_values_returning(conn: Connection, rows: list[tuple[Any, ...]])
 
 def _encoded(rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
     """Rows with their JSON columns (properties, context) as compact JSON text."""
-    encode = compact_json
-    return [(*r[:5], encode(r[5]), None if r[6] is None else encode(r[6]), *r[7:]) for r in rows]
+    return [encoded_row(r) for r in rows]
+
+
+def encoded_row(r: tuple[Any, ...]) -> tuple[Any, ...]:
+    """One ``EVENT_COLUMNS`` row with its JSON columns (properties, context) as compact JSON text."""
+    return (*r[:5], compact_json(r[5]), None if r[6] is None else compact_json(r[6]), *r[7:])
 
 
 def insert_events_fast(conn: Connection, rows: list[dict[str, Any]]) -> None:
@@ -76,13 +80,16 @@ def insert_event_values(conn: Connection, rows: list[tuple[Any, ...]]) -> None:
     PostgreSQL: COPY into a temporary table, then one ``INSERT ... SELECT``,
     instead of a round trip per row.
     """
+    insert_encoded_events(conn, _encoded(rows))
+
+
+def insert_encoded_events(conn: Connection, rows: Sequence[Sequence[Any]]) -> int:
+    """``insert_event_values`` for rows (tuples or lists) whose JSON columns are already text; how many were new."""
     if not rows:
-        return
-    prepared = _encoded(rows)
+        return 0
     if conn.dialect.name == "sqlite":
-        conn.exec_driver_sql(_sqlite_insert_sql(conn), prepared)
-    else:
-        _copy_insert_postgresql(conn, prepared)
+        return int(driver_cursor(conn).executemany(_sqlite_insert_sql(conn), rows).rowcount)
+    return _copy_insert_postgresql(conn, rows)
 
 
 _staged_events = Table(
@@ -94,7 +101,7 @@ _staged_events = Table(
 )
 
 
-def _copy_insert_postgresql(conn: Connection, prepared: list[tuple[Any, ...]]) -> None:
+def _copy_insert_postgresql(conn: Connection, prepared: Sequence[Sequence[Any]]) -> int:
     """COPY rows into a temporary table (dropped at commit), then insert the new ones into events."""
     _staged_events.create(conn)
     cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
@@ -106,7 +113,8 @@ def _copy_insert_postgresql(conn: Connection, prepared: list[tuple[Any, ...]]) -
         cast(_staged_events.c[c], JSON) if c in ("properties", "context") else _staged_events.c[c]
         for c in EVENT_COLUMNS
     ]
-    conn.execute(insert_ignoring_conflicts(conn, events).from_select(list(EVENT_COLUMNS), select(*staged)))
+    inserted = conn.execute(insert_ignoring_conflicts(conn, events).from_select(list(EVENT_COLUMNS), select(*staged)))
+    return int(inserted.rowcount)
 
 
 def _sqlite_insert_sql(conn: Connection) -> str:
