@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from operator import attrgetter
 
 from sqlalchemy import Connection
 
@@ -40,6 +41,11 @@ def resolve_batch(conn: Connection, messages: list[Message], now_ms: int) -> Res
     return Resolution(profile_ids, created, created - set(resolver.merged.values()))
 
 
+_user_id = attrgetter("user_id")
+_anonymous_id = attrgetter("anonymous_id")
+_previous_id = attrgetter("previous_id")
+
+
 class _Resolver:
     """The state of resolving one batch: caches, pending links, merges done."""
 
@@ -47,8 +53,11 @@ class _Resolver:
         self.conn = conn
         self.messages = messages
         self.now_ms = now_ms
-        self.by_user = q.profile_ids_by_user(conn, [m.user_id for m in messages if m.user_id])
-        self.anonymous = [a for m in messages for a in (m.anonymous_id, m.previous_id) if a]
+        # map/filter/attrgetter: one pass each in C over a bulk chunk of 50,000 messages
+        self.user_ids = list(map(_user_id, messages))
+        self.named = set(filter(None, self.user_ids))
+        self.by_user = q.profile_ids_by_user(conn, self.named)
+        self.anonymous = [*filter(None, map(_anonymous_id, messages)), *filter(None, map(_previous_id, messages))]
         self.by_anon = q.profile_ids_by_anonymous(conn, self.anonymous)
         self.new_links: dict[str, int] = {}
         self.merged: dict[int, int] = {}
@@ -56,13 +65,13 @@ class _Resolver:
         self.anonymous_ready: dict[str, int] = {}
 
     def run(self) -> list[int]:
-        missing = sorted({m.user_id for m in self.messages if m.user_id and m.user_id not in self.by_user})
+        missing = sorted(self.named.difference(self.by_user))
         if missing:
             self.by_user.update(zip(missing, self._create(missing), strict=True))
         if not self.anonymous:
             # Every message names its person and none is an alias (it would carry a previousId):
             # nothing to link or merge, each message belongs to its userId's profile.
-            return [self.by_user[m.user_id] for m in self.messages]  # type: ignore[index]
+            return list(map(self.by_user.__getitem__, self.user_ids))
         fresh = self._anonymous_to_create()
         self.anonymous_ready = dict(zip(fresh, self._create([None] * len(fresh)), strict=True))
         result = [self._one(m) for m in self.messages]

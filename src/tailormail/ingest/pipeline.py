@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
+from operator import attrgetter
 from typing import Any
 
 import orjson
@@ -120,13 +121,20 @@ _CACHE_SET = "tailormail_ingest_cache"
 
 def first_of_each_id(messages: Sequence[Message]) -> list[Message]:
     """Drop repeats of a message id within one batch, keeping the first."""
+    ids = list(map(_message_id, messages))
+    if len(set(ids)) == len(ids):  # no repeats, the usual case: counted in C, no loop here
+        return list(messages)
     seen: set[str] = set()
     out = []
-    for m in messages:
-        if m.message_id not in seen:
-            seen.add(m.message_id)
+    for m, mid in zip(messages, ids, strict=True):
+        if mid not in seen:
+            seen.add(mid)
             out.append(m)
     return out
+
+
+_message_id = attrgetter("message_id")
+_timestamp = attrgetter("timestamp")
 
 
 def _store(conn: Connection, messages: list[Message], now_ms: int) -> list[StoredEvent]:
@@ -144,15 +152,17 @@ def _store(conn: Connection, messages: list[Message], now_ms: int) -> list[Store
 
 def seen_range(messages: Sequence[Message], profile_ids: Sequence[int]) -> dict[int, tuple[int, int]]:
     """The earliest and latest event time of each profile in a batch."""
-    seen: dict[int, tuple[int, int]] = {}
-    for m, pid in zip(messages, profile_ids, strict=True):
-        ts = m.timestamp
-        span = seen.get(pid)
-        if span is None:
-            seen[pid] = (ts, ts)
-        elif ts < span[0] or ts > span[1]:  # most people's events of a batch share one time: no new tuple
-            seen[pid] = (min(span[0], ts), max(span[1], ts))
-    return seen
+    times = list(map(_timestamp, messages))
+    # Start from each profile's first and last event (dict() keeps a key's last value, in C), then widen
+    # where a batch is out of time order: two comparisons an event, no lookup, no new tuple.
+    earliest = dict(zip(reversed(profile_ids), reversed(times), strict=True))
+    latest = dict(zip(profile_ids, times, strict=True))
+    for pid, ts in zip(profile_ids, times, strict=True):
+        if ts < earliest[pid]:
+            earliest[pid] = ts
+        if ts > latest[pid]:
+            latest[pid] = ts
+    return {pid: (earliest[pid], last) for pid, last in latest.items()}
 
 
 def update_profiles(conn: Connection, messages: list[Message], resolution: identity.Resolution, now_ms: int) -> None:
