@@ -6,7 +6,7 @@ The simulator (``tailormail.simulate``) still decides every row; only the
 writing differs from ``simulate_into``.  The ingest path must look each
 message up (dedupe, identity, traits, first/last seen) because it cannot know
 the data is fresh; a fixture built into an empty database can.  So rows are
-made here exactly as the ingest path would make them (``event_values``, the
+made here exactly as the ingest path would make them (``encoded_event_rows``, the
 same JSON encodings, profile ids in customer order) and inserted with the
 driver's executemany in large transactions, with the events table's secondary
 indexes built once after the load and ANALYZE run at the end.
@@ -19,15 +19,14 @@ from __future__ import annotations
 import multiprocessing
 import sqlite3
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from tailormail.config import DATABASE_FILE
-from tailormail.ingest.messages import revenue_of
-from tailormail.ingest.pipeline import event_values
+from tailormail.ingest.pipeline import encoded_event_rows, set_profile_ids
 from tailormail.runtime import open_runtime
 from tailormail.simulate.output import catalog_row
 from tailormail.simulate.shop import Shop, ShopSpec
@@ -42,8 +41,6 @@ BLOCKS_PER_TRANSACTION = 50
 DEFERRED_INDEX_TABLES = ("events",)
 """Tables whose secondary indexes are dropped for the load and built after it (one sort each)."""
 
-_encode = compact_json
-"""How ``store.events.insert_event_values`` encodes properties and context."""
 _encode_traits = compact_json
 """How ``store.profiles.set_traits_many`` encodes ``profiles.traits`` on SQLite."""
 
@@ -135,7 +132,7 @@ def _load(
     )
 
 
-Rows = tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]
+Rows = tuple[list[tuple[Any, ...]], list[Sequence[Any]]]
 """One block's profile rows and event rows, ready for executemany."""
 
 _worker_shop: tuple[Shop, int] | None = None
@@ -168,21 +165,15 @@ def block_rows(shop: Shop, number: int, now_ms: int) -> Rows:
     """The profile and event rows of block ``number``, as the ingest path would write them."""
     block, customers = shop.block(number)
     profile_rows = []
-    event_rows: list[tuple[Any, ...]] = []
-    add = event_rows.append
+    event_rows: list[Sequence[Any]] = []
     for k, customer in enumerate(customers):
         pid = block.first + k + 1  # the ingest path creates profiles in customer order from 1
         messages = customer.messages
         times = [m.timestamp for m in messages]
         profile_rows.append((pid, customer.user_id, _encode_traits(messages[0].traits), min(times), max(times), now_ms))
-        for m in messages:
-            if m.type == "track" and m.context is None:  # event_values, unrolled for the simulator's tracks
-                props = m.properties
-                add((m.message_id, pid, m.anonymous_id, "track", m.event, _encode(props), None,
-                     revenue_of(props), m.timestamp, now_ms))  # fmt: skip
-            else:
-                v = event_values(m, pid, now_ms)
-                add((*v[:5], _encode(v[5]), None if v[6] is None else _encode(v[6]), *v[7:]))
+        rows = encoded_event_rows(messages, now_ms)  # the bulk path's own rows
+        set_profile_ids(rows, [pid] * len(rows))
+        event_rows += rows
     return profile_rows, event_rows
 
 

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import sqlite3
+from collections.abc import Iterator
 from typing import Any
 
+import pytest
 from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
 
 from tailormail.clock import to_ms
 from tailormail.ingest.bulk import bulk_ingest
 from tailormail.ingest.messages import Message, parse_message
 from tailormail.runtime import Runtime
+from tailormail.store import events as event_q
 from tailormail.store import profiles as profile_q
 from tailormail.store.schema import events, identity_links, profiles
 
@@ -107,3 +112,64 @@ def test_bulk_and_real_time_paths_store_the_same_rows(runtime: Runtime) -> None:
         u1 = profile_q.get_profile(conn, user_id="u1")
     assert bulk == real_time
     assert u1 and u1["traits"] == {"email": "a@x.io"}
+
+
+def test_a_chunk_written_on_the_guess_that_it_is_new_is_rolled_back_when_it_was_not(
+    runtime: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    now = to_ms(runtime.clock.now())
+    stored = [
+        {"type": "identify", "messageId": "i0", "userId": "u0", "traits": {"plan": "free"}, "timestamp": at(runtime, 9)}
+    ]
+    bulk_ingest(runtime.store, msgs(runtime, stored), now_ms=now)
+    lookups: list[int] = []
+    real_lookup = event_q.known_message_ids
+    monkeypatch.setattr(event_q, "known_message_ids", lambda conn, ids: lookups.append(1) or real_lookup(conn, ids))
+    again = {**stored[0], "traits": {"plan": "pro"}, "timestamp": at(runtime, 1)}  # stored id, other content
+    later = [
+        *({"type": "track", "messageId": f"n{i}", "userId": f"u{i}", "event": "x"} for i in (1, 2, 3, 4)),
+        again,
+        {"type": "track", "messageId": "n5", "userId": "u0", "event": "x", "timestamp": at(runtime, 5)},
+    ]
+    result = bulk_ingest(runtime.store, msgs(runtime, later), now_ms=now, batch_size=2)
+    assert (result.received, result.stored, result.duplicates) == (6, 5, 1)
+    assert len(lookups) == 2  # the first chunk, none for the second (guessed new), the third after its rollback
+    with runtime.store.read() as conn:
+        u0 = profile_q.get_profile(conn, user_id="u0")
+        stamps = dict(conn.execute(select(events.c.message_id, events.c.ts)).all())
+    assert u0 and u0["traits"] == {"plan": "free"}  # the repeated identify changed nothing
+    assert (u0["first_seen"], u0["last_seen"]) == (now - 9 * DAY, now - 5 * DAY)
+    assert stamps["i0"] == now - 9 * DAY and sorted(stamps) == ["i0", "n1", "n2", "n3", "n4", "n5"]
+    assert table_count(runtime, profiles) == 5
+
+
+def failing_source(rt: Runtime, good: int) -> Iterator[Message]:
+    """``good`` new messages, then an error from the source itself (a file that cannot be read further)."""
+    yield from msgs(rt, [{"type": "track", "messageId": f"m{i}", "userId": f"u{i}", "event": "x"} for i in range(good)])
+    raise OSError("the file went away")
+
+
+def test_an_error_preparing_a_chunk_surfaces_after_the_chunks_before_it_commit(runtime: Runtime) -> None:
+    with pytest.raises(OSError, match="went away"):
+        bulk_ingest(runtime.store, failing_source(runtime, 5), now_ms=to_ms(runtime.clock.now()), batch_size=2)
+    assert table_count(runtime, events) == 4  # two whole chunks; the third never had all its messages
+    assert table_count(runtime, profiles) == 4
+
+
+def test_a_value_that_cannot_be_encoded_stops_the_import_before_its_chunk_writes(runtime: Runtime) -> None:
+    batch = msgs(runtime, [{"type": "track", "messageId": f"m{i}", "userId": f"u{i}", "event": "x"} for i in range(4)])
+    batch[3].properties["when"] = object()  # encoded on the helper thread
+    with pytest.raises(TypeError):
+        bulk_ingest(runtime.store, batch, now_ms=to_ms(runtime.clock.now()), batch_size=2)
+    assert table_count(runtime, events) == table_count(runtime, profiles) == 2
+
+
+def test_an_error_writing_a_chunk_rolls_the_whole_chunk_back(runtime: Runtime) -> None:
+    now = to_ms(runtime.clock.now())
+    batch = msgs(runtime, [{"type": "track", "messageId": f"m{i}", "userId": f"u{i}", "event": "x"} for i in range(4)])
+    batch[3] = Message(None, "bad", "u3", None, now)  # type: ignore[arg-type]  # events.type is NOT NULL
+    with pytest.raises((sqlite3.IntegrityError, IntegrityError)):
+        bulk_ingest(runtime.store, batch, now_ms=now, batch_size=2)
+    with runtime.store.read() as conn:
+        users = set(conn.execute(select(profiles.c.user_id)).scalars())
+    assert users == {"u0", "u1"} and table_count(runtime, events) == 2  # u2 was created, then rolled back

@@ -6,10 +6,19 @@ import pytest
 from sqlalchemy import func, select
 
 from tailormail.errors import PayloadTooLarge, ValidationError
+from tailormail.ingest import identity
 from tailormail.ingest.messages import Message
-from tailormail.ingest.pipeline import all_within, seen_range
+from tailormail.ingest.pipeline import (
+    all_within,
+    encoded_event_rows,
+    event_values,
+    first_of_each_id,
+    seen_range,
+    set_profile_ids,
+)
 from tailormail.runtime import Runtime
 from tailormail.store import profiles as profile_q
+from tailormail.store.events import encoded_row
 from tailormail.store.schema import events, profiles
 
 
@@ -196,3 +205,47 @@ def test_create_profiles_returns_each_new_profiles_id_in_order(runtime: Runtime,
     assert len(set(ids)) == len(user_ids)
     assert [rows[pid]["user_id"] for pid in ids] == user_ids
     assert all((rows[pid]["traits"], rows[pid]["first_seen"]) == ({}, 5) for pid in ids)
+
+
+FIRST_CASES = [
+    ("no repeats", ["a", "b", "c"], [0, 1, 2]),
+    ("a repeat keeps the first", ["a", "b", "a", "c", "b"], [0, 1, 3]),
+    ("all the same", ["a", "a", "a"], [0]),
+    ("nothing", [], []),
+]
+
+
+@pytest.mark.parametrize(("ids", "kept"), [c[1:] for c in FIRST_CASES], ids=[c[0] for c in FIRST_CASES])
+def test_first_of_each_id_keeps_the_first_message_of_each_id_in_order(ids: list[str], kept: list[int]) -> None:
+    messages = [Message("track", mid, "u", None, i, "e") for i, mid in enumerate(ids)]
+    assert first_of_each_id(messages) == [messages[i] for i in kept]
+
+
+ROW_CASES = [
+    ("track with revenue and context", Message("track", "t", "u", "a", 5, "buy", {"revenue": 9.5}, {}, {"ip": "1"})),
+    ("track without properties", Message("track", "t", "u", None, 5, "view")),
+    ("track with total, not revenue", Message("track", "t", "u", None, 5, "buy", {"total": 3})),
+    ("track with a big integer", Message("track", "t", "u", None, 5, "x", {"n": 2**70})),
+    ("identify", Message("identify", "i", "u", None, 5, None, {}, {"plan": "pro", "é": "ü"}, {"locale": "fr"})),
+    ("page", Message("page", "p", None, "a", 5, "Home", {"url": "/"})),
+    ("group", Message("group", "g", "u", None, 5, None, {}, {"size": 3}, group_id="acme")),
+    ("alias", Message("alias", "al", "u", None, 5, previous_id="u0")),
+]
+
+
+@pytest.mark.parametrize("message", [c[1] for c in ROW_CASES], ids=[c[0] for c in ROW_CASES])
+def test_encoded_event_rows_are_event_values_with_json_text(message: Message) -> None:
+    rows = encoded_event_rows([message, message], 77)
+    set_profile_ids(rows, [4, 8])
+    assert rows == [list(encoded_row(event_values(message, pid, 77))) for pid in (4, 8)]
+
+
+def test_a_batch_of_identified_people_resolves_to_their_profiles_creating_the_new_ones(runtime: Runtime) -> None:
+    messages = [Message("track", f"m{i}", user, None, i, "e") for i, user in enumerate(["u3", "u1", "u2", "u3"])]
+    with runtime.store.begin() as conn:
+        (known,) = profile_q.create_profiles(conn, ["u1"], 0)
+        resolution = identity.resolve_batch(conn, messages, 5)
+        by_user = profile_q.profile_ids_by_user(conn, ["u1", "u2", "u3"])
+    assert by_user["u1"] == known and by_user["u2"] < by_user["u3"]  # new ones in sorted user id order
+    assert resolution.profile_ids == [by_user[m.user_id or ""] for m in messages]
+    assert resolution.created == resolution.blank == {by_user["u2"], by_user["u3"]}

@@ -113,8 +113,9 @@ def _copy_insert_postgresql(conn: Connection, prepared: Sequence[Sequence[Any]])
         cast(_staged_events.c[c], JSON) if c in ("properties", "context") else _staged_events.c[c]
         for c in EVENT_COLUMNS
     ]
-    inserted = conn.execute(insert_ignoring_conflicts(conn, events).from_select(list(EVENT_COLUMNS), select(*staged)))
-    return int(inserted.rowcount)
+    insert = insert_ignoring_conflicts(conn, events).from_select(list(EVENT_COLUMNS), select(*staged))
+    # rowcount of an INSERT is kept only when asked for (SQLAlchemy reads it for UPDATE and DELETE)
+    return int(conn.execute(insert.execution_options(preserve_rowcount=True)).rowcount)
 
 
 def _sqlite_insert_sql(conn: Connection) -> str:
