@@ -71,20 +71,15 @@ def insert_events_fast(conn: Connection, rows: list[dict[str, Any]]) -> None:
         conn.execute(insert_ignoring_conflicts(conn, events), rows)
 
 
-def insert_event_values(conn: Connection, rows: list[tuple[Any, ...]]) -> None:
-    """Insert events given as ``EVENT_COLUMNS`` tuples, skipping known message ids (bulk import).
-
-    JSON columns are encoded here, once per row.  SQLite: the statement is
-    compiled by SQLAlchemy once and run with the driver's own executemany
-    (per-row parameter processing costs more than SQLite's insert itself).
-    PostgreSQL: COPY into a temporary table, then one ``INSERT ... SELECT``,
-    instead of a round trip per row.
-    """
-    insert_encoded_events(conn, _encoded(rows))
-
-
 def insert_encoded_events(conn: Connection, rows: Sequence[Sequence[Any]]) -> int:
-    """``insert_event_values`` for rows (tuples or lists) whose JSON columns are already text; how many were new."""
+    """Insert ``EVENT_COLUMNS`` rows with JSON already text, skipping known message ids; how many were new.
+
+    The bulk import's insert; rows may be tuples or lists.  SQLite: the
+    statement is compiled by SQLAlchemy once and run with the driver's own
+    executemany (per-row parameter processing costs more than SQLite's insert
+    itself); driver errors come unwrapped.  PostgreSQL: COPY into a temporary
+    table, then one ``INSERT ... SELECT``, instead of a round trip per row.
+    """
     if not rows:
         return 0
     if conn.dialect.name == "sqlite":
