@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import gc
 import sqlite3
+import weakref
 from collections.abc import Iterator
 from typing import Any
 
@@ -11,6 +13,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
 from tailormail.clock import to_ms
+from tailormail.ingest import bulk
 from tailormail.ingest.bulk import bulk_ingest
 from tailormail.ingest.messages import Message, parse_message
 from tailormail.runtime import Runtime
@@ -173,3 +176,30 @@ def test_an_error_writing_a_chunk_rolls_the_whole_chunk_back(runtime: Runtime) -
     with runtime.store.read() as conn:
         users = set(conn.execute(select(profiles.c.user_id)).scalars())
     assert users == {"u0", "u1"} and table_count(runtime, events) == 2  # u2 was created, then rolled back
+
+
+class Cycle:
+    """An object that refers to itself: only the cycle collector frees it."""
+
+    def __init__(self) -> None:
+        self.me = self
+
+
+def test_the_collector_is_paused_for_an_import_frees_its_cycles_every_few_chunks_and_comes_back(
+    runtime: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(bulk, "COLLECT_EVERY", 2)
+    seen: list[tuple[bool, bool]] = []  # (collector on, the first cycle still alive) as each message is read
+
+    batch = msgs(runtime, [{"type": "track", "messageId": f"m{i}", "userId": "u", "event": "x"} for i in range(4)])
+
+    def source() -> Iterator[Message]:
+        cycle = weakref.ref(Cycle())
+        for message in batch:
+            seen.append((gc.isenabled(), cycle() is not None))
+            yield message
+
+    gc.enable()
+    bulk.bulk_ingest(runtime.store, source(), now_ms=to_ms(runtime.clock.now()), batch_size=1)
+    assert gc.isenabled()
+    assert seen == [(False, True), (False, True), (False, True), (False, False)]  # freed after the second chunk
