@@ -77,7 +77,12 @@ def bulk_ingest(
     batch_size: int = 20_000,
     on_progress: Callable[[int], None] | None = None,
 ) -> BulkResult:
-    """Store messages in transactions of ``batch_size``; report progress per batch."""
+    """Store messages in transactions of ``batch_size``; report progress per batch.
+
+    ``messages`` is read on a helper thread from the second chunk on (one chunk
+    ahead, never two at once): a source tied to its thread, such as a SQLite
+    cursor, must be read into a list first.
+    """
     result = BulkResult()
     all_new = False  # the first chunk looks its ids up: a re-run is known from its first chunk
     with collection_paused(), ThreadPoolExecutor(1, thread_name_prefix="tailormail-bulk-prepare") as helper:
@@ -103,7 +108,7 @@ class _Ahead:
         self.pending: Future[_Chunk | None] | None = None
 
     def start(self) -> None:
-        """Begin preparing the next chunk (once: a guessed chunk written again calls this twice)."""
+        """Begin preparing the next chunk, unless it is already under way."""
         if self.pending is None:
             self.pending = self.helper.submit(next, self.chunks, None)
 
