@@ -23,6 +23,7 @@ memory statistics or sets a heap limit, the two things that need them.
 from __future__ import annotations
 
 import ctypes
+import functools
 import sys
 import threading
 
@@ -54,6 +55,7 @@ def disable() -> bool:
         return configured
 
 
+@functools.cache  # loaded once: every engine made before the switch succeeds asks again
 def _library() -> ctypes.CDLL | None:
     """The SQLite library that Python's sqlite3 module uses, where its functions can be called safely."""
     if sys.platform != "linux":  # Apple arm64, for one, passes variadic arguments differently
