@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 from pathlib import Path
 
 from tailormail.store import Store
@@ -13,10 +12,6 @@ def _write(store: Store, rows: int) -> None:
     with store.begin() as conn:
         conn.exec_driver_sql("CREATE TABLE IF NOT EXISTS t (v TEXT)")
         conn.exec_driver_sql("INSERT INTO t VALUES (?)", [("x" * 500,) for _ in range(rows)])
-
-
-def _threads() -> list[threading.Thread]:
-    return [t for t in threading.enumerate() if t.name == "tailormail-wal-checkpoint"]
 
 
 def test_writers_leave_checkpoints_to_the_thread(tmp_path: Path) -> None:
@@ -47,12 +42,13 @@ def test_a_commit_wakes_the_thread_which_folds_the_log_in(tmp_path: Path) -> Non
 
 
 def test_close_stops_the_thread(tmp_path: Path) -> None:
-    before = len(_threads())
     store = Store(f"sqlite:///{tmp_path / 'w.db'}")
+    assert store.checkpointer is not None
     _write(store, 10)
-    assert len(_threads()) == before + 1
+    thread = store.checkpointer._thread  # this store's own: other tests' stores may start or stop theirs meanwhile
+    assert thread is not None and thread.is_alive() and thread.name == "tailormail-wal-checkpoint"
     store.close()
-    assert len(_threads()) == before
+    assert not thread.is_alive()
     reopened = Store(f"sqlite:///{tmp_path / 'w.db'}")
     try:
         with reopened.read() as conn:
