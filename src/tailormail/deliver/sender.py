@@ -89,6 +89,7 @@ SWITCH_INTERVAL = 0.0005
 
 _switching = threading.Lock()
 _responsive = 0
+_responsive_restore: list[float] = []
 
 
 @contextlib.contextmanager
@@ -116,9 +117,6 @@ def responsive_threads() -> Iterator[None]:
                 sys.setswitchinterval(_responsive_restore.pop())
 
 
-_responsive_restore: list[float] = []
-
-
 def blocks(reason: str | None, kind: str) -> bool:
     """Whether a suppression stops this kind of mail: unsubscribes stop marketing only."""
     return reason is not None and (reason != "unsubscribe" or kind == "marketing")
@@ -140,8 +138,8 @@ class _Claimed:
     rows: list[dict[str, Any]]
     envelopes: list[Envelope]
     broken: list[dict[str, Any]]
-    results: list[SendResult] = field(default_factory=list)
-    left: int = 0
+    results: list[SendResult] = field(init=False)
+    left: int = field(init=False)
 
     def __post_init__(self) -> None:
         self.results = [INTERRUPTED] * len(self.envelopes)

@@ -183,13 +183,6 @@ def update_profiles(conn: Connection, messages: list[Message], resolution: ident
     profile_q.touch_seen(conn, seen, created)
 
 
-def apply_traits(
-    conn: Connection, messages: list[Message], profile_ids: list[int], now_ms: int, *, blank: Collection[int] = ()
-) -> None:
-    """Merge identify traits into profiles, later messages winning (``blank``: profiles known to have none yet)."""
-    profile_q.set_traits_many(conn, merged_traits(conn, messages, profile_ids, blank=blank), now_ms)
-
-
 def merged_traits(
     conn: Connection, messages: list[Message], profile_ids: list[int], *, blank: Collection[int] = ()
 ) -> dict[int, dict[str, Any]]:

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
-from itertools import repeat
 from typing import Any
 
 import numpy as np
@@ -163,18 +162,20 @@ def _lookup(
 
 
 def _write_objects_sqlite(conn: Connection, profile_ids: np.ndarray, texts: list[str], now_ms: int) -> None:
-    """One UPDATE per profile by id, all bound in one executemany of (object text, id).
+    """One UPDATE per profile by id, all bound in one executemany of (object text, id)."""
+    stmt = _set_predicted_sqlite(conn, func.json(bindparam("obj")), now_ms)
+    _execute_many(conn, stmt, {"pid": profile_ids.tolist(), "obj": texts})
+
+
+def _set_predicted_sqlite(conn: Connection, predicted: ColumnElement[Any], now_ms: int) -> Any:
+    """``UPDATE profiles`` of the row ``:pid``: ``traits.predicted`` set to ``predicted``, stamped ``now_ms``.
 
     The time is written into the statement (a number of ours, not bound once per row).
     """
     current = func.coalesce(profiles.c.traits, _constant(conn, "{}"))
-    merged = func.json_set(current, _constant(conn, "$.predicted"), func.json(bindparam("obj")))
-    stmt = (
-        update(profiles)
-        .where(profiles.c.id == bindparam("pid"))
-        .values(traits=type_coerce(merged, JSON), updated_at=literal_column(str(int(now_ms)), BigInteger))
-    )
-    _execute_many(conn, stmt, {"pid": profile_ids.tolist(), "obj": texts})
+    merged = type_coerce(func.json_set(current, _constant(conn, "$.predicted"), predicted), JSON)
+    stamp = literal_column(str(int(now_ms)), BigInteger)
+    return update(profiles).where(profiles.c.id == bindparam("pid")).values(traits=merged, updated_at=stamp)
 
 
 def _execute_many(conn: Connection, stmt: Any, columns: dict[str, Iterable[Any]]) -> None:
@@ -184,8 +185,7 @@ def _execute_many(conn: Connection, stmt: Any, columns: dict[str, Iterable[Any]]
     the driver takes the rows from an iterator, so no list of a tuple per row is built.
     """
     compiled = stmt.compile(dialect=conn.dialect)
-    # An endless repeat of a constant is why zip is not strict.
-    rows = zip(*(columns[p] for p in compiled.positiontup or ()), strict=False)
+    rows = zip(*(columns[p] for p in compiled.positiontup or ()), strict=True)
     driver_cursor(conn).executemany(str(compiled), rows)
 
 
@@ -203,12 +203,9 @@ def _write_scores_sqlite(
         pairs += [_constant(conn, name), cast(value, BigInteger) if name in whole else value]
     # json_patch onto {} drops the members whose value is null.
     predicted = func.json_patch(_constant(conn, "{}"), func.json_object(*pairs))
-    current = func.coalesce(profiles.c.traits, _constant(conn, "{}"))
-    merged = type_coerce(func.json_set(current, _constant(conn, "$.predicted"), predicted), JSON)
-    stmt = update(profiles).where(profiles.c.id == bindparam("pid")).values(traits=merged, updated_at=bindparam("now"))
-    columns: dict[str, Iterable[Any]] = {"pid": profile_ids.tolist(), "now": repeat(now_ms)}
+    columns: dict[str, Iterable[Any]] = {"pid": profile_ids.tolist()}
     columns.update({f"v{i}": scores[name].tolist() for i, name in enumerate(names)})
-    _execute_many(conn, stmt, columns)
+    _execute_many(conn, _set_predicted_sqlite(conn, predicted, now_ms), columns)
 
 
 def _constant(conn: Connection, text: str) -> ColumnElement[Any]:
