@@ -228,3 +228,12 @@ def test_the_hook_catalog_sees_an_edit_within_its_interval_and_a_refreshed_rule_
     assert members(runtime, "big_spenders") == set()  # the hook uses the refreshed rule (sum >= 200)
     send(runtime, clock, "u1", "purchase", revenue=60)
     assert members(runtime, "big_spenders") == {"u1"}
+
+
+def test_change_event_ids_are_unique_and_sort_by_time() -> None:
+    # Time-ordered ids land on the message-id index's last pages (a random id cost each batch a page per change).
+    earlier = [q.change_message_id(1_764_000_000_000) for _ in range(500)]
+    later = [q.change_message_id(1_764_000_000_001) for _ in range(500)]
+    assert len(set(earlier + later)) == 1000
+    assert max(earlier) < min(later)
+    assert all(mid.startswith("segment-") and len(mid) == len(earlier[0]) for mid in earlier + later)

@@ -228,7 +228,17 @@ def _change_event(segment: str, profile_id: int, change: str, now_ms: int, diale
     properties: Any = {"segment": segment}
     if dialect == "sqlite":  # the driver gets the JSON text SQLAlchemy would have written
         properties = json.dumps(properties)
-    return (f"segment-{uuid.uuid4().hex}", profile_id, "track", EVENT_OF_CHANGE[change], properties, now_ms, now_ms)
+    return (change_message_id(now_ms), profile_id, "track", EVENT_OF_CHANGE[change], properties, now_ms, now_ms)
+
+
+def change_message_id(now_ms: int) -> str:
+    """A unique message id for a change event that sorts by time: ``segment-<ms, 12 hex>-<64 random bits>``.
+
+    A random id (a bare uuid4) put each change into a random page of the
+    message-id index, one more page for every batch's commit to write; ids
+    that grow with time go to its last pages, which the batch shares.
+    """
+    return f"segment-{now_ms:012x}-{uuid.uuid4().hex[:16]}"
 
 
 def history(conn: Connection, segment: str | None = None, profile_id: int | None = None) -> list[dict[str, Any]]:
