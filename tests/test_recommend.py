@@ -14,15 +14,20 @@ from tailormail.config import EventNames
 from tailormail.content.recommend import clear_cache, evaluate, products_in, recommend_for
 from tailormail.content.recommend.model import (
     DAY_MS,
+    Model,
     RecommendSettings,
     fit,
+    histories,
     model_for,
+    rank,
+    stored_key,
     touches_from,
     train,
     wait_for_training,
 )
 from tailormail.errors import ValidationError
 from tailormail.runtime import Runtime
+from tailormail.store import content as content_q
 from tailormail.store import products as product_q
 from tailormail.store import profiles as profile_q
 
@@ -261,3 +266,66 @@ def test_product_row(properties: dict[str, Any], expected: dict[str, Any] | None
     from tailormail.content.recommend.catalog import product_row
 
     assert product_row(properties) == expected
+
+
+def test_a_model_survives_its_bytes(runtime: Runtime) -> None:
+    ids = shop(runtime, SHOP)
+    settings, names, now = RecommendSettings(), EventNames(), to_ms(T0)
+    with runtime.store.read() as conn:
+        model = train(conn, now, names, settings)
+        people = histories(conn, list(ids.values()), now, names, settings)
+    again = Model.from_bytes(model.to_bytes())
+    assert same_model(again, model) and again.index == model.index
+    assert again.category_of == model.category_of and again.catalog == model.catalog
+    everyone = [people[pid] for pid in ids.values()]
+    assert rank(again, everyone, 4) == rank(model, everyone, 4)
+
+
+def test_a_large_store_trains_its_first_model_in_the_background_and_keeps_it(runtime: Runtime) -> None:
+    shop(runtime, SHOP)
+    settings, names, now = RecommendSettings(inline_training_max_events=0), EventNames(), to_ms(T0)
+    with runtime.store.read() as conn:
+        first = model_for(conn, now, names, settings)
+    assert first.items == [], "no model yet: the send must not train one inside its transaction"
+    wait_for_training()
+    with runtime.store.read() as conn:
+        trained = model_for(conn, now, names, settings)
+        kept = content_q.recommend_model(conn, stored_key(names, settings), now)
+    assert trained.items and kept is not None
+    # A new process (empty cache) starts from the kept model: a product sold since is not in it, though
+    # training now would see it.
+    clear_cache()
+    runtime.ingestor.ingest_raw([event("u9", "purchase", "y5", 0, 99), event("u9", "purchase", "y1", 0, 98)])
+    with runtime.store.read() as conn:
+        restarted = model_for(conn, now + 1, names, settings)
+        fresh = train(conn, now + 1, names, settings)
+    assert same_model(restarted, trained)
+    assert not same_model(fresh, trained)
+
+
+def same_model(a: Model, b: Model) -> bool:
+    """Same products, same similarities, same popularity."""
+    if a.items != b.items or a.similarity.shape != b.similarity.shape:
+        return False
+    return (a.similarity != b.similarity).nnz == 0 and np.array_equal(a.popularity, b.popularity)
+
+
+@pytest.mark.parametrize(
+    ("saved", "asked_at", "expected", "why"),
+    [
+        ([5], 5, 5, "learnt up to the moment asked about"),
+        ([5], 4, None, "learnt from the future of the moment asked about"),
+        ([5, 9], 10, 9, "a newer model replaces the kept one"),
+        ([9, 5], 10, 9, "an older model arriving late does not replace a newer one"),
+    ],
+)
+def test_one_model_is_kept_per_key_the_newest(
+    runtime: Runtime, saved: list[int], asked_at: int, expected: int | None, why: str
+) -> None:
+    with runtime.store.begin() as conn:
+        for as_of in saved:
+            content_q.save_recommend_model(conn, "k", as_of, f"model {as_of}".encode())
+    with runtime.store.read() as conn:
+        kept = content_q.recommend_model(conn, "k", asked_at)
+    assert (None if kept is None else kept[0]) == expected, why
+    assert kept is None or kept[1] == f"model {expected}".encode(), why

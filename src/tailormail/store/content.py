@@ -1,4 +1,4 @@
-"""Named queries for content: template versions, render failures, order history."""
+"""Named queries for content: template versions, render failures, order history, recommendation models."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ from typing import Any
 
 from sqlalchemy import Connection, select
 
-from tailormail.store.dialect import insert_ignoring_conflicts
+from tailormail.store.dialect import insert_ignoring_conflicts, upsert
 from tailormail.store.schema import events
-from tailormail.store.schema_content import render_failures, template_versions
+from tailormail.store.schema_content import recommend_models, render_failures, template_versions
 
 
 def record_template_version(conn: Connection, version: dict[str, Any]) -> None:
@@ -25,6 +25,26 @@ def template_versions_of(conn: Connection, template: str) -> list[dict[str, Any]
         .order_by(template_versions.c.compiled_at.desc(), template_versions.c.id.desc())
     )
     return [dict(r) for r in rows.mappings()]
+
+
+def save_recommend_model(conn: Connection, key: str, trained_as_of: int, payload: bytes) -> None:
+    """Keep a trained recommendation model (one per key: a newer one replaces the older)."""
+
+    def newer(excluded: Any) -> Any:  # a slower trainer finishing late must not put an older model back
+        return recommend_models.c.trained_as_of < excluded.trained_as_of
+
+    stmt = upsert(conn, recommend_models, ["key"], ["trained_as_of", "payload"], only_if=newer)
+    conn.execute(stmt, [{"key": key, "trained_as_of": trained_as_of, "payload": payload}])
+
+
+def recommend_model(conn: Connection, key: str, not_after_ms: int) -> tuple[int, bytes] | None:
+    """(trained as of, payload) of the kept model of ``key``, if it learnt only from before ``not_after_ms``."""
+    row = conn.execute(
+        select(recommend_models.c.trained_as_of, recommend_models.c.payload).where(
+            recommend_models.c.key == key, recommend_models.c.trained_as_of <= not_after_ms
+        )
+    ).first()
+    return None if row is None else (int(row[0]), bytes(row[1]))
 
 
 def record_render_failures(conn: Connection, failures: Sequence[dict[str, Any]]) -> None:

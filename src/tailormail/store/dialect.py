@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, TypeVar
 
 import orjson
@@ -19,11 +19,18 @@ def insert_ignoring_conflicts(conn: Connection, table: Table) -> Any:
     return module.insert(table).on_conflict_do_nothing()
 
 
-def upsert(conn: Connection, table: Table, keys: list[str], update: list[str]) -> Any:
-    """An INSERT that updates ``update`` columns when ``keys`` already exist."""
+def upsert(
+    conn: Connection, table: Table, keys: list[str], update: list[str], only_if: Callable[[Any], Any] | None = None
+) -> Any:
+    """An INSERT that updates ``update`` columns when ``keys`` already exist.
+
+    ``only_if(excluded)``: a condition on the stored row and the new one (``excluded``) for the update.
+    """
     module = postgresql if conn.dialect.name == "postgresql" else sqlite
     stmt = module.insert(table)
-    return stmt.on_conflict_do_update(index_elements=keys, set_={name: stmt.excluded[name] for name in update})
+    condition = None if only_if is None else only_if(stmt.excluded)
+    set_ = {name: stmt.excluded[name] for name in update}
+    return stmt.on_conflict_do_update(index_elements=keys, set_=set_, where=condition)
 
 
 def one_of(conn: Connection, column: Any, values: Sequence[str]) -> ColumnElement[bool]:

@@ -100,6 +100,22 @@ def sqlite_file(engine: Engine) -> str | None:
     return database
 
 
+@contextmanager
+def write_transaction(engine: Engine) -> Iterator[Connection]:
+    """A write transaction on ``engine`` (BEGIN IMMEDIATE on SQLite): commits on success, rolls back on error.
+
+    ``Store.begin`` adds its writers' queue; a background thread that holds only
+    an engine (a connection's ``engine``) writes through this alone.
+    """
+    with engine.connect() as conn:
+        conn.info[_WRITE] = True
+        try:
+            with conn.begin():
+                yield conn
+        finally:
+            conn.info.pop(_WRITE, None)
+
+
 class Store:
     """Connections to the workspace database; every query goes through here."""
 
@@ -125,13 +141,8 @@ class Store:
     @contextmanager
     def begin(self) -> Iterator[Connection]:
         """A write transaction: commits on success, rolls back on error."""
-        with self._write_lock or nullcontext(), self.engine.connect() as conn:
-            conn.info[_WRITE] = True
-            try:
-                with conn.begin():
-                    yield conn
-            finally:
-                conn.info.pop(_WRITE, None)
+        with self._write_lock or nullcontext(), write_transaction(self.engine) as conn:
+            yield conn
         if self.checkpointer is not None:
             self.checkpointer.nudge()  # committed: the log is folded in off this thread
 

@@ -84,6 +84,7 @@ MIGRATIONS: list[Migration] = [
     Migration(7, "journeys", create_tables(*schema_journeys.JOURNEY_TABLES)),
     Migration(8, "campaigns and webhooks", create_tables(*schema_journeys.CAMPAIGN_TABLES)),
     Migration(10, "segment scan watermark", add_column(schema_segments.segment_state, "scanned_until")),
+    Migration(11, "recommendation models", create_tables(schema_content.recommend_models)),
 ]
 
 

@@ -155,6 +155,18 @@ def touch_totals(
         yield [(int(r[0]), str(r[1]), float(r[2]), float(r[3])) for r in rows]
 
 
+def event_count_estimate(conn: Connection) -> int:
+    """About how many events are stored, read in constant time: the span of their ids.
+
+    Ids only grow (deletions leave gaps, so this is at most a little high); each
+    bound is its own scalar subquery, which both databases answer from the key.
+    """
+    largest = select(func.max(events.c.id)).scalar_subquery()
+    smallest = select(func.min(events.c.id)).scalar_subquery()
+    span = conn.execute(select(largest - smallest + 1)).scalar()
+    return int(span or 0)
+
+
 def event_bounds(conn: Connection, event_names: Sequence[str]) -> tuple[int | None, int | None, int]:
     """(earliest ts, latest ts, max id) of the named events: a cache key and a split range."""
     row = conn.execute(

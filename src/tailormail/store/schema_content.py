@@ -1,8 +1,8 @@
-"""Content tables: compiled template versions and why a recipient got no mail."""
+"""Content tables: compiled template versions, why a recipient got no mail, trained recommendation models."""
 
 from __future__ import annotations
 
-from sqlalchemy import JSON, BigInteger, Column, Index, Integer, String, Table, Text
+from sqlalchemy import JSON, BigInteger, Column, Index, Integer, LargeBinary, String, Table, Text
 
 from tailormail.store.profiles import PROFILE_TABLES
 from tailormail.store.schema import Id, metadata
@@ -33,6 +33,14 @@ render_failures = Table(
     Column("failed_at", BigInteger, nullable=False),
     Index("ix_render_failures_template", "template", "failed_at"),
     Index("ix_render_failures_profile", "profile_id"),
+)
+
+recommend_models = Table(
+    "recommend_models",
+    metadata,
+    Column("key", String(64), primary_key=True, doc="hash of the event names and [recommend] settings it learnt with"),
+    Column("trained_as_of", BigInteger, nullable=False, doc="the events before this moment (ms) trained it"),
+    Column("payload", LargeBinary, nullable=False, doc="the model as an .npz archive (no pickles)"),
 )
 
 if (render_failures, "profile_id") not in PROFILE_TABLES:

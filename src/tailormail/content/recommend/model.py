@@ -9,12 +9,18 @@ of the person's favourite category, then the most popular products overall.
 Anything the person purchased in the last ``exclude_purchased_days`` (default
 90) is never recommended.
 
-The model is cached per database and per hour of ``now``; a person's own
-history is always read fresh, so an order placed a second ago is excluded.
+The model is cached per database and per hour of ``now``; models trained in
+the background (each day's successor, and the first one of a large store) are
+also kept in the database (``recommend_models``), so a new process starts
+from them.  A person's own history is always read fresh, so an order placed a
+second ago is excluded.
 """
 
 from __future__ import annotations
 
+import hashlib
+import io
+import json
 import logging
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -26,7 +32,9 @@ from scipy import sparse
 from sqlalchemy import Connection
 
 from tailormail.config import EventNames, Settings
+from tailormail.store import content as content_q
 from tailormail.store import products as product_q
+from tailormail.store.engine import write_transaction
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +80,14 @@ class RecommendSettings:
     purchase_weight: float = 4.0
     max_age_hours: int = 24
     """Serve a trained model this long, then train its successor in the background (training is the costly part)."""
+    inline_training_max_events: int = 200_000
+    """With no model yet, a send trains one at once only in a store of at most this many events.
+
+    Sends run inside write transactions: training at a million customers took
+    minutes, with every writer waiting.  Above this size the first model trains
+    in the background (sends meanwhile get no recommendations) and is kept in
+    the database, so it is trained once per workspace, not once per process.
+    """
 
     @classmethod
     def of(cls, settings: Settings) -> RecommendSettings:
@@ -132,6 +148,34 @@ class Model:
 
     ranked: dict[str | None, list[str]] = field(default_factory=dict)
     """Popularity order per category (None: overall), computed on first use."""
+
+    def to_bytes(self) -> bytes:
+        """The model as an .npz archive: arrays as they are, names and catalog rows as JSON (no pickles)."""
+        meta = {"items": self.items, "category_of": self.category_of, "catalog": self.catalog}
+        similarity = self.similarity.tocsr()
+        buffer = io.BytesIO()
+        np.savez_compressed(
+            buffer,
+            meta=np.frombuffer(json.dumps(meta).encode("utf-8"), dtype=np.uint8),
+            data=similarity.data,
+            indices=similarity.indices,
+            indptr=similarity.indptr,
+            shape=np.array(similarity.shape, dtype=np.int64),
+            popularity=self.popularity,
+        )
+        return buffer.getvalue()
+
+    @classmethod
+    def from_bytes(cls, payload: bytes) -> Model:
+        """The model ``to_bytes`` wrote."""
+        with np.load(io.BytesIO(payload), allow_pickle=False) as archive:
+            meta = json.loads(archive["meta"].tobytes().decode("utf-8"))
+            shape = tuple(int(n) for n in archive["shape"])
+            similarity = sparse.csr_matrix((archive["data"], archive["indices"], archive["indptr"]), shape=shape)
+            popularity = archive["popularity"]
+        items = list(meta["items"])
+        index = {p: i for i, p in enumerate(items)}
+        return cls(items, index, similarity, popularity, meta["category_of"], meta["catalog"])
 
     def popular(self, category: str | None = None) -> list[str]:
         """Products by popularity (ties by id), optionally within one category."""
@@ -196,9 +240,12 @@ def model_for(conn: Connection, now_ms: int, names: EventNames, settings: Recomm
     """The model trained on events before a moment at most ``max_age_hours`` before ``now_ms``.
 
     Training reads every product event of the lookback window (minutes at millions of
-    customers), and this is called from sends inside ingest and timer transactions: so
-    only the very first model is trained here.  A model past its age keeps serving while
-    a background thread trains its successor.  A model is never used for a moment before
+    customers), and this is called from sends inside ingest and timer transactions.  So
+    a process takes the model this process trained, else the one kept in the database;
+    with neither, a small store trains one here and a large one (more events than
+    ``inline_training_max_events``) in the background, serving an empty model (no
+    recommendations) until it is ready.  A model past its age keeps serving while a
+    background thread trains its successor.  A model is never used for a moment before
     the one it was trained as of (it would have seen the future): a clock that moved
     backwards trains here.
     """
@@ -206,42 +253,75 @@ def model_for(conn: Connection, now_ms: int, names: EventNames, settings: Recomm
     key = (str(conn.engine.url), event_names, settings)
     with _CACHE_LOCK:
         cached = _CACHE.get(key)
+    if cached is None or now_ms < cached[0]:
+        kept = content_q.recommend_model(conn, stored_key(names, settings), now_ms)
+        if kept is not None:
+            cached = (kept[0], Model.from_bytes(kept[1]))
+            _keep_in_process(key, *cached)
     if cached is not None and now_ms >= cached[0]:
         if now_ms - cached[0] >= settings.max_age_hours * HOUR_MS:
             _refresh_in_background(conn.engine, key, now_ms, names, settings)
         return cached[1]
+    events = product_q.event_count_estimate(conn)
+    if events > settings.inline_training_max_events:
+        if _refresh_in_background(conn.engine, key, now_ms, names, settings):
+            log.warning(
+                "recommendations: training the first model in the background (about %s events); until it is "
+                "ready, emails get no recommendations",
+                f"{events:,}",
+            )
+        return fit([], {})
     return _train_and_keep(conn, key, now_ms, names, settings)
 
 
+def stored_key(names: EventNames, settings: RecommendSettings) -> str:
+    """The database key of the models learnt with these event names, weights and lookback (what training reads)."""
+    learnt_with = {"weights": _weights(names, settings), "lookback_days": settings.lookback_days}
+    return hashlib.sha256(json.dumps(learnt_with, sort_keys=True).encode("utf-8")).hexdigest()
+
+
 def _train_and_keep(conn: Connection, key: Any, now_ms: int, names: EventNames, settings: RecommendSettings) -> Model:
-    trained_as_of = now_ms - now_ms % HOUR_MS  # whole hours, so near moments share one model
+    trained_as_of = _as_of(now_ms)
     model = train(conn, trained_as_of, names, settings)
+    _keep_in_process(key, trained_as_of, model)
+    return model
+
+
+def _as_of(now_ms: int) -> int:
+    """The moment a model for ``now_ms`` learns up to: the whole hour, so near moments share one model."""
+    return now_ms - now_ms % HOUR_MS
+
+
+def _keep_in_process(key: Any, trained_as_of: int, model: Model) -> None:
     with _CACHE_LOCK:
         _CACHE.clear()  # one model per process is enough; older ones are stale
         _CACHE[key] = (trained_as_of, model)
-    return model
 
 
 _REFRESHING: dict[Any, threading.Thread] = {}
 
 
-def _refresh_in_background(engine: Any, key: Any, now_ms: int, names: EventNames, settings: RecommendSettings) -> None:
-    """Train the successor of a stale model on a thread of its own (one at a time per model)."""
+def _refresh_in_background(engine: Any, key: Any, now_ms: int, names: EventNames, settings: RecommendSettings) -> bool:
+    """Train a model on a thread of its own and keep it (one at a time per model); False: one is training."""
     with _CACHE_LOCK:
         running = _REFRESHING.get(key)
         if running is not None and running.is_alive():
-            return
+            return False
 
         def work() -> None:
             try:
                 with engine.connect() as conn:
-                    _train_and_keep(conn, key, now_ms, names, settings)
+                    model = _train_and_keep(conn, key, now_ms, names, settings)
+                payload = model.to_bytes()
+                with write_transaction(engine) as conn:  # other processes (and this one, restarted) start from it
+                    content_q.save_recommend_model(conn, stored_key(names, settings), _as_of(now_ms), payload)
             except Exception:  # the stale model keeps serving; the next send tries again
                 log.exception("recommendations: training the next model failed")
 
         thread = threading.Thread(target=work, name="tailormail-recommend-train", daemon=True)
         _REFRESHING[key] = thread
     thread.start()
+    return True
 
 
 def wait_for_training(timeout_s: float | None = None) -> None:
