@@ -16,6 +16,7 @@ from tailormail.clock import to_ms
 from tailormail.ingest import bulk
 from tailormail.ingest.bulk import bulk_ingest
 from tailormail.ingest.messages import Message, parse_message
+from tailormail.ingest.pipeline import event_values
 from tailormail.runtime import Runtime
 from tailormail.store import events as event_q
 from tailormail.store import profiles as profile_q
@@ -115,6 +116,18 @@ def test_bulk_and_real_time_paths_store_the_same_rows(runtime: Runtime) -> None:
         u1 = profile_q.get_profile(conn, user_id="u1")
     assert bulk == real_time
     assert u1 and u1["traits"] == {"email": "a@x.io"}
+
+
+def test_two_bulk_inserts_in_one_transaction_each_count_their_new_rows(runtime: Runtime) -> None:
+    # PostgreSQL stages each insert in a temporary table: the second must not meet the first's.
+    now = to_ms(runtime.clock.now())
+    raws = [{"type": "track", "messageId": f"m{i}", "userId": "u1", "event": "view"} for i in range(3)]
+    rows = [event_q.encoded_row(event_values(m, 1, now)) for m in msgs(runtime, raws)]
+    with runtime.store.begin() as conn:
+        assert event_q.insert_encoded_events(conn, rows[:2]) == 2
+        assert event_q.insert_encoded_events(conn, rows[1:]) == 1
+    with runtime.store.read() as conn:
+        assert sorted(conn.execute(select(events.c.message_id)).scalars()) == ["m0", "m1", "m2"]
 
 
 def test_a_chunk_written_on_the_guess_that_it_is_new_is_rolled_back_when_it_was_not(

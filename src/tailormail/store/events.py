@@ -97,7 +97,10 @@ _staged_events = Table(
 
 
 def _copy_insert_postgresql(conn: Connection, prepared: Sequence[Sequence[Any]]) -> int:
-    """COPY rows into a temporary table (dropped at commit), then insert the new ones into events."""
+    """COPY rows into a temporary table, then insert the new ones into events; the table goes right after.
+
+    Dropped here, not only at commit: a second call in the same transaction creates it anew.
+    """
     _staged_events.create(conn)
     cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
     columns = ", ".join(EVENT_COLUMNS)
@@ -110,7 +113,9 @@ def _copy_insert_postgresql(conn: Connection, prepared: Sequence[Sequence[Any]])
     ]
     insert = insert_ignoring_conflicts(conn, events).from_select(list(EVENT_COLUMNS), select(*staged))
     # rowcount of an INSERT is kept only when asked for (SQLAlchemy reads it for UPDATE and DELETE)
-    return int(conn.execute(insert.execution_options(preserve_rowcount=True)).rowcount)
+    inserted = int(conn.execute(insert.execution_options(preserve_rowcount=True)).rowcount)
+    _staged_events.drop(conn)
+    return inserted
 
 
 def _sqlite_insert_sql(conn: Connection) -> str:
