@@ -7,17 +7,19 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import Connection, event
+from sqlalchemy import Connection, event, func, select
 
 from tailormail.clock import ManualClock, to_ms
 from tailormail.journeys import engine as e
 from tailormail.journeys import model as m
 from tailormail.journeys.parse import parse_journey
 from tailormail.journeys.runner import EventIndex, JourneyRunner
+from tailormail.journeys.service import fire_timers_while_due
 from tailormail.runtime import Runtime
 from tailormail.segments.yamlsource import load_yaml
 from tailormail.store import journeys as q
 from tailormail.store import profiles as profile_q
+from tailormail.store.schema_journeys import journey_timers
 
 EVENTS = {"add_to_cart": "add_to_cart", "purchase": "purchase"}
 
@@ -274,3 +276,50 @@ def test_an_entry_after_a_goal_in_the_same_batch_still_sees_the_last_entry(
         bob = q.runs_of(conn, "cart", pid(runtime, "bob"))
     assert [r["finish_reason"] for r in ann] == ["goal"]  # re-entry is never: the second cart starts nothing
     assert len(bob) == 1
+
+
+@pytest.mark.parametrize(
+    ("budget_s", "one_round", "why"),
+    [
+        (60.0, True, "a round wakes batch after batch while timers are due"),
+        (0.0, False, "a spent budget ends the round after its batch of 500; the next round goes on"),
+    ],
+)
+def test_a_worker_round_wakes_every_due_timer_within_its_budget(
+    runtime: Runtime,
+    clock: ManualClock,
+    setup: tuple[JourneyRunner, RecordingEffects],
+    budget_s: float,
+    one_round: bool,
+    why: str,
+) -> None:
+    runner, effects = setup
+    now = clock.now().isoformat()
+    carts = [
+        {"type": "track", "userId": f"u{i}", "event": "add_to_cart", "timestamp": now, "messageId": f"cart-{i}"}
+        for i in range(1100)
+    ]
+    runtime.ingestor.ingest_raw(carts)  # the workspace's own cart journey parks these people too
+    clock.advance(timedelta(hours=1, seconds=1))
+    now_ms = to_ms(clock.now())
+    due = (
+        select(func.count())
+        .select_from(journey_timers)
+        .where(journey_timers.c.fired_at.is_(None), journey_timers.c.due_at <= now_ms)
+    )
+    with runtime.store.read() as conn:
+        waiting = conn.execute(due).scalar_one()
+    assert waiting >= 1100
+    ticks = iter(range(10**6))  # the budget's clock moves one second per reading: no sleeps
+    rounds = []
+    while not rounds or rounds[-1]:
+        rounds.append(
+            fire_timers_while_due(runtime.store, runner, now_ms, budget_s=budget_s, clock=lambda: next(ticks))
+        )
+    with runtime.store.read() as conn:
+        assert conn.execute(due).scalar_one() == 0, why
+    assert sum(rounds) == waiting, why
+    expected = [waiting] if one_round else [min(500, waiting - k) for k in range(0, waiting, 500)]
+    assert rounds[:-1] == expected, why
+    assert sorted(pid for _, pid, _ in effects.sent) == sorted({pid for _, pid, _ in effects.sent}), "each once"
+    assert len(effects.sent) == 1100, why

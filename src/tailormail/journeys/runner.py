@@ -139,6 +139,8 @@ class EventIndex:
 
 
 ENTER_BATCH = 500
+TIMER_BATCH = 500
+"""Due timers one transaction wakes (the worker takes batch after batch while more are due)."""
 """People entered per batch by ``enter_many`` (their emails render together, as campaigns' batches do)."""
 
 
@@ -368,7 +370,7 @@ class JourneyRunner:
     # --- timers --------------------------------------------------------------------
 
     def fire_due_timers(
-        self, conn: Connection, now_ms: int, limit: int = 500, only_runs: Sequence[int] | None = None
+        self, conn: Connection, now_ms: int, limit: int = TIMER_BATCH, only_runs: Sequence[int] | None = None
     ) -> int:
         """Wake the runs whose timers are due (of ``only_runs`` when given); return how many fired."""
         # A paused journey's timers stay pending; they fire on the first tick after resume.

@@ -18,9 +18,10 @@ from tailormail.ingest.pipeline import IngestHook, StoredEvent
 from tailormail.journeys import campaigns
 from tailormail.journeys.definitions import load_journeys, send_policy
 from tailormail.journeys.effects import OutboxEffects
-from tailormail.journeys.runner import JourneyRunner
+from tailormail.journeys.runner import TIMER_BATCH, JourneyRunner
 from tailormail.journeys.scheduled import enter_scheduled
 from tailormail.journeys.webhooks import WebhookPoster, webhook_settings
+from tailormail.store import Store
 from tailormail.throttle import Throttle
 
 _RUNNERS: dict[str, tuple[tuple[Any, ...], JourneyRunner]] = {}
@@ -101,14 +102,35 @@ def timers_task(effects_factory: Any) -> Any:
         if not runner.journeys:
             return 0
         now_ms = to_ms(now)
-        fired = 0
-        with runtime.store.begin() as conn:
-            fired += runner.fire_due_timers(conn, now_ms)
+        fired = fire_timers_while_due(runtime.store, runner, now_ms, budget_s=TIMER_ROUND_SECONDS)
         with runtime.store.begin() as conn:
             fired += enter_scheduled(conn, runner, now_ms)
         return fired
 
     return run
+
+
+TIMER_ROUND_SECONDS = 0.4
+"""How long one worker round goes on waking due timers (then the worker's other tasks get their turn)."""
+
+
+def fire_timers_while_due(
+    store: Store, runner: JourneyRunner, now_ms: int, *, budget_s: float, clock: Callable[[], float] = time.monotonic
+) -> int:
+    """Wake due timers a batch at a time, each batch its own transaction, until none is due or ``budget_s`` is spent.
+
+    One batch a round capped wake-ups at 1,000 a second however many were due
+    (a broadcast's day-long wait ending for a million people at once); between
+    batches the write lock is free, so ingest goes on.
+    """
+    deadline = clock() + budget_s
+    fired = 0
+    while True:
+        with store.begin() as conn:
+            woken = runner.fire_due_timers(conn, now_ms, TIMER_BATCH)
+        fired += woken
+        if woken < TIMER_BATCH or clock() >= deadline:
+            return fired
 
 
 TIMER_INTERVAL = timedelta(seconds=0.5)
