@@ -12,6 +12,7 @@ from tailormail.config import Settings
 from tailormail.content.recommend.model import RecommendSettings
 from tailormail.errors import ConfigError
 from tailormail.predict.service import PredictSettings
+from tailormail.segments.governance import Limits
 from tailormail.track.settings import track_settings
 
 
@@ -27,6 +28,9 @@ def with_table(name: str, table: dict[str, Any]) -> Settings:
         ("predict", {"high_value_share": True}, "[predict].high_value_share must be a number, not True"),
         ("predict", {"horizon": 3}, "unknown key [predict].horizon"),
         ("recommend", {"view_weight": "1"}, "[recommend].view_weight must be a number"),
+        ("recommend", {"inline_training_max_event": 10}, "unknown key [recommend].inline_training_max_event"),
+        ("segments", {"max_actve": 20}, "unknown key [segments].max_actve"),  # a typo was ignored silently
+        ("segments", {"overlap_above": "high"}, "[segments].overlap_above must be a number"),
         ("track", {"topics": "offers"}, "[track].topics must be a list, not 'offers'"),
         ("track", {"utm": ["a"]}, "[track].utm must be a dict"),
         ("track", {"base_url": 8000}, "[track].base_url must be a string, not 8000"),
@@ -37,6 +41,7 @@ def test_a_wrong_value_names_the_file_table_key_and_type(name: str, table: dict[
     read = {
         "predict": PredictSettings.from_settings,
         "recommend": RecommendSettings.of,
+        "segments": Limits.of,
         "track": track_settings,
     }[name]
     with pytest.raises(ConfigError) as caught:

@@ -51,6 +51,7 @@ overlap_above = 0.9    # flag pairs sharing more than this share of the smaller 
 # lookback_days = 365         # events older than this do not train recommendations
 # exclude_purchased_days = 90 # never recommend what the person bought this recently
 # max_age_hours = 24          # then the next model trains in the background (the old one serves)
+# inline_training_max_events = 200000  # above: the first model trains in the background too
 
 [deliver]
 transport = "maildir"     # "maildir": files in outbox/ here, to open what was sent; "smtp": a relay

@@ -28,9 +28,8 @@ class Limits:
 
     @classmethod
     def of(cls, settings: Settings) -> Limits:
-        """Limits from the [segments] table of tailormail.toml."""
-        known = set(cls.__dataclass_fields__)
-        return cls(**{k: v for k, v in settings.section("segments").items() if k in known})
+        """Limits from the [segments] table of tailormail.toml; an unknown key is an error that names it."""
+        return settings.table(cls, "segments")
 
 
 @dataclass(frozen=True)
