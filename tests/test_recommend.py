@@ -329,3 +329,15 @@ def test_one_model_is_kept_per_key_the_newest(
         kept = content_q.recommend_model(conn, "k", asked_at)
     assert (None if kept is None else kept[0]) == expected, why
     assert kept is None or kept[1] == f"model {expected}".encode(), why
+
+
+@pytest.mark.parametrize("people_per_snapshot", [1, 2, 5, 1000])
+def test_training_in_slices_of_people_learns_the_same_model(runtime: Runtime, people_per_snapshot: int) -> None:
+    # The background trainer reads a slice of profile ids per read transaction; no one is lost or counted twice.
+    shop(runtime, SHOP)
+    settings, names, now = RecommendSettings(), EventNames(), to_ms(T0)
+    with runtime.store.read() as conn:
+        whole = train(conn, now, names, settings)
+    with runtime.store.engine.connect() as conn:  # a connection of its own: slices end their transactions
+        sliced = train(conn, now, names, settings, people_per_snapshot=people_per_snapshot)
+    assert whole.items and same_model(sliced, whole)

@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import Connection, func, select, text
 
 from tailormail.store.dialect import in_chunks, upsert
-from tailormail.store.schema import events, products
+from tailormail.store.schema import events, products, profiles
 
 CATALOG_COLUMNS = ("name", "category", "price", "url", "image_url", "properties")
 """The columns an import sets (besides the key and ``updated_at``)."""
@@ -84,13 +84,13 @@ WITH touch AS (
            CAST(coalesce(nullif(json_extract(properties, '$.product_id'), ''),
                          json_extract(properties, '$.sku')) AS TEXT) AS product_id
       FROM events
-     WHERE event IN (:view, :cart, :purchase) AND ts >= :since AND ts < :until
+     WHERE {people}event IN (:view, :cart, :purchase) AND ts >= :since AND ts < :until
     UNION ALL
     SELECT e.profile_id, e.event,
            CAST(coalesce(nullif(json_extract(line.value, '$.product_id'), ''),
                          json_extract(line.value, '$.sku')) AS TEXT)
       FROM events AS e, json_each(e.properties, '$.products') AS line
-     WHERE e.event IN (:view, :cart, :purchase) AND e.ts >= :since AND e.ts < :until
+     WHERE {people_e}e.event IN (:view, :cart, :purchase) AND e.ts >= :since AND e.ts < :until
        AND json_type(e.properties, '$.products') = 'array' AND line.type = 'object'
 )
 SELECT touch.profile_id, touch.product_id,
@@ -105,14 +105,14 @@ WITH touch AS (
            coalesce(nullif(json_extract_path_text(properties, 'product_id'), ''),
                     json_extract_path_text(properties, 'sku')) AS product_id
       FROM events
-     WHERE event IN (:view, :cart, :purchase) AND ts >= :since AND ts < :until
+     WHERE {people}event IN (:view, :cart, :purchase) AND ts >= :since AND ts < :until
     UNION ALL
     SELECT e.profile_id, e.event,
            coalesce(nullif(line ->> 'product_id', ''), line ->> 'sku')
       FROM events AS e
      CROSS JOIN LATERAL json_array_elements(
            CASE WHEN json_typeof(e.properties -> 'products') = 'array' THEN e.properties -> 'products' END) AS line
-     WHERE e.event IN (:view, :cart, :purchase) AND e.ts >= :since AND e.ts < :until
+     WHERE {people_e}e.event IN (:view, :cart, :purchase) AND e.ts >= :since AND e.ts < :until
        AND json_typeof(line) = 'object'
 )
 SELECT touch.profile_id, touch.product_id,
@@ -134,13 +134,15 @@ def touch_totals(
     since_ms: int,
     until_ms: int,
     chunk: int = 100_000,
+    profiles: tuple[int, int] | None = None,
 ) -> Iterator[list[tuple[int, str, float, float]]]:
     """(profile_id, product_id, summed weight, largest single weight) per person and catalog product.
 
     The aggregation runs in the database, so training reads one row per person and
     product rather than every event with its JSON; rows come in lists of ``chunk``.
+    ``profiles``: only people whose id is in this (first, last) range.
     """
-    params = {
+    params: dict[str, Any] = {
         "view": view,
         "cart": cart,
         "purchase": purchase,
@@ -150,9 +152,19 @@ def touch_totals(
         "since": since_ms,
         "until": until_ms,
     }
-    result = conn.execute(text(_TOUCH_TOTALS[conn.dialect.name]), params)
+    people = people_e = ""
+    if profiles is not None:  # constant SQL text; the bounds are parameters
+        people, people_e = "profile_id BETWEEN :first AND :last AND ", "e.profile_id BETWEEN :first AND :last AND "
+        params |= {"first": profiles[0], "last": profiles[1]}
+    sql = _TOUCH_TOTALS[conn.dialect.name].format(people=people, people_e=people_e)
+    result = conn.execute(text(sql), params)
     while rows := result.fetchmany(chunk):
         yield [(int(r[0]), str(r[1]), float(r[2]), float(r[3])) for r in rows]
+
+
+def largest_profile_id(conn: Connection) -> int:
+    """The largest profile id (0: no profiles)."""
+    return int(conn.execute(select(func.max(profiles.c.id))).scalar() or 0)
 
 
 def event_count_estimate(conn: Connection) -> int:

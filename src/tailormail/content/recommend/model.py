@@ -280,9 +280,16 @@ def stored_key(names: EventNames, settings: RecommendSettings) -> str:
     return hashlib.sha256(json.dumps(learnt_with, sort_keys=True).encode("utf-8")).hexdigest()
 
 
-def _train_and_keep(conn: Connection, key: Any, now_ms: int, names: EventNames, settings: RecommendSettings) -> Model:
+def _train_and_keep(
+    conn: Connection,
+    key: Any,
+    now_ms: int,
+    names: EventNames,
+    settings: RecommendSettings,
+    people_per_snapshot: int | None = None,
+) -> Model:
     trained_as_of = _as_of(now_ms)
-    model = train(conn, trained_as_of, names, settings)
+    model = train(conn, trained_as_of, names, settings, people_per_snapshot=people_per_snapshot)
     _keep_in_process(key, trained_as_of, model)
     return model
 
@@ -300,6 +307,9 @@ def _keep_in_process(key: Any, trained_as_of: int, model: Model) -> None:
 
 _REFRESHING: dict[Any, threading.Thread] = {}
 
+PEOPLE_PER_SNAPSHOT = 100_000
+"""Background training reads this many profile ids per read transaction (about 30 s each at 1M customers)."""
+
 
 def _refresh_in_background(engine: Any, key: Any, now_ms: int, names: EventNames, settings: RecommendSettings) -> bool:
     """Train a model on a thread of its own and keep it (one at a time per model); False: one is training."""
@@ -311,7 +321,7 @@ def _refresh_in_background(engine: Any, key: Any, now_ms: int, names: EventNames
         def work() -> None:
             try:
                 with engine.connect() as conn:
-                    model = _train_and_keep(conn, key, now_ms, names, settings)
+                    model = _train_and_keep(conn, key, now_ms, names, settings, people_per_snapshot=PEOPLE_PER_SNAPSHOT)
                 payload = model.to_bytes()
                 with write_transaction(engine) as conn:  # other processes (and this one, restarted) start from it
                     content_q.save_recommend_model(conn, stored_key(names, settings), _as_of(now_ms), payload)
@@ -332,11 +342,23 @@ def wait_for_training(timeout_s: float | None = None) -> None:
         thread.join(timeout_s)
 
 
-def train(conn: Connection, now_ms: int, names: EventNames, settings: RecommendSettings) -> Model:
+def train(
+    conn: Connection,
+    now_ms: int,
+    names: EventNames,
+    settings: RecommendSettings,
+    *,
+    people_per_snapshot: int | None = None,
+) -> Model:
     """Train a Model on the lookback window before ``now_ms`` (no cache).
 
     The database sums each person's touches of each catalog product, so what
     crosses into Python is one row per (person, product), not every event.
+    ``people_per_snapshot``: read that many profile ids at a time, each slice in
+    a read transaction of its own (ended here: only for a connection of the
+    caller's own, not one inside a transaction that must go on).  One snapshot
+    held for the minutes training takes at a million customers kept SQLite's
+    checkpoints from folding in anything written meanwhile, so the log grew.
     """
     weights = _weights(names, settings)
     profile_ids: list[np.ndarray] = []
@@ -344,21 +366,31 @@ def train(conn: Connection, now_ms: int, names: EventNames, settings: RecommendS
     columns: list[np.ndarray] = []
     totals: list[np.ndarray] = []
     cap = 0.0
-    for chunk in product_q.touch_totals(
-        conn,
-        weights,
-        view=names.product_view,
-        cart=names.add_to_cart,
-        purchase=names.purchase,
-        since_ms=now_ms - settings.lookback_days * DAY_MS,
-        until_ms=now_ms,
-    ):
-        profile_ids.append(np.fromiter((r[0] for r in chunk), dtype=np.int64, count=len(chunk)))
-        columns.append(
-            np.fromiter((first_seen.setdefault(r[1], len(first_seen)) for r in chunk), dtype=np.int64, count=len(chunk))
-        )
-        totals.append(np.fromiter((r[2] for r in chunk), dtype=np.float64, count=len(chunk)))
-        cap = max(cap, max(r[3] for r in chunk))
+    slices: list[tuple[int, int] | None] = [None]
+    if people_per_snapshot is not None:
+        last = product_q.largest_profile_id(conn)
+        slices = [(first, first + people_per_snapshot - 1) for first in range(1, last + 1, people_per_snapshot)]
+    for id_slice in slices:
+        for chunk in product_q.touch_totals(
+            conn,
+            weights,
+            view=names.product_view,
+            cart=names.add_to_cart,
+            purchase=names.purchase,
+            since_ms=now_ms - settings.lookback_days * DAY_MS,
+            until_ms=now_ms,
+            profiles=id_slice,
+        ):
+            profile_ids.append(np.fromiter((r[0] for r in chunk), dtype=np.int64, count=len(chunk)))
+            columns.append(
+                np.fromiter(
+                    (first_seen.setdefault(r[1], len(first_seen)) for r in chunk), dtype=np.int64, count=len(chunk)
+                )
+            )
+            totals.append(np.fromiter((r[2] for r in chunk), dtype=np.float64, count=len(chunk)))
+            cap = max(cap, max(r[3] for r in chunk))
+        if id_slice is not None:
+            conn.rollback()  # a read: ending it lets checkpoints move past this slice's snapshot
     if not first_seen:
         return fit([], {})
     people, rows = np.unique(np.concatenate(profile_ids), return_inverse=True)
