@@ -100,14 +100,23 @@ def sqlite_file(engine: Engine) -> str | None:
     return database
 
 
+# SQLite has one writer at a time.  Threads of this process queue for an engine here and
+# wake the moment the writer before them commits; left to SQLite, a waiting writer polls
+# with sleeps of up to 100 ms (its busy handler), and under concurrent API requests most
+# of the time went to those sleeps.  Other processes (a separate worker) still meet
+# SQLite's busy timeout.
+_WRITER_QUEUES: weakref.WeakKeyDictionary[Engine, threading.RLock] = weakref.WeakKeyDictionary()
+
+
 @contextmanager
 def write_transaction(engine: Engine) -> Iterator[Connection]:
     """A write transaction on ``engine`` (BEGIN IMMEDIATE on SQLite): commits on success, rolls back on error.
 
-    ``Store.begin`` adds its writers' queue; a background thread that holds only
-    an engine (a connection's ``engine``) writes through this alone.
+    Writers of a Store's SQLite engine queue in this process first, so a
+    background thread holding only an engine (a connection's ``engine``) waits
+    its turn like ``Store.begin`` does.
     """
-    with engine.connect() as conn:
+    with _WRITER_QUEUES.get(engine) or nullcontext(), engine.connect() as conn:
         conn.info[_WRITE] = True
         try:
             with conn.begin():
@@ -122,12 +131,8 @@ class Store:
     def __init__(self, url: str, **options: Any) -> None:
         self.url = normalize_url(url)
         self.engine = make_engine(self.url, **options)
-        # SQLite has one writer at a time.  Threads of this process queue here and
-        # wake the moment the writer before them commits; left to SQLite, a waiting
-        # writer polls with sleeps of up to 100 ms (its busy handler), and under
-        # concurrent API requests most of the time went to those sleeps.  Other
-        # processes (a separate worker) still meet SQLite's busy timeout.
-        self._write_lock = threading.RLock() if self.engine.dialect.name == "sqlite" else None
+        if self.engine.dialect.name == "sqlite":
+            _WRITER_QUEUES[self.engine] = threading.RLock()  # see write_transaction
         path = sqlite_file(self.engine)
         self.checkpointer = Checkpointer(path) if path is not None else None
         if self.checkpointer is not None:
@@ -141,7 +146,7 @@ class Store:
     @contextmanager
     def begin(self) -> Iterator[Connection]:
         """A write transaction: commits on success, rolls back on error."""
-        with self._write_lock or nullcontext(), write_transaction(self.engine) as conn:
+        with write_transaction(self.engine) as conn:
             yield conn
         if self.checkpointer is not None:
             self.checkpointer.nudge()  # committed: the log is folded in off this thread
