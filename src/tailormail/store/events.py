@@ -196,3 +196,22 @@ _SQLITE_KNOWN = "SELECT message_id FROM events WHERE message_id IN (SELECT value
 def count_events(conn: Connection) -> int:
     """How many events are stored."""
     return int(conn.execute(select(func.count()).select_from(events)).scalar_one())
+
+
+def event_id_bounds(conn: Connection) -> tuple[int, int] | None:
+    """The smallest and largest event id (None: no events), read from the ends of the key."""
+    # One subquery each: SQLite finds a lone min() or max() at an end of the key, but
+    # both in one SELECT scan the whole table (0.55 s at a million customers).
+    low, high = conn.execute(
+        select(select(func.min(events.c.id)).scalar_subquery(), select(func.max(events.c.id)).scalar_subquery())
+    ).one()
+    return None if low is None else (int(low), int(high))
+
+
+def event_count_estimate(conn: Connection) -> int:
+    """About how many events are stored, in constant time: the span of their ids.
+
+    Ids only grow; deletions leave gaps, so this is at most a little high.
+    """
+    bounds = event_id_bounds(conn)
+    return 0 if bounds is None else bounds[1] - bounds[0] + 1

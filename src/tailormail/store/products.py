@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import Connection, func, select, text
 
 from tailormail.store.dialect import in_chunks, upsert
-from tailormail.store.schema import events, products, profiles
+from tailormail.store.schema import events, products
 
 CATALOG_COLUMNS = ("name", "category", "price", "url", "image_url", "properties")
 """The columns an import sets (besides the key and ``updated_at``)."""
@@ -160,23 +160,6 @@ def touch_totals(
     result = conn.execute(text(sql), params)
     while rows := result.fetchmany(chunk):
         yield [(int(r[0]), str(r[1]), float(r[2]), float(r[3])) for r in rows]
-
-
-def largest_profile_id(conn: Connection) -> int:
-    """The largest profile id (0: no profiles)."""
-    return int(conn.execute(select(func.max(profiles.c.id))).scalar() or 0)
-
-
-def event_count_estimate(conn: Connection) -> int:
-    """About how many events are stored, read in constant time: the span of their ids.
-
-    Ids only grow (deletions leave gaps, so this is at most a little high); each
-    bound is its own scalar subquery, which both databases answer from the key.
-    """
-    largest = select(func.max(events.c.id)).scalar_subquery()
-    smallest = select(func.min(events.c.id)).scalar_subquery()
-    span = conn.execute(select(largest - smallest + 1)).scalar()
-    return int(span or 0)
 
 
 def event_bounds(conn: Connection, event_names: Sequence[str]) -> tuple[int | None, int | None, int]:

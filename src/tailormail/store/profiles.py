@@ -285,3 +285,8 @@ def iter_profiles(conn: Connection, batch: int = 5000) -> Iterable[dict[str, Any
         for row in rows:
             yield dict(row)
         last = rows[-1]["id"]
+
+
+def largest_profile_id(conn: Connection) -> int:
+    """The largest profile id (0: no profiles)."""
+    return int(conn.execute(select(func.max(profiles.c.id))).scalar() or 0)

@@ -33,7 +33,9 @@ from sqlalchemy import Connection
 
 from tailormail.config import EventNames, Settings
 from tailormail.store import content as content_q
+from tailormail.store import events as event_q
 from tailormail.store import products as product_q
+from tailormail.store import profiles as profile_q
 from tailormail.store.engine import write_transaction
 
 log = logging.getLogger(__name__)
@@ -262,7 +264,7 @@ def model_for(conn: Connection, now_ms: int, names: EventNames, settings: Recomm
         if now_ms - cached[0] >= settings.max_age_hours * HOUR_MS:
             _refresh_in_background(conn.engine, key, now_ms, names, settings)
         return cached[1]
-    events = product_q.event_count_estimate(conn)
+    events = event_q.event_count_estimate(conn)
     if events > settings.inline_training_max_events:
         if _refresh_in_background(conn.engine, key, now_ms, names, settings):
             log.warning(
@@ -368,7 +370,7 @@ def train(
     cap = 0.0
     slices: list[tuple[int, int] | None] = [None]
     if people_per_snapshot is not None:
-        last = product_q.largest_profile_id(conn)
+        last = profile_q.largest_profile_id(conn)
         slices = [(first, first + people_per_snapshot - 1) for first in range(1, last + 1, people_per_snapshot)]
     for id_slice in slices:
         for chunk in product_q.touch_totals(
