@@ -14,6 +14,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from tailormail.api import errors
 from tailormail.api.auth import key_from_authorization, key_from_headers, require_key
 from tailormail.errors import BatchTooLarge, PayloadTooLarge, TailormailError, ValidationError
+from tailormail.ingest.group import GroupCommit
 from tailormail.runtime import Runtime
 
 SUCCESS = {"success": True}
@@ -23,24 +24,36 @@ def router(runtime: Runtime) -> APIRouter:
     """Routes that ingest events; a write key is enough."""
     api = APIRouter()
     limits = runtime.settings.limits
+    group = ingest_group(runtime)
 
     @api.post("/v1/batch")
     async def batch(request: Request) -> JSONResponse:
         """Ingest a batch of Segment messages (served by ``FastBatch`` in front of the app)."""
         body = await _json_body(request, limits.max_batch_bytes, BatchTooLarge)
         messages = _batch_of(body)
-        await _ingest(runtime, request, body, messages)
+        await _ingest(runtime, group, request, body, messages)
         return JSONResponse(SUCCESS)
 
     for kind in ("identify", "track", "page", "screen", "group", "alias"):
-        api.add_api_route(f"/v1/{kind}", _single(runtime, kind, limits.max_message_bytes), methods=["POST"])
+        api.add_api_route(f"/v1/{kind}", _single(runtime, group, kind, limits.max_message_bytes), methods=["POST"])
     return api
 
 
-def _single(runtime: Runtime, kind: str, max_bytes: int) -> Any:
+def ingest_group(runtime: Runtime) -> GroupCommit:
+    """The runtime's group commit for API ingest: one per runtime, so concurrent requests share transactions."""
+    group = runtime.extras.get(_GROUP)
+    if not isinstance(group, GroupCommit) or group.ingestor is not runtime.ingestor:
+        group = runtime.extras[_GROUP] = GroupCommit(runtime.ingestor)
+    return group
+
+
+_GROUP = "tailormail_ingest_group"
+
+
+def _single(runtime: Runtime, group: GroupCommit, kind: str, max_bytes: int) -> Any:
     async def endpoint(request: Request) -> JSONResponse:
         body = await _json_body(request, max_bytes, PayloadTooLarge)
-        await _ingest(runtime, request, body, [{**body, "type": kind}])
+        await _ingest(runtime, group, request, body, [{**body, "type": kind}])
         return JSONResponse(SUCCESS)
 
     endpoint.__name__ = f"ingest_{kind}"
@@ -48,19 +61,24 @@ def _single(runtime: Runtime, kind: str, max_bytes: int) -> Any:
     return endpoint
 
 
-async def _ingest(runtime: Runtime, request: Request, body: dict[str, Any], messages: list[Any]) -> None:
+async def _ingest(
+    runtime: Runtime, group: GroupCommit, request: Request, body: dict[str, Any], messages: list[Any]
+) -> None:
     header_key = key_from_headers(request)
-    await run_in_threadpool(_authenticated_ingest, runtime, header_key, body, messages)
+    await run_in_threadpool(_authenticated_ingest, runtime, group, header_key, body, messages)
 
 
-def _authenticated_ingest(runtime: Runtime, header_key: str | None, body: dict[str, Any], messages: list[Any]) -> None:
+def _authenticated_ingest(
+    runtime: Runtime, group: GroupCommit, header_key: str | None, body: dict[str, Any], messages: list[Any]
+) -> None:
     """Check the write key, then store the messages: one trip to the threadpool for both."""
     write_key = body.get("writeKey") if isinstance(body.get("writeKey"), str) else None
     require_key(runtime, header_key or write_key, "write")
     sent_at = body.get("sentAt") if isinstance(body.get("sentAt"), str) else None
     max_bytes = runtime.settings.limits.max_message_bytes
-    # Commit before answering: the 200 means the events are durable.
-    runtime.ingestor.ingest_raw(messages, sent_at=sent_at, max_bytes=max_bytes)
+    # Commit before answering: the 200 means the events are durable.  Requests that arrive while a
+    # transaction is under way share the next one (ingest/group.py).
+    group.ingest_raw(messages, sent_at=sent_at, max_bytes=max_bytes)
 
 
 def _batch_of(body: dict[str, Any]) -> list[Any]:
@@ -82,6 +100,7 @@ class FastBatch:
 
     def __init__(self, app: ASGIApp, runtime: Runtime) -> None:
         self.app, self.runtime = app, runtime
+        self.group = ingest_group(runtime)
         self.limit = runtime.settings.limits.max_batch_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -103,7 +122,7 @@ class FastBatch:
             body = _decoded(raw, encoding, self.limit, BatchTooLarge)
             messages = _batch_of(body)
             key = key_from_authorization(authorization)
-            await run_in_threadpool(_authenticated_ingest, self.runtime, key, body, messages)
+            await run_in_threadpool(_authenticated_ingest, self.runtime, self.group, key, body, messages)
             status, content = 200, _SUCCESS_BODY
         except TailormailError as error:  # as errors.install answers it behind FastAPI
             status, content = errors.status_of(error), json.dumps(errors.error_body(error)).encode()

@@ -61,14 +61,8 @@ class Ingestor:
     ) -> IngestResult:
         """Validate every raw message first, then store them all in one transaction."""
         now_ms = to_ms(self.clock.now())
-        if max_bytes is not None and all_within(raws, max_bytes):
-            max_bytes = None  # each message is smaller than the whole batch: no need to measure them one by one
         with collection_paused():
-            messages = [
-                parse_message(raw, index=i, received_ms=now_ms, sent_at=sent_at, max_bytes=max_bytes)
-                for i, raw in enumerate(raws)
-            ]
-            return self.ingest(messages, now_ms=now_ms)
+            return self.ingest(parse_raw(raws, now_ms, sent_at=sent_at, max_bytes=max_bytes), now_ms=now_ms)
 
     def ingest(self, messages: Sequence[Message], *, now_ms: int | None = None) -> IngestResult:
         """Store validated messages in one transaction and run the hooks on new ones."""
@@ -90,6 +84,19 @@ class Ingestor:
         result.stored = len(result.events)
         result.duplicates = result.received - result.stored
         return result
+
+
+def parse_raw(
+    raws: Sequence[Any], received_ms: int, *, sent_at: str | None = None, max_bytes: int | None = None
+) -> list[Message]:
+    """Validate a batch of raw Segment messages; the first bad one raises, naming its field and index."""
+    if max_bytes is not None and all_within(raws, max_bytes):
+        max_bytes = None  # each message is smaller than the whole batch: no need to measure them one by one
+    with collection_paused():
+        return [
+            parse_message(raw, index=i, received_ms=received_ms, sent_at=sent_at, max_bytes=max_bytes)
+            for i, raw in enumerate(raws)
+        ]
 
 
 def all_within(raws: Sequence[Any], max_bytes: int) -> bool:
