@@ -12,6 +12,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
 from tailormail.api.app import create_app
+from tailormail.api.auth import KEY_TRUST_SECONDS, key_cache
 from tailormail.clock import to_ms
 from tailormail.runtime import Runtime
 from tailormail.store import keys
@@ -73,6 +74,26 @@ def test_missing_unknown_and_revoked_keys_are_refused(client: TestClient, runtim
         keys.revoke_key(conn, keys.list_keys(conn)[0].id, 0)
     assert client.post("/v1/batch", json={"batch": [msg(1)]}, headers=basic(key)).status_code == 401
     assert stored(runtime) == 0
+
+
+def test_a_key_revoked_elsewhere_is_refused_once_its_trust_runs_out(client: TestClient, runtime: Runtime) -> None:
+    seconds = [100.0]
+    key_cache(runtime).clock = lambda: seconds[0]
+    key = make_key(runtime, "write")
+    assert client.post("/v1/batch", json={"batch": [msg(1)]}, headers=basic(key)).status_code == 200
+    with runtime.store.begin() as conn:  # as `tailormail keys revoke` does from another process
+        keys.revoke_key(conn, keys.list_keys(conn)[0].id, 0)
+    seconds[0] += KEY_TRUST_SECONDS - 0.1
+    assert client.post("/v1/batch", json={"batch": [msg(2)]}, headers=basic(key)).status_code == 200
+    seconds[0] += 0.1
+    assert client.post("/v1/batch", json={"batch": [msg(3)]}, headers=basic(key)).status_code == 401
+    assert stored(runtime) == 2
+
+
+def test_a_trusted_write_key_still_may_not_read_profiles(client: TestClient, runtime: Runtime) -> None:
+    write = make_key(runtime, "write")
+    assert client.post("/v1/track", json=msg(1), headers=basic(write)).status_code == 200  # now trusted
+    assert client.get("/v1/profiles/u1", headers=basic(write)).status_code == 403
 
 
 def test_write_keys_may_not_read_profiles(client: TestClient, runtime: Runtime) -> None:

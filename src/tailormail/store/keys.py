@@ -73,7 +73,11 @@ def authenticate(conn: Connection, key: str | None, needed: str) -> ApiKey:
     row = conn.execute(select(api_keys).where(api_keys.c.key_hash == hash_key(key))).mappings().first()
     if row is None or row["revoked_at"] is not None:
         raise AuthError("unknown or revoked API key")
-    record = _record(row)
+    return allowed(_record(row), needed)
+
+
+def allowed(record: ApiKey, needed: str) -> ApiKey:
+    """The key's record if its scope allows ``needed`` (raises ScopeError)."""
     if needed == "admin" and record.scope != "admin":
         raise ScopeError("this key may only ingest events", hint="use an admin key")
     return record
