@@ -12,6 +12,7 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
+from tailormail.errors import StoreError
 from tailormail.clock import to_ms
 from tailormail.ingest import bulk
 from tailormail.ingest.bulk import bulk_ingest
@@ -184,8 +185,9 @@ def test_an_error_writing_a_chunk_rolls_the_whole_chunk_back(runtime: Runtime) -
     now = to_ms(runtime.clock.now())
     batch = msgs(runtime, [{"type": "track", "messageId": f"m{i}", "userId": f"u{i}", "event": "x"} for i in range(4)])
     batch[3] = Message(None, "bad", "u3", None, now)  # type: ignore[arg-type]  # events.type is NOT NULL
-    with pytest.raises((sqlite3.IntegrityError, IntegrityError)):
+    with pytest.raises(StoreError) as caught:
         bulk_ingest(runtime.store, batch, now_ms=now, batch_size=2)
+    assert isinstance(caught.value.__cause__, (sqlite3.IntegrityError, IntegrityError))  # the driver's error, kept
     with runtime.store.read() as conn:
         users = set(conn.execute(select(profiles.c.user_id)).scalars())
     assert users == {"u0", "u1"} and table_count(runtime, events) == 2  # u2 was created, then rolled back

@@ -12,6 +12,7 @@ from tailormail.errors import (
     NotFound,
     PayloadTooLarge,
     ScopeError,
+    StoreError,
     TailormailError,
     ValidationError,
 )
@@ -24,6 +25,7 @@ STATUS: list[tuple[type[TailormailError], int]] = [
     (ValidationError, 400),
     (NotFound, 404),
     (ConfigError, 500),
+    (StoreError, 503),
 ]
 """Most specific first: the first class an error is an instance of decides."""
 

@@ -14,7 +14,7 @@ from rich.console import Console
 from rich.table import Table
 from typer.core import TyperGroup
 
-from tailormail.errors import AuthError, NotFound, TailormailError, ValidationError
+from tailormail.errors import AuthError, NotFound, StoreError, TailormailError, ValidationError
 from tailormail.runtime import Runtime, open_runtime
 
 # On a terminal Rich measures the width; in pipes and logs wide tables must not wrap.
@@ -37,6 +37,7 @@ EXIT_CODES: list[tuple[type[TailormailError], int]] = [
     (ValidationError, 65),  # EX_DATAERR: the input was wrong
     (NotFound, 3),
     (AuthError, 4),
+    (StoreError, 69),  # EX_UNAVAILABLE: the database could not do it
     (TailormailError, 1),
 ]
 

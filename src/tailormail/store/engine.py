@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import re
+import sqlite3
+import sys
 import threading
 import weakref
 from collections.abc import Iterator
@@ -12,8 +14,9 @@ from typing import Any
 
 import orjson
 from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy.exc import DBAPIError
 
-from tailormail.errors import ConfigError
+from tailormail.errors import ConfigError, StoreError
 from tailormail.store import sqlite_memstats
 from tailormail.store.checkpoint import Checkpointer, configure_writer
 
@@ -116,13 +119,54 @@ def write_transaction(engine: Engine) -> Iterator[Connection]:
     background thread holding only an engine (a connection's ``engine``) waits
     its turn like ``Store.begin`` does.
     """
-    with _WRITER_QUEUES.get(engine) or nullcontext(), engine.connect() as conn:
+    with database_errors(engine), _WRITER_QUEUES.get(engine) or nullcontext(), engine.connect() as conn:
         conn.info[_WRITE] = True
         try:
             with conn.begin():
                 yield conn
         finally:
             conn.info.pop(_WRITE, None)
+
+
+@contextmanager
+def database_errors(engine: Engine) -> Iterator[None]:
+    """Turn the driver's errors (through SQLAlchemy or straight from it) into a StoreError that says what to do.
+
+    The hot paths run driver SQL and driver cursors, whose errors SQLAlchemy
+    never sees; every transaction passes through here, so a wrong database
+    URL, a locked or full database reads the same on every path: one line
+    naming the database (password hidden) and a hint, in the CLI and the API.
+    """
+    try:
+        yield
+    except _driver_errors() as error:
+        raise store_error(error, engine.url.render_as_string(hide_password=True)) from error
+
+
+def store_error(error: BaseException, database: str) -> StoreError:
+    """The StoreError for a driver error on ``database``, with a hint where the cause is a known one."""
+    cause = getattr(error, "orig", None) if isinstance(error, DBAPIError) else error
+    text = (str(cause or error).strip().splitlines() or [type(error).__name__])[0]
+    hint = next((h for needle, h in STORE_HINTS if needle in text.lower()), None)
+    return StoreError(f"database {database}: {text}", hint=hint)
+
+
+STORE_HINTS: list[tuple[str, str]] = [
+    ("no such table", "the database is not a tailormail workspace, or older than this version's migrations"),
+    ('relation "', "the database is not a tailormail workspace, or older than this version's migrations"),
+    ("does not exist", "check the database name in TAILORMAIL_DATABASE_URL, or create the database"),
+    ("database is locked", "another process kept the database busy for too long; try again, or stop that writer"),
+    ("unable to open database", "check --workspace (or TAILORMAIL_WORKSPACE): the folder must exist and be writable"),
+    ("readonly", "the database file or its folder is read-only: give this user write access"),
+    ("disk", "the disk is full or failing: free space, then try again"),
+    ("connection", "check TAILORMAIL_DATABASE_URL, and that the database server is running and reachable"),
+]
+"""(lower-case text in the driver's message, what to do), the first match wins."""
+
+
+def _driver_errors() -> tuple[type[BaseException], ...]:
+    psycopg = sys.modules.get("psycopg")  # loaded only when a PostgreSQL URL was used
+    return (DBAPIError, sqlite3.Error) if psycopg is None else (DBAPIError, sqlite3.Error, psycopg.Error)
 
 
 class Store:
@@ -154,7 +198,7 @@ class Store:
     @contextmanager
     def read(self) -> Iterator[Connection]:
         """A read transaction (a consistent snapshot on both databases)."""
-        with self.engine.connect() as conn, conn.begin():
+        with database_errors(self.engine), self.engine.connect() as conn, conn.begin():
             yield conn
 
     def migrate(self) -> list[str]:
