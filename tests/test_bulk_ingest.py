@@ -12,8 +12,8 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
-from tailormail.errors import StoreError
 from tailormail.clock import to_ms
+from tailormail.errors import StoreError
 from tailormail.ingest import bulk
 from tailormail.ingest.bulk import bulk_ingest
 from tailormail.ingest.messages import Message, parse_message
