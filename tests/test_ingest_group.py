@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 from collections import deque
 from collections.abc import Sequence
@@ -10,7 +11,7 @@ from typing import Any
 import pytest
 from sqlalchemy import Connection, func, select
 
-from tailormail.errors import ValidationError
+from tailormail.errors import StoreError, ValidationError
 from tailormail.ingest.group import GroupAborted, GroupCommit, _store_group, _Ticket
 from tailormail.ingest.messages import Message
 from tailormail.ingest.pipeline import IngestResult, StoredEvent, parse_raw
@@ -115,6 +116,21 @@ def test_a_batch_that_breaks_its_group_fails_alone(runtime: Runtime) -> None:
     assert good.result is not None and also_good.result is not None
     assert (good.result.stored, also_good.result.stored) == (1, 1)
     assert stored_ids(runtime) == ["g1", "g2"]  # nothing of the breaking batch, all of the others
+
+
+def test_a_failure_of_the_database_itself_is_not_tried_again_caller_by_caller(runtime: Runtime) -> None:
+    calls: list[int] = []
+
+    def database_locked(conn: Connection, stored: Sequence[StoredEvent], now_ms: int) -> None:
+        calls.append(len(stored))
+        raise sqlite3.OperationalError("database is locked")  # as the driver raises it after its busy timeout
+
+    runtime.ingestor.hooks = [database_locked]
+    tickets = [_Ticket(parsed(track(f"m{i}", user=f"u{i}"))) for i in range(3)]
+    _store_group(runtime.ingestor, tickets)
+    assert calls == [3]  # one try for the group: alone, each would wait out the same lock again
+    assert all(isinstance(t.error, StoreError) and "database is locked" in t.error.message for t in tickets)
+    assert stored_ids(runtime) == []
 
 
 def test_a_message_id_repeated_across_a_group_is_stored_once(runtime: Runtime) -> None:

@@ -20,14 +20,17 @@ What each caller is promised does not change:
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from sqlalchemy.exc import OperationalError
+
 from tailormail.clock import to_ms
-from tailormail.errors import TailormailError
+from tailormail.errors import StoreError, TailormailError
 from tailormail.ingest.messages import Message
 from tailormail.ingest.pipeline import Ingestor, IngestResult, parse_raw
 
@@ -124,8 +127,9 @@ def _store_group(ingestor: Ingestor, group: list[_Ticket]) -> None:
     try:
         stored = ingestor.ingest([m for ticket in group for m in ticket.messages])
     except Exception as error:
-        if len(group) == 1:
-            group[0].error = error
+        if len(group) == 1 or _about_the_database(error):
+            for ticket in group:
+                ticket.error = error
             return
         for ticket in group:
             try:
@@ -141,3 +145,13 @@ def _store_group(ingestor: Ingestor, group: list[_Ticket]) -> None:
         events = [events_of[id(m)] for m in ticket.messages if id(m) in events_of]
         received = len(ticket.messages)
         ticket.result = IngestResult(received, len(events), received - len(events), events)
+
+
+def _about_the_database(error: Exception) -> bool:
+    """Whether a failure is the database's own (unreachable, locked, full): no batch alone would fare better.
+
+    Those are the drivers' OperationalErrors; constraint and data errors
+    (a batch's value the database refuses) are worth a try caller by caller.
+    """
+    cause = error.__cause__ if isinstance(error, StoreError) else error
+    return isinstance(cause, OperationalError | sqlite3.OperationalError)
