@@ -7,7 +7,20 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any, TypeVar
 
 import orjson
-from sqlalchemy import JSON, ColumnElement, Connection, Select, Table, Text, any_, bindparam, cast, func, select
+from sqlalchemy import (
+    JSON,
+    ColumnElement,
+    Connection,
+    Float,
+    Select,
+    Table,
+    Text,
+    any_,
+    bindparam,
+    cast,
+    func,
+    select,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.sql.dml import Insert
 from sqlalchemy.types import TypeEngine
@@ -90,6 +103,26 @@ def unnest_select(columns: dict[str, tuple[TypeEngine[Any], list[Any]]]) -> Sele
     return select(*parts)
 
 
+def unnest_rows(table: Any, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> Select[Any]:
+    """PostgreSQL: ``rows`` of ``table``'s ``columns`` as one SELECT of arrays (``unnest_select``), Python JSON encoded.
+
+    One short statement whatever the number of rows: a multi-row VALUES
+    statement has a new text for every batch size, which psycopg parses in
+    Python each time (statements over 4 KiB are not cached), and which the
+    server plans anew.
+    """
+    arrays: dict[str, tuple[TypeEngine[Any], list[Any]]] = {}
+    for i, name in enumerate(columns):
+        kind = table.c[name].type
+        values = [row[i] for row in rows]
+        if isinstance(kind, JSON):
+            values = [None if v is None else compact_json(v) for v in values]
+        elif isinstance(kind, Float):  # psycopg types a list by its first element: 42 then 9.5 would not dump
+            values = [None if v is None else float(v) for v in values]
+        arrays[name] = (kind, values)
+    return unnest_select(arrays)
+
+
 BULK_CACHE_KIB = 65_536
 """SQLite page cache for bulk writes (64 MiB): index pages stay in memory across a batch."""
 
@@ -138,7 +171,10 @@ def insert_many(conn: Connection, stmt: Any, columns: tuple[str, ...], rows: lis
     if not rows:
         return
     if conn.dialect.name != "sqlite":
-        conn.execute(stmt, [dict(zip(columns, row, strict=True)) for row in rows])
+        if isinstance(stmt, Insert):
+            conn.execute(stmt.from_select(list(columns), unnest_rows(stmt.table, columns, rows)))
+        else:
+            conn.execute(stmt, [dict(zip(columns, row, strict=True)) for row in rows])
         return
     key = (type(stmt).__name__, stmt.table.name, columns)
     sql = _SQLITE_SQL.get(key)

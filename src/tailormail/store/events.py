@@ -15,6 +15,7 @@ from tailormail.store.dialect import (
     insert_ignoring_conflicts,
     insert_in_rowid_order,
     one_of,
+    unnest_rows,
 )
 from tailormail.store.schema import events, profiles
 
@@ -40,12 +41,15 @@ def insert_event_values_returning(conn: Connection, rows: list[tuple[Any, ...]])
     KEY`` takes max + 1, and this transaction is the only writer), checked
     against the row count and the new maximum, else looked up by message id.
     A third cheaper than a multi-row ``INSERT ... RETURNING``, whose rows came
-    back one by one.  PostgreSQL: ``insert_events``.
+    back one by one.  PostgreSQL: one ``INSERT ... SELECT`` of arrays (``unnest_rows``).
     """
     if not rows:
         return []
     if conn.dialect.name != "sqlite":
-        return insert_events(conn, [dict(zip(EVENT_COLUMNS, r, strict=True)) for r in rows])
+        stmt = insert_ignoring_conflicts(conn, events).from_select(
+            list(EVENT_COLUMNS), unnest_rows(events, EVENT_COLUMNS, rows)
+        )
+        return [(int(eid), str(mid)) for eid, mid in conn.execute(stmt.returning(events.c.id, events.c.message_id))]
     before, ids = insert_in_rowid_order(driver_cursor(conn), "events", _sqlite_insert_sql(conn), _encoded(rows))
     if ids is not None:
         return [(eid, r[0]) for eid, r in zip(ids, rows, strict=True)]
