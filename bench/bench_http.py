@@ -8,6 +8,10 @@ and segments.  BENCH_HTTP_SEGMENTS=on (default): segments are refreshed before
 the load starts, so the real-time segments hook works on every batch, and the
 worker runs beside the API as it does by default.  =off: no refresh and
 ``--no-with-worker``, so the segments hook has nothing active to update.
+
+BENCH_HTTP_DATABASE_URL=postgresql://...: the server stores into a new,
+empty schema of that PostgreSQL database (dropped afterwards) instead of the
+workspace's SQLite file; the baseline stays SQLite's.
 """
 
 from __future__ import annotations
@@ -18,7 +22,12 @@ import sqlite3
 import subprocess
 import sys
 import tempfile
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+
+from sqlalchemy import create_engine, text
 
 from bench.machine import best_of, percentile
 from tailormail.clock import to_ms
@@ -82,12 +91,30 @@ def server_cpu_seconds() -> float | None:
     return None
 
 
+@contextmanager
+def database(url: str | None) -> Iterator[str | None]:
+    """None (the workspace's SQLite file), or the URL of a new empty schema in ``url``'s PostgreSQL, dropped after."""
+    if not url:
+        yield None
+        return
+    engine = create_engine(url.replace("postgresql://", "postgresql+psycopg://", 1))
+    schema = "bench_" + uuid.uuid4().hex[:12]  # our own name: no outside text reaches the SQL
+    with engine.begin() as conn:
+        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    try:
+        yield f"{url}{'&' if '?' in url else '?'}options=-csearch_path%3D{schema}"
+    finally:
+        with engine.begin() as conn:
+            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        engine.dispose()
+
+
 def main() -> None:
     segments = os.environ.get("BENCH_HTTP_SEGMENTS", "on") != "off"
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as tmp, database(os.environ.get("BENCH_HTTP_DATABASE_URL")) as url:
         root = Path(tmp) / "ws"
         init_workspace(root)
-        rt = open_runtime(root)
+        rt = open_runtime(root, database_url=url)
         with rt.store.begin() as conn:
             _, key = keys.create_key(conn, "write", "bench", to_ms(rt.clock.now()))
         if segments:
@@ -99,6 +126,8 @@ def main() -> None:
         from live import served
 
         env = {k: v for k, v in os.environ.items() if k != "TAILORMAIL_DATABASE_URL"}
+        if url:
+            env["TAILORMAIL_DATABASE_URL"] = url
         args = () if segments else ("--no-with-worker",)
         with served(root, env=env, ready_within=120.0, args=args) as base:  # a busy machine starts slowly
             cpu_before = server_cpu_seconds()
@@ -125,6 +154,7 @@ def main() -> None:
     baseline = raw_baseline(events)
     print(f"HTTP /v1/batch: {events} events in {BATCHES} batches of {BATCH_SIZE}, {CLIENT_THREADS} client threads")
     print(f"  segments hook: {'on (segments refreshed, worker running)' if segments else 'off (no worker)'}")
+    print(f"  store: {'PostgreSQL, a new empty schema' if os.environ.get('BENCH_HTTP_DATABASE_URL') else 'SQLite'}")
     print(f"  tailormail over HTTP: {rate:,.0f} events/s  (target >= 10,000)")
     if cpu_before is not None and cpu_after is not None:
         cpu = cpu_after - cpu_before
