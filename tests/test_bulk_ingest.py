@@ -222,3 +222,17 @@ def test_the_collector_is_paused_for_an_import_frees_its_cycles_every_few_chunks
     # first is a race; messages 1 and 2 are read before it and message 4 after it.
     assert [alive for _, alive in seen[:2]] == [True, True]
     assert seen[3] == (False, False)  # freed by the young collection after the second chunk
+
+
+def test_a_bulk_load_leaves_planner_statistics_on_postgresql(runtime: Runtime) -> None:
+    if runtime.store.dialect != "postgresql":
+        pytest.skip("needs PostgreSQL: runs in the pass with TAILORMAIL_TEST_DATABASE_URL set")
+    batch = msgs(runtime, [{"type": "track", "messageId": f"m{i}", "userId": f"u{i}", "event": "x"} for i in range(3)])
+    bulk_ingest(runtime.store, batch, now_ms=to_ms(runtime.clock.now()))
+    with runtime.store.read() as conn:
+        analyzed = dict(
+            conn.exec_driver_sql(
+                "SELECT relname, last_analyze IS NOT NULL FROM pg_stat_user_tables WHERE schemaname = current_schema()"
+            ).all()
+        )
+    assert analyzed["events"] and analyzed["profiles"] and analyzed["identity_links"]

@@ -38,6 +38,7 @@ from tailormail.ingest.pipeline import encoded_event_rows, first_of_each_id, set
 from tailormail.store import Store
 from tailormail.store import events as event_q
 from tailormail.store.dialect import tune_for_bulk_writes
+from tailormail.store.maintenance import refresh_statistics
 
 COLLECT_EVERY = 10
 """Chunks between two collections of young cyclic garbage while the collector is paused for an import.
@@ -96,6 +97,9 @@ def bulk_ingest(
             if number % COLLECT_EVERY == 0:
                 gc.collect(0)  # the rare cycle of the chunks since the last one, freed while the import goes on
     result.duplicates = result.received - result.stored
+    if result.stored:
+        with store.begin() as conn:
+            refresh_statistics(conn)
     return result
 
 
