@@ -6,6 +6,7 @@ from pathlib import Path
 
 from tailormail.store import Store
 from tailormail.store.checkpoint import BACKSTOP_PAGES, LOG_SIZE_LIMIT
+from tailormail.store.engine import write_transaction
 
 
 def _write(store: Store, rows: int) -> None:
@@ -39,6 +40,17 @@ def test_a_commit_wakes_the_thread_which_folds_the_log_in(tmp_path: Path) -> Non
     finally:
         store.close()
     assert store.checkpointer.checkpoints >= 1
+
+
+def test_a_writer_holding_only_the_engine_wakes_the_thread_too(tmp_path: Path) -> None:
+    store = Store(f"sqlite:///{tmp_path / 'w.db'}")
+    assert store.checkpointer is not None
+    try:
+        with write_transaction(store.engine) as conn:  # as the recommendation trainer's thread writes
+            conn.exec_driver_sql("CREATE TABLE t (v TEXT)")
+        assert store.checkpointer.ran.wait(timeout=30), "the commit did not wake the checkpoint thread"
+    finally:
+        store.close()
 
 
 def test_close_stops_the_thread(tmp_path: Path) -> None:

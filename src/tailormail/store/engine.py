@@ -151,6 +151,13 @@ def write_transaction(engine: Engine) -> Iterator[Connection]:
                 yield conn
         finally:
             conn.info.pop(_WRITE, None)
+    checkpointer = _CHECKPOINTERS.get(engine)
+    if checkpointer is not None:
+        checkpointer.nudge()  # committed: the log is folded in off this thread
+
+
+_CHECKPOINTERS: weakref.WeakKeyDictionary[Engine, Checkpointer] = weakref.WeakKeyDictionary()
+"""The checkpointer of each Store's SQLite engine, so writers holding only the engine wake it too."""
 
 
 @contextmanager
@@ -205,6 +212,7 @@ class Store:
         path = sqlite_file(self.engine)
         self.checkpointer = Checkpointer(path) if path is not None else None
         if self.checkpointer is not None:
+            _CHECKPOINTERS[self.engine] = self.checkpointer  # see write_transaction
             weakref.finalize(self, self.checkpointer.stop)
 
     @property
@@ -217,8 +225,6 @@ class Store:
         """A write transaction: commits on success, rolls back on error."""
         with write_transaction(self.engine) as conn:
             yield conn
-        if self.checkpointer is not None:
-            self.checkpointer.nudge()  # committed: the log is folded in off this thread
 
     @contextmanager
     def read(self) -> Iterator[Connection]:
