@@ -97,7 +97,7 @@ def bulk_ingest(
             if number % COLLECT_EVERY == 0:
                 gc.collect(0)  # the rare cycle of the chunks since the last one, freed while the import goes on
     result.duplicates = result.received - result.stored
-    if result.stored:
+    if result.stored and store.dialect == "postgresql":  # SQLite: the queries were written for its default plans
         with store.begin() as conn:
             refresh_statistics(conn)
     return result
