@@ -11,13 +11,13 @@ from typing import Any
 import pytest
 
 from tailormail.store import Store
-from tailormail.store.engine import _WRITER_QUEUES, write_transaction
+from tailormail.store.engine import _WRITERS, write_transaction
 
 
 def queue_taken_elsewhere(store: Store) -> bool:
     """Whether another thread finds this store's writer queue busy (a non-blocking try: no waiting)."""
     result: list[bool] = []
-    queue = _WRITER_QUEUES[store.engine]
+    queue = _WRITERS[store.engine].queue
 
     def probe() -> None:
         got = queue.acquire(blocking=False)

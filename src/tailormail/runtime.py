@@ -6,14 +6,18 @@ domains add their ingest hooks and services here, so wiring is never spread.
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from tailormail.clock import Clock, SystemClock
 from tailormail.config import Settings, load_settings
 from tailormail.ingest.pipeline import IngestHook, Ingestor
 from tailormail.store import Store
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -25,6 +29,17 @@ class Runtime:
     clock: Clock
     ingestor: Ingestor
     extras: dict[str, Any] = field(default_factory=dict)
+    _extras_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def kept(self, name: str, make: Callable[[], T]) -> T:
+        """The object kept under ``name`` for this runtime (a sender, a cache), made by ``make`` on first use."""
+        found = self.extras.get(name)
+        if found is None:
+            with self._extras_lock:  # two first uses at once must not make two (each may hold connections)
+                found = self.extras.get(name)
+                if found is None:
+                    found = self.extras[name] = make()
+        return found  # type: ignore[no-any-return]
 
     def close(self) -> None:
         """Release database connections."""

@@ -83,10 +83,4 @@ class KeyCache:
 
 def key_cache(runtime: Runtime) -> KeyCache:
     """The runtime's cache of valid keys (made on first use)."""
-    cache = runtime.extras.get(_KEY_CACHE)
-    if not isinstance(cache, KeyCache):
-        cache = runtime.extras.setdefault(_KEY_CACHE, KeyCache())
-    return cache
-
-
-_KEY_CACHE = "tailormail_key_cache"
+    return runtime.kept("key_cache", KeyCache)

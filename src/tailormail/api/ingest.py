@@ -41,13 +41,7 @@ def router(runtime: Runtime) -> APIRouter:
 
 def ingest_group(runtime: Runtime) -> GroupCommit:
     """The runtime's group commit for API ingest: one per runtime, so concurrent requests share transactions."""
-    group = runtime.extras.get(_GROUP)
-    if not isinstance(group, GroupCommit) or group.ingestor is not runtime.ingestor:
-        group = runtime.extras[_GROUP] = GroupCommit(runtime.ingestor)
-    return group
-
-
-_GROUP = "tailormail_ingest_group"
+    return runtime.kept("ingest_group", lambda: GroupCommit(runtime.ingestor))
 
 
 def _single(runtime: Runtime, group: GroupCommit, kind: str, max_bytes: int) -> Any:

@@ -72,10 +72,7 @@ def open_sender(runtime: Runtime, transport: Transport | None = None) -> Sender:
 
 def sender_for(runtime: Runtime) -> Sender:
     """The process's Sender, made once and kept so its connections and buckets persist."""
-    sender = runtime.extras.get(_SENDER)
-    if sender is None:
-        sender = runtime.extras[_SENDER] = open_sender(runtime)
-    return sender  # type: ignore[no-any-return]
+    return runtime.kept(_SENDER, lambda: open_sender(runtime))
 
 
 def deliver_task(runtime: Runtime, now: datetime) -> int:

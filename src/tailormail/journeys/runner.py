@@ -139,9 +139,10 @@ class EventIndex:
 
 
 ENTER_BATCH = 500
+"""People entered per batch by ``enter_many`` (their emails render together, as campaigns' batches do)."""
+
 TIMER_BATCH = 500
 """Due timers one transaction wakes (the worker takes batch after batch while more are due)."""
-"""People entered per batch by ``enter_many`` (their emails render together, as campaigns' batches do)."""
 
 
 @dataclass

@@ -176,9 +176,10 @@ def _campaign_effects(settings: Any, effects_factory: Callable[[], OutboxEffects
 
 def webhooks_task(runtime: Any, now: datetime) -> int:
     """The worker task: post the journeys' due webhook steps (kept per runtime with its HTTP client)."""
-    poster = runtime.extras.get("journey_webhooks")
-    if poster is None:
-        poster = runtime.extras["journey_webhooks"] = WebhookPoster(
+    poster = runtime.kept(
+        "journey_webhooks",
+        lambda: WebhookPoster(
             webhook_settings(runtime.settings), f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
-        )
+        ),
+    )
     return int(poster.run(runtime.store, to_ms(now)))

@@ -10,6 +10,7 @@ import threading
 import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -133,31 +134,37 @@ def sqlite_file(engine: Engine) -> str | None:
 # with sleeps of up to 100 ms (its busy handler), and under concurrent API requests most
 # of the time went to those sleeps.  Other processes (a separate worker) still meet
 # SQLite's busy timeout.
-_WRITER_QUEUES: weakref.WeakKeyDictionary[Engine, threading.RLock] = weakref.WeakKeyDictionary()
+@dataclass(frozen=True)
+class _Writers:
+    """What writers of one Store's SQLite engine share in this process."""
+
+    queue: threading.RLock
+    """Held for a whole write transaction (see the comment above)."""
+    checkpointer: Checkpointer | None
+    """Woken after each commit (None: an in-memory database)."""
+
+
+_WRITERS: weakref.WeakKeyDictionary[Engine, _Writers] = weakref.WeakKeyDictionary()
 
 
 @contextmanager
 def write_transaction(engine: Engine) -> Iterator[Connection]:
     """A write transaction on ``engine`` (BEGIN IMMEDIATE on SQLite): commits on success, rolls back on error.
 
-    Writers of a Store's SQLite engine queue in this process first, so a
-    background thread holding only an engine (a connection's ``engine``) waits
-    its turn like ``Store.begin`` does.
+    Writers of a Store's SQLite engine queue in this process first, and wake
+    its checkpointer after they commit, so a background thread holding only an
+    engine (a connection's ``engine``) writes like ``Store.begin`` does.
     """
-    with database_errors(engine), _WRITER_QUEUES.get(engine) or nullcontext(), engine.connect() as conn:
+    writers = _WRITERS.get(engine)
+    with database_errors(engine), writers.queue if writers else nullcontext(), engine.connect() as conn:
         conn.info[_WRITE] = True
         try:
             with conn.begin():
                 yield conn
         finally:
             conn.info.pop(_WRITE, None)
-    checkpointer = _CHECKPOINTERS.get(engine)
-    if checkpointer is not None:
-        checkpointer.nudge()  # committed: the log is folded in off this thread
-
-
-_CHECKPOINTERS: weakref.WeakKeyDictionary[Engine, Checkpointer] = weakref.WeakKeyDictionary()
-"""The checkpointer of each Store's SQLite engine, so writers holding only the engine wake it too."""
+    if writers is not None and writers.checkpointer is not None:
+        writers.checkpointer.nudge()  # committed: the log is folded in off this thread
 
 
 @contextmanager
@@ -207,12 +214,11 @@ class Store:
     def __init__(self, url: str, **options: Any) -> None:
         self.url = normalize_url(url)
         self.engine = make_engine(self.url, **options)
-        if self.engine.dialect.name == "sqlite":
-            _WRITER_QUEUES[self.engine] = threading.RLock()  # see write_transaction
         path = sqlite_file(self.engine)
         self.checkpointer = Checkpointer(path) if path is not None else None
+        if self.engine.dialect.name == "sqlite":
+            _WRITERS[self.engine] = _Writers(threading.RLock(), self.checkpointer)  # see write_transaction
         if self.checkpointer is not None:
-            _CHECKPOINTERS[self.engine] = self.checkpointer  # see write_transaction
             weakref.finalize(self, self.checkpointer.stop)
 
     @property

@@ -35,10 +35,7 @@ def ingest_hooks(settings: Settings) -> list[IngestHook]:
 
 def config_of(runtime: Runtime) -> SyncConfig:
     """The workspace's sync configuration, read once per runtime."""
-    if "sync_config" not in runtime.extras:
-        runtime.extras["sync_config"] = load_sync_config(runtime.settings)
-    config: SyncConfig = runtime.extras["sync_config"]
-    return config
+    return runtime.kept("sync_config", lambda: load_sync_config(runtime.settings))
 
 
 def run_due_sources(runtime: Runtime, now: datetime, options: PullOptions | None = None) -> int:
@@ -65,9 +62,7 @@ def deliver_outbox(runtime: Runtime, now: datetime) -> int:
     config = config_of(runtime)
     if not config.destinations:
         return 0
-    sender = runtime.extras.get("sync_sender")
-    if sender is None:
-        sender = runtime.extras["sync_sender"] = DestinationSender(runtime.settings, config)
+    sender = runtime.kept("sync_sender", lambda: DestinationSender(runtime.settings, config))
     return int(sender.run(runtime, now))
 
 
