@@ -25,16 +25,8 @@ EVENT_COLUMNS = (
 """The columns an ingested event sets, in the order bulk inserts take them."""
 
 
-def insert_events(conn: Connection, rows: list[dict[str, Any]]) -> list[tuple[int, str]]:
-    """Insert events, skipping known message ids; return (id, message_id) of new ones."""
-    if not rows:
-        return []
-    stmt = insert_ignoring_conflicts(conn, events).returning(events.c.id, events.c.message_id)
-    return [(row[0], row[1]) for row in conn.execute(stmt, rows)]
-
-
 def insert_event_values_returning(conn: Connection, rows: list[tuple[Any, ...]]) -> list[tuple[int, str]]:
-    """``insert_events`` for ``EVENT_COLUMNS`` tuples: (id, message_id) of the rows that were new.
+    """Insert ``EVENT_COLUMNS`` tuples, skipping known message ids: (id, message_id) of the rows that were new.
 
     SQLite: the driver's executemany of one compiled INSERT, JSON encoded once
     per row; the new ids are read from the rowid range (an ``INTEGER PRIMARY
@@ -67,12 +59,6 @@ def _encoded(rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
 def encoded_row(r: tuple[Any, ...]) -> tuple[Any, ...]:
     """One ``EVENT_COLUMNS`` row with its JSON columns (properties, context) as compact JSON text."""
     return (*r[:5], compact_json(r[5]), None if r[6] is None else compact_json(r[6]), *r[7:])
-
-
-def insert_events_fast(conn: Connection, rows: list[dict[str, Any]]) -> None:
-    """Insert events skipping known message ids, without returning ids."""
-    if rows:
-        conn.execute(insert_ignoring_conflicts(conn, events), rows)
 
 
 def insert_encoded_events(conn: Connection, rows: Sequence[Sequence[Any]]) -> int:
