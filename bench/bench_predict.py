@@ -52,9 +52,12 @@ def generate(path: Path, customers: int, seed: int = 1) -> int:
         n = min(100_000, customers - first)
         ids = np.arange(first + 1, first + n + 1)
         db.executemany(
-            "INSERT INTO profiles (id, user_id, traits, first_seen, last_seen, updated_at)"
-            " VALUES (?, ?, '{}', ?, ?, ?)",
-            [(int(i), f"c{i}", now_ms, now_ms, now_ms) for i in ids],
+            "INSERT INTO profiles (id, user_id, traits, updated_at) VALUES (?, ?, '{}', ?)",
+            [(int(i), f"c{i}", now_ms) for i in ids],
+        )
+        db.executemany(
+            "INSERT INTO profile_seen (profile_id, first_seen, last_seen) VALUES (?, ?, ?)",
+            [(int(i), now_ms, now_ms) for i in ids],
         )
         rate = rng.gamma(1.2, 0.006, n)
         born = rng.uniform(0, DAYS * 0.6, n)

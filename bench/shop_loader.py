@@ -101,13 +101,15 @@ def _load(
     db.execute("PRAGMA temp_store=MEMORY")
     db.execute("PRAGMA threads=2")  # CREATE INDEX sorts with a helper thread
     deferred = _drop_secondary_indexes(db)
-    profile_sql = "INSERT INTO profiles (id, user_id, traits, first_seen, last_seen, updated_at) VALUES (?,?,?,?,?,?)"
+    profile_sql = "INSERT INTO profiles (id, user_id, traits, updated_at) VALUES (?,?,?,?)"
+    seen_sql = "INSERT INTO profile_seen (profile_id, first_seen, last_seen) VALUES (?,?,?)"
     event_sql = f"INSERT INTO events ({', '.join(EVENT_COLUMNS)}) VALUES ({', '.join('?' * len(EVENT_COLUMNS))})"
     started = time.perf_counter()
     events = 0
     db.execute("BEGIN")
     for number, (profile_rows, event_rows) in enumerate(_blocks_of_rows(shop, now_ms, workers), start=1):
-        db.executemany(profile_sql, profile_rows)
+        db.executemany(profile_sql, [(pid, user, traits, updated) for pid, user, traits, _, _, updated in profile_rows])
+        db.executemany(seen_sql, [(pid, first, last) for pid, _, _, first, last, _ in profile_rows])
         db.executemany(event_sql, event_rows)
         events += len(event_rows)
         if number % BLOCKS_PER_TRANSACTION == 0:

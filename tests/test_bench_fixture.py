@@ -16,7 +16,8 @@ CUSTOMERS = 1200
 """Two blocks (the second cut short), so the pool of workers makes them and order matters."""
 
 CONTENT_QUERIES = {
-    "profiles": "SELECT user_id, traits, first_seen, last_seen, updated_at FROM profiles",
+    "profiles": "SELECT p.user_id, p.traits, s.first_seen, s.last_seen, p.updated_at FROM profiles p"
+    " JOIN profile_seen s ON s.profile_id = p.id",
     "events": (
         "SELECT e.message_id, p.user_id, e.anonymous_id, e.type, e.event, e.properties, e.context, e.revenue,"
         " e.ts, e.received_at FROM events e JOIN profiles p ON p.id = e.profile_id"

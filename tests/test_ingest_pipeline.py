@@ -184,7 +184,7 @@ def test_touch_seen_widens_a_known_profiles_range_and_leaves_others_alone(
         pid, other = profile_q.create_profiles(conn, ["u1", "u2"], 0)
         profile_q.touch_seen(conn, {pid: (10, 20), other: (30, 40)}, created={pid, other})
         profile_q.touch_seen(conn, {pid: seen})
-        got = {p["id"]: (p["first_seen"], p["last_seen"]) for p in map(dict, conn.execute(select(profiles)).mappings())}
+        got = {p["id"]: (p["first_seen"], p["last_seen"]) for p in profile_q.iter_profiles(conn)}
     assert got == {pid: expected, other: (30, 40)}
 
 
@@ -201,7 +201,7 @@ def test_create_profiles_returns_each_new_profiles_id_in_order(runtime: Runtime,
     with runtime.store.begin() as conn:
         profile_q.create_profiles(conn, ["earlier"], 0)  # ids do not start at 1
         ids = profile_q.create_profiles(conn, user_ids, 5)
-        rows = {p["id"]: p for p in map(dict, conn.execute(select(profiles)).mappings())}
+        rows = {p["id"]: p for p in profile_q.iter_profiles(conn)}
     assert len(set(ids)) == len(user_ids)
     assert [rows[pid]["user_id"] for pid in ids] == user_ids
     assert all((rows[pid]["traits"], rows[pid]["first_seen"]) == ({}, 5) for pid in ids)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from sqlalchemy import create_engine, inspect, text
 
-from tailormail.store.migrations import add_column
+from tailormail.store.migrations import add_column, move_seen_times
 from tailormail.store.schema_segments import segment_state
 
 
@@ -19,3 +19,25 @@ def test_add_column_adds_a_declared_column_once(tmp_path: Path) -> None:
         step(conn)  # a database created with the column already: nothing to do
         columns = [c["name"] for c in inspect(conn).get_columns("segment_state")]
     assert columns == ["name", "rule_hash", "scanned_until"]
+
+
+def test_seen_times_move_out_of_profiles_with_their_values(tmp_path: Path) -> None:
+    engine = create_engine(f"sqlite:///{tmp_path / 'old.db'}")
+    with engine.begin() as conn:  # profiles as migration 1 created it before the move
+        conn.execute(
+            text(
+                "CREATE TABLE profiles (id INTEGER PRIMARY KEY, user_id VARCHAR(255) UNIQUE, traits JSON NOT NULL,"
+                " first_seen BIGINT NOT NULL, last_seen BIGINT NOT NULL, updated_at BIGINT NOT NULL)"
+            )
+        )
+        rows = "(1, 'a', '{\"plan\": \"pro\"}', 10, 20, 30), (2, NULL, '{}', 5, 6, 7)"
+        conn.execute(text(f"INSERT INTO profiles VALUES {rows}"))
+        move_seen_times(conn)
+        move_seen_times(conn)  # a database created after the move: nothing more to do
+        profile_columns = [c["name"] for c in inspect(conn).get_columns("profiles")]
+        seen = conn.execute(text("SELECT profile_id, first_seen, last_seen FROM profile_seen ORDER BY 1")).all()
+        kept = conn.execute(text("SELECT id, user_id, traits, updated_at FROM profiles ORDER BY 1")).all()
+    assert profile_columns == ["id", "user_id", "traits", "updated_at"]
+    assert [tuple(r) for r in seen] == [(1, 10, 20), (2, 5, 6)]
+    assert [tuple(r) for r in kept] == [(1, "a", '{"plan": "pro"}', 30), (2, None, "{}", 7)]
+

@@ -66,7 +66,7 @@ def _traits_after(runtime: Runtime, scores: dict[str, np.ndarray], whole: frozen
             profiles.insert(),
             [
                 {"id": int(i), "user_id": f"u{i}", "traits": {"email": f"u{i}@example.com", "predicted": {"old": 1}}}
-                | {"first_seen": 0, "last_seen": 0, "updated_at": 0}
+                | {"updated_at": 0}
                 for i in ids
             ],
         )

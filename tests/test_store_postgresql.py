@@ -29,8 +29,8 @@ def test_every_connection_plans_each_statement_for_its_own_parameters(runtime: R
 def test_events_inserted_from_arrays_keep_json_nulls_floats_and_skip_known_ids(runtime: Runtime) -> None:
     needs_postgresql(runtime)
     with runtime.store.begin() as conn:
-        insert_many(conn, profiles.insert(), ("id", "traits", "first_seen", "last_seen", "updated_at"),
-                    [(1, {"plan": "pro", "tags": ["a", "b"]}, 5, 6, 7), (2, {}, 8, 9, 10)])  # fmt: skip
+        insert_many(conn, profiles.insert(), ("id", "traits", "updated_at"),
+                    [(1, {"plan": "pro", "tags": ["a", "b"]}, 7), (2, {}, 10)])  # fmt: skip
         rows = [
             ("m1", 1, None, "track", "purchase", {"revenue": 42, "note": 'é "q"'}, None, 42, 100, 200),
             ("m2", 2, "anon", "track", "product_view", {}, {"ip": "1.2.3.4"}, None, 101, 200),

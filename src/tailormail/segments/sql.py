@@ -40,7 +40,7 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from tailormail.segments import rules as r
 from tailormail.store import jsonsql as js
-from tailormail.store.schema import events, profiles
+from tailormail.store.schema import events, profile_seen, profiles
 
 
 @dataclass(frozen=True)
@@ -125,7 +125,8 @@ class _Compiler:
         if isinstance(node, r.Trait):
             return self.everyone().where(self.compare(profiles.c.traits, node.compare))
         if isinstance(node, r.ProfileTime):
-            return self.everyone().where(self.profile_time(node))
+            seen = select(profile_seen.c.profile_id.label("profile_id")).where(self.profile_time(node))
+            return seen.where(self.among(profile_seen.c.profile_id)) if self.ids is not None else seen
         return self.event(node)
 
     def all(self, children: Sequence[r.Condition]) -> Select[Any]:
@@ -139,7 +140,7 @@ class _Compiler:
     # --- leaves ---------------------------------------------------------------
 
     def profile_time(self, node: r.ProfileTime) -> ColumnElement[bool]:
-        col = profiles.c[node.field]
+        col = profile_seen.c[node.field]
         cutoff = self.now - node.value * r.DAY_MS
         if node.op == "within_last_days":
             return and_(col > cutoff, col <= self.now)

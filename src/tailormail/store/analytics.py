@@ -8,7 +8,7 @@ from typing import Any
 
 from sqlalchemy import BigInteger, Connection, Integer, and_, case, cast, func, literal, select, union_all
 
-from tailormail.store.schema import events, profiles
+from tailormail.store.schema import events, profile_seen, profiles
 from tailormail.store.schema_deliver import outbox
 
 SEND_COLUMNS = (
@@ -323,7 +323,7 @@ def first_times(conn: Connection, name: str) -> dict[int, int]:
 
 def last_seen(conn: Connection) -> dict[int, int]:
     """Each person's last event time."""
-    stmt = select(profiles.c.id, profiles.c.last_seen)
+    stmt = select(profile_seen.c.profile_id, profile_seen.c.last_seen)
     return {int(p): int(t) for p, t in conn.execute(stmt)}
 
 

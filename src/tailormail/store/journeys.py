@@ -11,7 +11,7 @@ from sqlalchemy import Connection, and_, bindparam, func, select, update
 
 from tailormail.store.dialect import compact_json, in_chunks, insert_many, one_of, upsert
 from tailormail.store.engine import read_json
-from tailormail.store.schema import profiles
+from tailormail.store.schema import profile_seen, profiles
 from tailormail.store.schema_journeys import journey_log, journey_runs, journey_state, journey_timers
 
 ACTIVE = ("active", "waiting")
@@ -403,7 +403,8 @@ def date_trait_candidates(
 
 def lapsed_between(conn: Connection, earliest_ms: int, latest_ms: int) -> list[int]:
     """Profiles whose last event was in [earliest, latest]."""
-    stmt = select(profiles.c.id).where(profiles.c.last_seen >= earliest_ms, profiles.c.last_seen <= latest_ms)
+    seen = profile_seen.c.last_seen
+    stmt = select(profile_seen.c.profile_id).where(seen >= earliest_ms, seen <= latest_ms)
     return [int(p) for p in conn.execute(stmt).scalars()]
 
 

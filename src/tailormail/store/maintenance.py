@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import Connection, MetaData, select
 
-from tailormail.store.schema import events, identity_links, profiles
+from tailormail.store.schema import events, identity_links, profile_seen, profiles
 
 
 def drop_all_tables(conn: Connection) -> list[str]:
@@ -22,7 +22,7 @@ def holds_data(conn: Connection) -> bool:
     return any(conn.execute(select(table.c.id).limit(1)).first() for table in (profiles, events))
 
 
-BULK_LOADED = (events, profiles, identity_links)
+BULK_LOADED = (events, profiles, profile_seen, identity_links)
 """The tables a bulk import fills."""
 
 

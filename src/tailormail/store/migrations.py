@@ -55,6 +55,17 @@ def add_column(table: Table, name: str) -> Callable[[Connection], None]:
     return apply
 
 
+def move_seen_times(conn: Connection) -> None:
+    """Move first/last seen from ``profiles`` into ``profile_seen`` (where a workspace made before has them)."""
+    schema.metadata.create_all(conn, tables=[schema.profile_seen])
+    if "first_seen" not in {c["name"] for c in inspect(conn).get_columns(schema.profiles.name)}:
+        return  # profiles was created without them
+    copy = "INSERT INTO profile_seen (profile_id, first_seen, last_seen) SELECT id, first_seen, last_seen FROM profiles"
+    conn.execute(text(copy))
+    for name in ("first_seen", "last_seen"):  # SQLite 3.35+ drops columns; Python 3.11 ships a newer one
+        conn.execute(text(f"ALTER TABLE profiles DROP COLUMN {name}"))
+
+
 MIGRATIONS: list[Migration] = [
     Migration(
         1,
@@ -85,6 +96,7 @@ MIGRATIONS: list[Migration] = [
     Migration(8, "campaigns and webhooks", create_tables(*schema_journeys.CAMPAIGN_TABLES)),
     Migration(10, "segment scan watermark", add_column(schema_segments.segment_state, "scanned_until")),
     Migration(11, "recommendation models", create_tables(schema_content.recommend_models)),
+    Migration(12, "first and last seen in their own table", move_seen_times),
 ]
 
 

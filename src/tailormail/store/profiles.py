@@ -13,11 +13,12 @@ from tailormail.store.dialect import (
     driver_cursor,
     in_chunks,
     insert_in_rowid_order,
+    insert_many,
     one_of,
     unnest_select,
 )
 from tailormail.store.engine import read_json
-from tailormail.store.schema import events, identity_links, profiles
+from tailormail.store.schema import events, identity_links, profile_seen, profiles
 
 PROFILE_TABLES: list[tuple[Table, str]] = [(events, "profile_id"), (identity_links, "profile_id")]
 """Every (table, column) holding a person's data; erasure deletes from each.
@@ -61,31 +62,39 @@ def create_profiles(conn: Connection, user_ids: Sequence[str | None], now_ms: in
         return []
     if conn.dialect.name == "sqlite":
         return _create_profiles_sqlite(conn, user_ids, now_ms)
-    rows: list[dict[str, Any]] = [
-        {"user_id": u, "traits": {}, "first_seen": now_ms, "last_seen": now_ms, "updated_at": now_ms} for u in user_ids
-    ]
     named = [u for u in user_ids if u is not None]
     if len(named) == len(user_ids):
         # Identified people: one bulk insert and one lookup by user id.
-        stamp = literal(now_ms, BigInteger)
         new = unnest_select({"user_id": (profiles.c.user_id.type, named)}).subquery()
-        each = select(new.c.user_id, cast(literal("{}"), JSON), stamp, stamp, stamp)
-        columns = ["user_id", "traits", "first_seen", "last_seen", "updated_at"]
-        conn.execute(profiles.insert().from_select(columns, each))
+        each = select(new.c.user_id, cast(literal("{}"), JSON), literal(now_ms, BigInteger))
+        conn.execute(profiles.insert().from_select(["user_id", "traits", "updated_at"], each))
         found = profile_ids_by_user(conn, named)
-        return [found[u] for u in named]
-    stmt = profiles.insert().returning(profiles.c.id, sort_by_parameter_order=True)
-    return list(conn.execute(stmt, rows).scalars())
+        ids = [found[u] for u in named]
+    else:
+        stmt = profiles.insert().returning(profiles.c.id, sort_by_parameter_order=True)
+        rows: list[dict[str, Any]] = [{"user_id": u, "traits": {}, "updated_at": now_ms} for u in user_ids]
+        ids = list(conn.execute(stmt, rows).scalars())
+    _stamp_seen(conn, ids, now_ms)
+    return ids
+
+
+def _stamp_seen(conn: Connection, ids: Sequence[int], now_ms: int) -> None:
+    """Every new profile is seen from its creation until its events say otherwise (``touch_seen``)."""
+    insert_many(conn, profile_seen.insert(), SEEN_COLUMNS, [(pid, now_ms, now_ms) for pid in ids])
+
+
+SEEN_COLUMNS = ("profile_id", "first_seen", "last_seen")
+"""The columns of ``profile_seen``, in the order its rows are given."""
 
 
 def _create_profiles_sqlite(conn: Connection, user_ids: Sequence[str | None], now_ms: int) -> list[int]:
     """One executemany; the new ids from the rowid range (``insert_in_rowid_order``), else read back in id order."""
     cursor = driver_cursor(conn)
-    rows = [(u, now_ms, now_ms, now_ms) for u in user_ids]
-    before, ids = insert_in_rowid_order(cursor, "profiles", _SQLITE_CREATE, rows)
-    if ids is not None:
-        return list(ids)
-    return [pid for (pid,) in cursor.execute(_SQLITE_CREATED_SINCE, (before,)).fetchall()]
+    rows = [(u, now_ms) for u in user_ids]
+    before, made = insert_in_rowid_order(cursor, "profiles", _SQLITE_CREATE, rows)
+    ids = list(made) if made is not None else [pid for (pid,) in cursor.execute(_SQLITE_CREATED_SINCE, (before,))]
+    _stamp_seen(conn, ids, now_ms)
+    return ids
 
 
 def link_anonymous(conn: Connection, links: dict[str, int], now_ms: int) -> None:
@@ -106,8 +115,14 @@ def get_profile(
 ) -> dict[str, Any] | None:
     """One profile row as a dict, by user id or profile id."""
     where = profiles.c.user_id == user_id if user_id is not None else profiles.c.id == profile_id
-    row = conn.execute(select(profiles).where(where)).mappings().first()
+    row = conn.execute(_with_seen().where(where)).mappings().first()
     return dict(row) if row else None
+
+
+def _with_seen() -> Any:
+    """Profile rows with their first and last seen, as one row each."""
+    joined = profiles.outerjoin(profile_seen, profile_seen.c.profile_id == profiles.c.id)
+    return select(profiles, profile_seen.c.first_seen, profile_seen.c.last_seen).select_from(joined)
 
 
 def anonymous_ids(conn: Connection, profile_id: int) -> list[str]:
@@ -167,19 +182,9 @@ def set_traits_many(conn: Connection, traits: dict[int, dict[str, Any]], now_ms:
 
 
 def set_new_profiles(conn: Connection, rows: dict[int, tuple[dict[str, Any], int, int]], now_ms: int) -> None:
-    """Set the traits and exact (first, last) seen of profiles created in this transaction, one UPDATE each."""
-    if rows and conn.dialect.name == "sqlite":
-        encode = compact_json
-        driver_cursor(conn).executemany(
-            _SQLITE_SET_NEW, [(encode(traits), now_ms, lo, hi, pid) for pid, (traits, lo, hi) in rows.items()]
-        )
-    elif rows:
-        stmt = update(profiles).where(profiles.c.id == bindparam("pid"))
-        stmt = stmt.values(traits=bindparam("new_traits"), first_seen=bindparam("lo"), last_seen=bindparam("hi"))
-        conn.execute(
-            stmt.values(updated_at=now_ms),
-            [{"pid": pid, "new_traits": traits, "lo": lo, "hi": hi} for pid, (traits, lo, hi) in rows.items()],
-        )
+    """Set the traits and exact (first, last) seen of profiles created in this transaction."""
+    set_traits_many(conn, {pid: traits for pid, (traits, _, _) in rows.items()}, now_ms)
+    _set_seen(conn, {pid: (lo, hi) for pid, (_, lo, hi) in rows.items()}, widen=False)
 
 
 def touch_seen(conn: Connection, seen: dict[int, tuple[int, int]], created: Collection[int] = ()) -> None:
@@ -189,23 +194,29 @@ def touch_seen(conn: Connection, seen: dict[int, tuple[int, int]], created: Coll
     stamped with the time of creation, which is not when the person was seen
     (an import of last year's orders must not make everyone seen today).
     """
-    exact = {p: r for p, r in seen.items() if p in created}
-    wider = {p: r for p, r in seen.items() if p not in created}
-    if conn.dialect.name == "sqlite":
-        _touch_seen_sqlite(conn, exact, wider)
+    _set_seen(conn, {p: r for p, r in seen.items() if p in created}, widen=False)
+    _set_seen(conn, {p: r for p, r in seen.items() if p not in created}, widen=True)
+
+
+def _set_seen(conn: Connection, ranges: dict[int, tuple[int, int]], *, widen: bool) -> None:
+    """Set (``widen``: stretch) the first/last seen of profiles to the given (earliest, latest)."""
+    if not ranges:
         return
-    for ranges, widen in ((exact, False), (wider, True)):
-        if ranges:
-            new = unnest_select(
-                {
-                    "pid": (BigInteger(), list(ranges)),
-                    "lo": (BigInteger(), [a for a, _ in ranges.values()]),
-                    "hi": (BigInteger(), [b for _, b in ranges.values()]),
-                }
-            ).subquery()
-            lo = func.least(profiles.c.first_seen, new.c.lo) if widen else new.c.lo
-            hi = func.greatest(profiles.c.last_seen, new.c.hi) if widen else new.c.hi
-            conn.execute(update(profiles).where(profiles.c.id == new.c.pid).values(first_seen=lo, last_seen=hi))
+    if conn.dialect.name == "sqlite":
+        sql = _SQLITE_SEEN_WIDER if widen else _SQLITE_SEEN_EXACT
+        driver_cursor(conn).executemany(sql, [(a, b, p) for p, (a, b) in ranges.items()])
+        return
+    new = unnest_select(
+        {
+            "pid": (BigInteger(), list(ranges)),
+            "lo": (BigInteger(), [a for a, _ in ranges.values()]),
+            "hi": (BigInteger(), [b for _, b in ranges.values()]),
+        }
+    ).subquery()
+    lo = func.least(profile_seen.c.first_seen, new.c.lo) if widen else new.c.lo
+    hi = func.greatest(profile_seen.c.last_seen, new.c.hi) if widen else new.c.hi
+    stmt = update(profile_seen).where(profile_seen.c.profile_id == new.c.pid)
+    conn.execute(stmt.values(first_seen=lo, last_seen=hi))
 
 
 # SQLite statements of the ingest path run through the driver's executemany: SQLAlchemy's
@@ -218,20 +229,13 @@ _SQLITE_LINK = (
     "INSERT INTO identity_links (anonymous_id, profile_id, linked_at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING"
 )
 _SQLITE_TRAITS = "SELECT id, traits FROM profiles WHERE id IN (SELECT value FROM json_each(?))"
-_SQLITE_CREATE = "INSERT INTO profiles (user_id, traits, first_seen, last_seen, updated_at) VALUES (?, '{}', ?, ?, ?)"
+_SQLITE_CREATE = "INSERT INTO profiles (user_id, traits, updated_at) VALUES (?, '{}', ?)"
 _SQLITE_CREATED_SINCE = "SELECT id FROM profiles WHERE id > ? ORDER BY id"
 _SQLITE_SET_TRAITS = "UPDATE profiles SET traits = ?, updated_at = ? WHERE id = ?"
-_SQLITE_SET_NEW = "UPDATE profiles SET traits = ?, updated_at = ?, first_seen = ?, last_seen = ? WHERE id = ?"
-_SQLITE_SEEN_EXACT = "UPDATE profiles SET first_seen = ?, last_seen = ? WHERE id = ?"
-_SQLITE_SEEN_WIDER = "UPDATE profiles SET first_seen = min(first_seen, ?), last_seen = max(last_seen, ?) WHERE id = ?"
-
-
-def _touch_seen_sqlite(conn: Connection, exact: dict[int, tuple[int, int]], wider: dict[int, tuple[int, int]]) -> None:
-    cursor = driver_cursor(conn)
-    if exact:
-        cursor.executemany(_SQLITE_SEEN_EXACT, [(a, b, p) for p, (a, b) in exact.items()])
-    if wider:
-        cursor.executemany(_SQLITE_SEEN_WIDER, [(a, b, p) for p, (a, b) in wider.items()])
+_SQLITE_SEEN_EXACT = "UPDATE profile_seen SET first_seen = ?, last_seen = ? WHERE profile_id = ?"
+_SQLITE_SEEN_WIDER = (
+    "UPDATE profile_seen SET first_seen = min(first_seen, ?), last_seen = max(last_seen, ?) WHERE profile_id = ?"
+)
 
 
 def merge_profiles(conn: Connection, source_id: int, target_id: int, now_ms: int) -> None:
@@ -246,24 +250,22 @@ def merge_profiles(conn: Connection, source_id: int, target_id: int, now_ms: int
         conn.execute(update(table).where(table.c[column] == source_id).values({column: target_id}))
     # The identified profile's own traits win over what the anonymous one had.
     traits = {**(source["traits"] or {}), **(target["traits"] or {})}
-    conn.execute(
-        update(profiles)
-        .where(profiles.c.id == target_id)
-        .values(
-            traits=traits,
-            first_seen=min(source["first_seen"], target["first_seen"]),
-            last_seen=max(source["last_seen"], target["last_seen"]),
-            updated_at=now_ms,
-        )
-    )
-    conn.execute(delete(profiles).where(profiles.c.id == source_id))
+    conn.execute(update(profiles).where(profiles.c.id == target_id).values(traits=traits, updated_at=now_ms))
+    _set_seen(conn, {target_id: (source["first_seen"], source["last_seen"])}, widen=True)
+    _delete_profile(conn, source_id)
+
+
+def _delete_profile(conn: Connection, profile_id: int) -> None:
+    """The profile row and its seen times (foreign keys may be off on a SQLite connection)."""
+    conn.execute(delete(profile_seen).where(profile_seen.c.profile_id == profile_id))
+    conn.execute(delete(profiles).where(profiles.c.id == profile_id))
 
 
 def erase_profile(conn: Connection, profile_id: int) -> None:
     """Delete a person everywhere (GDPR erasure)."""
     for table, column in PROFILE_TABLES:
         conn.execute(delete(table).where(table.c[column] == profile_id))
-    conn.execute(delete(profiles).where(profiles.c.id == profile_id))
+    _delete_profile(conn, profile_id)
 
 
 def count_profiles(conn: Connection) -> int:
@@ -276,7 +278,7 @@ def iter_profiles(conn: Connection, batch: int = 5000) -> Iterable[dict[str, Any
     last = 0
     while True:
         rows = (
-            conn.execute(select(profiles).where(profiles.c.id > last).order_by(profiles.c.id).limit(batch))
+            conn.execute(_with_seen().where(profiles.c.id > last).order_by(profiles.c.id).limit(batch))
             .mappings()
             .all()
         )

@@ -29,7 +29,7 @@ from sqlalchemy.types import Integer, String
 
 from tailormail.store import jsonsql
 from tailormail.store.dialect import driver_cursor, insert_many, one_of, unnest_select, upsert
-from tailormail.store.schema import events, profiles
+from tailormail.store.schema import events, profile_seen, profiles
 from tailormail.store.schema_segments import segment_changes, segment_members, segment_rechecks, segment_state
 
 ENTERED, EXITED = "entered", "exited"
@@ -208,8 +208,9 @@ def profile_clocks(conn: Connection, ids: Iterable[int]) -> dict[int, tuple[int,
     if conn.dialect.name == "sqlite":  # once per ingested batch: driver SQL, no statement to build
         rows = driver_cursor(conn).execute(_SQLITE_CLOCKS, (json.dumps(wanted),)).fetchall()
         return {int(p): (int(u), int(f), int(last)) for p, u, f, last in rows}
-    cols = (profiles.c.id, profiles.c.updated_at, profiles.c.first_seen, profiles.c.last_seen)
-    stmt = select(*cols).where(among(conn, profiles.c.id, wanted))
+    cols = (profiles.c.id, profiles.c.updated_at, profile_seen.c.first_seen, profile_seen.c.last_seen)
+    joined = profiles.join(profile_seen, profile_seen.c.profile_id == profiles.c.id)
+    stmt = select(*cols).select_from(joined).where(among(conn, profiles.c.id, wanted))
     return {int(p): (int(u), int(f), int(last)) for p, u, f, last in conn.execute(stmt).all()}
 
 
@@ -217,7 +218,8 @@ _SQLITE_MEMBERSHIPS = (
     "SELECT segment, profile_id FROM segment_members WHERE profile_id IN (SELECT value FROM json_each(?))"
 )
 _SQLITE_CLOCKS = (
-    "SELECT id, updated_at, first_seen, last_seen FROM profiles WHERE id IN (SELECT value FROM json_each(?))"
+    "SELECT p.id, p.updated_at, s.first_seen, s.last_seen FROM profiles AS p JOIN profile_seen AS s"
+    " ON s.profile_id = p.id WHERE p.id IN (SELECT value FROM json_each(?))"
 )
 
 CHANGE_EVENT_COLUMNS = ("message_id", "profile_id", "type", "event", "properties", "ts", "received_at")
@@ -353,9 +355,9 @@ def schedule_event_rechecks(conn: Connection, segment: str, event: str, offset: 
 
 
 def schedule_profile_rechecks(conn: Connection, segment: str, column: str, offset: int, now_ms: int) -> None:
-    """The moment ``profiles.column + offset`` passes, for people where that is after now."""
-    col = profiles.c[column]
-    source = select(literal(segment), profiles.c.id, col + offset).where(col > now_ms - offset)
+    """The moment ``profile_seen.column + offset`` passes, for people where that is after now."""
+    col = profile_seen.c[column]
+    source = select(literal(segment), profile_seen.c.profile_id, col + offset).where(col > now_ms - offset)
     conn.execute(insert(segment_rechecks).from_select(["segment", "profile_id", "due_at"], source))
 
 
@@ -400,7 +402,7 @@ def profile_times(conn: Connection, ids: list[int], column: str) -> dict[int, in
     """A time column (first_seen, last_seen) of these profiles."""
     out: dict[int, int] = {}
     for chunk in chunks(sorted(set(ids)), 1000):
-        stmt = select(profiles.c.id, profiles.c[column]).where(profiles.c.id.in_(chunk))
+        stmt = select(profile_seen.c.profile_id, profile_seen.c[column]).where(profile_seen.c.profile_id.in_(chunk))
         out.update((int(p), int(t)) for p, t in conn.execute(stmt))
     return out
 
