@@ -21,10 +21,18 @@ import threading
 from typing import Any
 from urllib.request import pathname2url
 
-# Writers checkpoint themselves only past this many pages (64 MiB of 4 KiB pages).
-BACKSTOP_PAGES = 16_384
-# After a checkpoint the log file is cut back to this size (bytes).
-LOG_SIZE_LIMIT = 64 * 2**20
+# Writers checkpoint themselves only past this many pages (256 MiB of 4 KiB pages).  Under a
+# steady stream of commits the log seldom starts over (a writer restarts it only when it begins
+# while every frame is already folded in, and the next batch begins at once), so it grows until
+# a writer reaches this mark and checkpoints in its own commit: 30-45 ms where a commit takes
+# 8.  With 64 MiB that was every eighth batch of real-time ingest; at 256 MiB a quarter as
+# often, and sustained real-time ingest was 10 % faster (BENCHMARKS.md, segments, session 8).
+# PostgreSQL's own default lets 1 GB of log build up between checkpoints.
+BACKSTOP_PAGES = 65_536
+# After a checkpoint the log file is cut back to this size (bytes): above the backstop's 4,120-byte
+# frames and a batch more, so a busy log reuses its file rather than growing it again each round
+# (a commit that extends the file took 4x one that overwrites it).
+LOG_SIZE_LIMIT = 320 * 2**20
 # Commits within this many seconds of the first share one checkpoint.
 COALESCE_SECONDS = 0.05
 
