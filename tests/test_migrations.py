@@ -6,7 +6,7 @@ from pathlib import Path
 
 from sqlalchemy import create_engine, inspect, text
 
-from tailormail.store.migrations import add_column, move_seen_times
+from tailormail.store.migrations import add_column, move_seen_times, recluster_journey_run_indexes
 from tailormail.store.schema_segments import segment_state
 
 
@@ -41,3 +41,24 @@ def test_seen_times_move_out_of_profiles_with_their_values(tmp_path: Path) -> No
     assert [tuple(r) for r in seen] == [(1, 10, 20), (2, 5, 6)]
     assert [tuple(r) for r in kept] == [(1, "a", '{"plan": "pro"}', 30), (2, None, "{}", 7)]
 
+
+def test_journey_run_indexes_are_replaced_once(tmp_path: Path) -> None:
+    engine = create_engine(f"sqlite:///{tmp_path / 'old.db'}")
+    with engine.begin() as conn:  # journey_runs with the indexes migration 7 made
+        conn.execute(
+            text(
+                "CREATE TABLE journey_runs (id INTEGER PRIMARY KEY, journey VARCHAR(255), profile_id INTEGER,"
+                " status VARCHAR(16), position VARCHAR(255), waiting_for VARCHAR(255))"
+            )
+        )
+        conn.execute(text("CREATE INDEX ix_journey_runs_profile ON journey_runs (profile_id, status)"))
+        conn.execute(text("CREATE INDEX ix_journey_runs_journey ON journey_runs (journey, profile_id)"))
+        conn.execute(text("CREATE INDEX ix_journey_runs_waiting ON journey_runs (waiting_for, status)"))
+        recluster_journey_run_indexes(conn)
+        recluster_journey_run_indexes(conn)  # a database created with the new indexes: nothing to do
+        indexes = {i["name"]: i["column_names"] for i in inspect(conn).get_indexes("journey_runs")}
+    assert indexes == {
+        "ix_journey_runs_profile_journey": ["profile_id", "journey", "status"],
+        "ix_journey_runs_journey_status": ["journey", "status", "position"],
+        "ix_journey_runs_waiting": ["waiting_for", "status"],
+    }

@@ -66,6 +66,14 @@ def move_seen_times(conn: Connection) -> None:
         conn.execute(text(f"ALTER TABLE profiles DROP COLUMN {name}"))
 
 
+def recluster_journey_run_indexes(conn: Connection) -> None:
+    """Replace the journey-run indexes of migration 7 with the declared ones (created where absent)."""
+    for name in schema_journeys.JOURNEY_RUN_INDEXES_BEFORE:
+        conn.execute(text(f"DROP INDEX IF EXISTS {name}"))  # our own index names
+    for index in schema_journeys.journey_runs.indexes:
+        index.create(conn, checkfirst=True)
+
+
 MIGRATIONS: list[Migration] = [
     Migration(
         1,
@@ -97,6 +105,7 @@ MIGRATIONS: list[Migration] = [
     Migration(10, "segment scan watermark", add_column(schema_segments.segment_state, "scanned_until")),
     Migration(11, "recommendation models", create_tables(schema_content.recommend_models)),
     Migration(12, "first and last seen in their own table", move_seen_times),
+    Migration(13, "journey run indexes by person and by journey", recluster_journey_run_indexes),
 ]
 
 

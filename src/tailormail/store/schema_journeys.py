@@ -24,10 +24,17 @@ journey_runs = Table(
     Column("updated_at", BigInteger, nullable=False),
     Column("finished_at", BigInteger, nullable=True),
     Column("finish_reason", String(64), nullable=True),
-    Index("ix_journey_runs_profile", "profile_id", "status"),
-    Index("ix_journey_runs_journey", "journey", "profile_id"),
+    # One index leads with the person (a person's runs, of one journey or all); the journey's own
+    # leads with what its reports group by.  New runs land at the end of their journey's group, so
+    # a batch that starts runs for 1,000 people writes a few pages of it, not one page each as
+    # (journey, profile_id) did.
+    Index("ix_journey_runs_profile_journey", "profile_id", "journey", "status"),
+    Index("ix_journey_runs_journey_status", "journey", "status", "position"),
     Index("ix_journey_runs_waiting", "waiting_for", "status"),
 )
+
+JOURNEY_RUN_INDEXES_BEFORE = ("ix_journey_runs_profile", "ix_journey_runs_journey")
+"""The run indexes of workspaces made before migration 13, which replaces them."""
 
 journey_timers = Table(
     "journey_timers",
