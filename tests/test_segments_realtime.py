@@ -237,3 +237,14 @@ def test_change_event_ids_are_unique_and_sort_by_time() -> None:
     assert len(set(earlier + later)) == 1000
     assert max(earlier) < min(later)
     assert all(mid.startswith("segment-") and len(mid) == len(earlier[0]) for mid in earlier + later)
+
+
+def test_profile_clocks_read_the_narrow_index_and_seen_table_not_the_profile_rows(runtime: Runtime) -> None:
+    with runtime.store.begin() as conn:
+        a, b = profile_q.create_profiles(conn, ["a", "b"], 5)
+        profile_q.touch_seen(conn, {a: (1, 2), b: (3, 4)}, created={a, b})
+        assert q.profile_clocks(conn, [a, b]) == {a: (5, 1, 2), b: (5, 3, 4)}
+        sqlite = conn.dialect.name == "sqlite"  # the plan is SQLite's; PostgreSQL plans its own statement
+        explain = "EXPLAIN QUERY PLAN " + q._SQLITE_CLOCKS
+        plan = [r[3] for r in conn.exec_driver_sql(explain, ("[1]",))] if sqlite else []
+    assert not sqlite or "SEARCH p USING COVERING INDEX ix_profiles_clock (id=?)" in plan

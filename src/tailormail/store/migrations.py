@@ -66,12 +66,21 @@ def move_seen_times(conn: Connection) -> None:
         conn.execute(text(f"ALTER TABLE profiles DROP COLUMN {name}"))
 
 
+def create_indexes(table: Table) -> Callable[[Connection], None]:
+    """A migration step that creates the indexes ``table`` declares and lacks (a table made before them)."""
+
+    def apply(conn: Connection) -> None:
+        for index in table.indexes:
+            index.create(conn, checkfirst=True)
+
+    return apply
+
+
 def recluster_journey_run_indexes(conn: Connection) -> None:
     """Replace the journey-run indexes of migration 7 with the declared ones (created where absent)."""
     for name in schema_journeys.JOURNEY_RUN_INDEXES_BEFORE:
         conn.execute(text(f"DROP INDEX IF EXISTS {name}"))  # our own index names
-    for index in schema_journeys.journey_runs.indexes:
-        index.create(conn, checkfirst=True)
+    create_indexes(schema_journeys.journey_runs)(conn)
 
 
 MIGRATIONS: list[Migration] = [
@@ -106,6 +115,7 @@ MIGRATIONS: list[Migration] = [
     Migration(11, "recommendation models", create_tables(schema_content.recommend_models)),
     Migration(12, "first and last seen in their own table", move_seen_times),
     Migration(13, "journey run indexes by person and by journey", recluster_journey_run_indexes),
+    Migration(14, "profile clock index", create_indexes(schema.profiles)),
 ]
 
 

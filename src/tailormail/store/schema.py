@@ -35,6 +35,10 @@ profiles = Table(
     Column("user_id", String(255), unique=True, nullable=True, doc="null: anonymous"),
     Column("traits", JSON, nullable=False, default=dict),
     Column("updated_at", BigInteger, nullable=False),
+    # Real-time segments read when each person of a batch last changed (traits, merge, creation):
+    # from this narrow index rather than from the wide rows, nine to a page, which at a million
+    # profiles are mostly outside the page cache.
+    Index("ix_profiles_clock", "id", "updated_at"),
 )
 
 # When a person was first and last seen, apart from the wide profile row: every ingested
