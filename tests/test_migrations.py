@@ -6,7 +6,8 @@ from pathlib import Path
 
 from sqlalchemy import create_engine, inspect, text
 
-from tailormail.store.migrations import add_column, move_seen_times, recluster_journey_run_indexes
+from tailormail.store.migrations import add_column, move_seen_times, replace_indexes
+from tailormail.store.schema_journeys import JOURNEY_RUN_INDEXES_BEFORE, journey_runs
 from tailormail.store.schema_segments import segment_state
 
 
@@ -54,8 +55,9 @@ def test_journey_run_indexes_are_replaced_once(tmp_path: Path) -> None:
         conn.execute(text("CREATE INDEX ix_journey_runs_profile ON journey_runs (profile_id, status)"))
         conn.execute(text("CREATE INDEX ix_journey_runs_journey ON journey_runs (journey, profile_id)"))
         conn.execute(text("CREATE INDEX ix_journey_runs_waiting ON journey_runs (waiting_for, status)"))
-        recluster_journey_run_indexes(conn)
-        recluster_journey_run_indexes(conn)  # a database created with the new indexes: nothing to do
+        step = replace_indexes(journey_runs, JOURNEY_RUN_INDEXES_BEFORE)
+        step(conn)
+        step(conn)  # a database created with the new indexes: nothing to do
         indexes = {i["name"]: i["column_names"] for i in inspect(conn).get_indexes("journey_runs")}
     assert indexes == {
         "ix_journey_runs_profile_journey": ["profile_id", "journey", "status"],

@@ -76,11 +76,16 @@ def create_indexes(table: Table) -> Callable[[Connection], None]:
     return apply
 
 
-def recluster_journey_run_indexes(conn: Connection) -> None:
-    """Replace the journey-run indexes of migration 7 with the declared ones (created where absent)."""
-    for name in schema_journeys.JOURNEY_RUN_INDEXES_BEFORE:
-        conn.execute(text(f"DROP INDEX IF EXISTS {name}"))  # our own index names
-    create_indexes(schema_journeys.journey_runs)(conn)
+def replace_indexes(table: Table, before: tuple[str, ...]) -> Callable[[Connection], None]:
+    """A migration step that drops the indexes named ``before`` and creates those ``table`` declares."""
+    create = create_indexes(table)
+
+    def apply(conn: Connection) -> None:
+        for name in before:
+            conn.execute(text(f"DROP INDEX IF EXISTS {name}"))  # our own index names
+        create(conn)
+
+    return apply
 
 
 MIGRATIONS: list[Migration] = [
@@ -114,7 +119,11 @@ MIGRATIONS: list[Migration] = [
     Migration(10, "segment scan watermark", add_column(schema_segments.segment_state, "scanned_until")),
     Migration(11, "recommendation models", create_tables(schema_content.recommend_models)),
     Migration(12, "first and last seen in their own table", move_seen_times),
-    Migration(13, "journey run indexes by person and by journey", recluster_journey_run_indexes),
+    Migration(
+        13,
+        "journey run indexes by person and by journey",
+        replace_indexes(schema_journeys.journey_runs, schema_journeys.JOURNEY_RUN_INDEXES_BEFORE),
+    ),
     Migration(14, "profile clock index", create_indexes(schema.profiles)),
 ]
 

@@ -278,9 +278,7 @@ def iter_profiles(conn: Connection, batch: int = 5000) -> Iterable[dict[str, Any
     last = 0
     while True:
         rows = (
-            conn.execute(_with_seen().where(profiles.c.id > last).order_by(profiles.c.id).limit(batch))
-            .mappings()
-            .all()
+            conn.execute(_with_seen().where(profiles.c.id > last).order_by(profiles.c.id).limit(batch)).mappings().all()
         )
         if not rows:
             return
