@@ -20,6 +20,7 @@ members of every active segment are asserted equal to the batch query's.
     python -m bench.bench_segments                      # 1,000,000 customers (builds once, ~10 min)
     BENCH_SEGMENTS_CUSTOMERS=50000 python -m bench.bench_segments
     BENCH_SEGMENTS_ONLY=realtime BENCH_SEGMENTS_EVENTS=20000 ...   # one half; events per stream run
+    BENCH_SEGMENTS_IDS=sequential ...                   # message ids in order, as up to session 8 (else UUIDs)
 
 A fixture of up to 2 GiB is copied to a scratch folder first, so every run starts from the same shop
 (used in place, a cached fixture grew with every run: the stream and the membership changes stay).
@@ -228,12 +229,20 @@ def stream(
     the same thread (as `serve` runs them), their time counted.
     """
     rng = random.Random(seed)
-    run = uuid.uuid4().hex[:8]  # fresh message ids: a rerun must not be all duplicates
+    # Segment's libraries send a random UUID as each message id, and so does this stream: each
+    # new id lands on a random page of the message-id index, as a real stream's would.  Up to
+    # session 8 the ids were sequential (``BENCH_SEGMENTS_IDS=sequential``), which wrote a few
+    # pages of that index a batch instead of one an event.  Either way fresh: a rerun must not
+    # be all duplicates.
+    run = uuid.uuid4().hex[:8]
+    sequential = os.environ.get("BENCH_SEGMENTS_IDS", "random") == "sequential"
     out = Stream()
     catalog = Catalog(rt.settings)
     base = clock.now()
     # The client's work, not ours: every message is made before the clock starts.
-    made = [message(rng, rng.choice(users), f"rt-{run}-{i}") for i in range(total)]
+    made = [
+        message(rng, rng.choice(users), f"rt-{run}-{i}" if sequential else str(uuid.uuid4())) for i in range(total)
+    ]
     if rt.store.checkpointer is not None:  # the log of what ran before is not this stream's work
         rt.store.checkpointer.checkpoint()
     started, cpu0 = time.perf_counter(), time.process_time()
@@ -328,7 +337,9 @@ def print_real_time(r: dict[str, Any]) -> None:
     hook_ms, hook_cpu = r["full_hook"]
     print(f"  full refresh of every preset (RFM, diffs written, rechecks scheduled): {r['refresh_s']:.2f} s")
     print("  real time: the real ingest path (Ingestor with every hook: catalog, journeys, segments, sync;")
-    print("  every preset active) beside the same ingest with no hooks, same database, same run")
+    print("  every preset active) beside the same ingest with no hooks, same database, same run;")
+    ids = os.environ.get("BENCH_SEGMENTS_IDS", "random")
+    print(f"  message ids: {ids} (random: UUIDs, as Segment's libraries send)")
     for label, s in (("ingest, no hooks", plain), ("ingest, all hooks", full), ("ingest + segments only", r["alone"])):
         print(f"  {label:22} {s.rate:9,.0f} events/s wall, {s.events / s.cpu:9,.0f} per CPU-second "
               f"(batches of 1,000; {s.events:,} events)")  # fmt: skip
