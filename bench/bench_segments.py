@@ -240,9 +240,7 @@ def stream(
     catalog = Catalog(rt.settings)
     base = clock.now()
     # The client's work, not ours: every message is made before the clock starts.
-    made = [
-        message(rng, rng.choice(users), f"rt-{run}-{i}" if sequential else str(uuid.uuid4())) for i in range(total)
-    ]
+    made = [message(rng, rng.choice(users), f"rt-{run}-{i}" if sequential else str(uuid.uuid4())) for i in range(total)]
     if rt.store.checkpointer is not None:  # the log of what ran before is not this stream's work
         rt.store.checkpointer.checkpoint()
     started, cpu0 = time.perf_counter(), time.process_time()
