@@ -19,7 +19,7 @@ from tailormail.ingest.pipeline import (
 from tailormail.runtime import Runtime
 from tailormail.store import profiles as profile_q
 from tailormail.store.events import encoded_row
-from tailormail.store.schema import events, profiles
+from tailormail.store.schema import events, profile_seen, profiles
 
 
 def track(mid: str, event: str = "product_view", **kw: object) -> dict[str, object]:
@@ -249,3 +249,19 @@ def test_a_batch_of_identified_people_resolves_to_their_profiles_creating_the_ne
     assert by_user["u1"] == known and by_user["u2"] < by_user["u3"]  # new ones in sorted user id order
     assert resolution.profile_ids == [by_user[m.user_id or ""] for m in messages]
     assert resolution.created == resolution.blank == {by_user["u2"], by_user["u3"]}
+
+
+def test_a_merge_widens_the_survivors_seen_range_and_erasure_leaves_no_seen_row(runtime: Runtime) -> None:
+    with runtime.store.begin() as conn:
+        source, target, other = profile_q.create_profiles(conn, ["s", "t", "o"], 0)
+        profile_q.touch_seen(conn, {source: (1, 50), target: (10, 20), other: (5, 6)}, created={source, target, other})
+        profile_q.merge_profiles(conn, source, target, 99)
+        profile_q.erase_profile(conn, other)
+        seen = {p: (f, last) for p, f, last in conn.execute(select(profile_seen)).all()}
+        survivor = profile_q.get_profile(conn, profile_id=target)
+    assert seen == {target: (1, 50)}
+    assert survivor is not None and (survivor["first_seen"], survivor["last_seen"], survivor["updated_at"]) == (
+        1,
+        50,
+        99,
+    )
