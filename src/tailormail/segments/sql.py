@@ -104,8 +104,12 @@ class _Compiler:
         return self.ids(column)  # type: ignore[no-any-return]
 
     def everyone(self) -> Select[Any]:
-        stmt = select(profiles.c.id.label("profile_id"))
-        return stmt.where(self.among(profiles.c.id)) if self.ids is not None else stmt
+        return self.people(profiles.c.id)
+
+    def people(self, column: Any) -> Select[Any]:
+        """Profile ids from ``column`` (a profile id column), within the scope's ids when it has them."""
+        stmt = select(column.label("profile_id"))
+        return stmt.where(self.among(column)) if self.ids is not None else stmt
 
     def wrap(self, compound: Any) -> Select[Any]:
         """A compound as a plain SELECT (SQLite cannot nest compounds in parentheses)."""
@@ -125,8 +129,7 @@ class _Compiler:
         if isinstance(node, r.Trait):
             return self.everyone().where(self.compare(profiles.c.traits, node.compare))
         if isinstance(node, r.ProfileTime):
-            seen = select(profile_seen.c.profile_id.label("profile_id")).where(self.profile_time(node))
-            return seen.where(self.among(profile_seen.c.profile_id)) if self.ids is not None else seen
+            return self.people(profile_seen.c.profile_id).where(self.profile_time(node))
         return self.event(node)
 
     def all(self, children: Sequence[r.Condition]) -> Select[Any]:

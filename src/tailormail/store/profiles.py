@@ -115,14 +115,14 @@ def get_profile(
 ) -> dict[str, Any] | None:
     """One profile row as a dict, by user id or profile id."""
     where = profiles.c.user_id == user_id if user_id is not None else profiles.c.id == profile_id
-    row = conn.execute(_with_seen().where(where)).mappings().first()
+    row = conn.execute(_WITH_SEEN.where(where)).mappings().first()
     return dict(row) if row else None
 
 
-def _with_seen() -> Any:
-    """Profile rows with their first and last seen, as one row each."""
-    joined = profiles.outerjoin(profile_seen, profile_seen.c.profile_id == profiles.c.id)
-    return select(profiles, profile_seen.c.first_seen, profile_seen.c.last_seen).select_from(joined)
+_WITH_SEEN = select(profiles, profile_seen.c.first_seen, profile_seen.c.last_seen).select_from(
+    profiles.outerjoin(profile_seen, profile_seen.c.profile_id == profiles.c.id)
+)
+"""Profile rows with their first and last seen, as one row each."""
 
 
 def anonymous_ids(conn: Connection, profile_id: int) -> list[str]:
@@ -278,7 +278,7 @@ def iter_profiles(conn: Connection, batch: int = 5000) -> Iterable[dict[str, Any
     last = 0
     while True:
         rows = (
-            conn.execute(_with_seen().where(profiles.c.id > last).order_by(profiles.c.id).limit(batch)).mappings().all()
+            conn.execute(_WITH_SEEN.where(profiles.c.id > last).order_by(profiles.c.id).limit(batch)).mappings().all()
         )
         if not rows:
             return
