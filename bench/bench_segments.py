@@ -16,6 +16,11 @@ as its event, so commit -> membership change is 0; arrival -> commit is the
 stricter figure we report, with the segments hook's own share per batch.
 Targets: >= 20,000 events/s; p99 < 20 ms.  After the stream the stored
 members of every active segment are asserted equal to the batch query's.
+The same stream also goes through group commit from 8 callers at once (the
+HTTP API's path under load: transactions grow to what has queued), and one
+more batch of 1,000 is mapped to the pages it writes, by table and index
+(``bench.page_map``): a count that does not move with the VM's speed.  The
+share of the database the OS held in memory at the start is printed too.
 
     python -m bench.bench_segments                      # 1,000,000 customers (builds once, ~10 min)
     BENCH_SEGMENTS_CUSTOMERS=50000 python -m bench.bench_segments
@@ -32,6 +37,7 @@ import os
 import random
 import shutil
 import tempfile
+import threading
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -40,9 +46,11 @@ from pathlib import Path
 from typing import Any
 
 from bench.fixtures import FIXTURE_END, shop_database, sqlite_url
-from bench.machine import describe, percentile
+from bench.machine import describe, os_cached_share, percentile
+from bench.page_map import pages_written_by
 from tailormail.clock import ManualClock, from_ms, to_ms
 from tailormail.config import DATABASE_FILE
+from tailormail.ingest.group import GroupCommit
 from tailormail.ingest.pipeline import Ingestor
 from tailormail.runtime import Runtime, open_runtime
 from tailormail.segments.definitions import load_segments
@@ -276,6 +284,65 @@ def stream(
     return out
 
 
+GROUP_PRODUCERS = 8
+GROUP_BATCH = 500
+"""The API's path under load: this many callers at once, each sending batches of this many events."""
+
+
+def through_group_commit(
+    rt: Runtime, ingestor: Ingestor, clock: ManualClock, users: list[str], *, total: int, seed: int
+) -> tuple[Stream, list[int]]:
+    """``total`` events through ``GroupCommit`` (what the HTTP API ingests with) from concurrent callers.
+
+    Each caller validates its batch in its own thread, as a request handler
+    does, and callers arriving while a transaction is under way share the next
+    one (up to ``GROUP_MAX_EVENTS``).  Returns the run and the size of every
+    transaction.  The clock stays put: callers run at once, windows barely move.
+    """
+    rng = random.Random(seed)
+    made = [message(rng, rng.choice(users), str(uuid.uuid4())) for _ in range(total)]
+    batches = iter([made[i : i + GROUP_BATCH] for i in range(0, total, GROUP_BATCH)])
+    taking = threading.Lock()
+    counted = CountingIngestor(rt.store, clock, ingestor.hooks)
+    group = GroupCommit(counted)
+
+    def caller() -> None:
+        while True:
+            with taking:
+                batch = next(batches, None)
+            if batch is None:
+                return
+            group.ingest_raw(batch)
+
+    if rt.store.checkpointer is not None:
+        rt.store.checkpointer.checkpoint()
+    out = Stream()
+    started, cpu0 = time.perf_counter(), time.process_time()
+    threads = [threading.Thread(target=caller) for _ in range(GROUP_PRODUCERS)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    if rt.store.checkpointer is not None:
+        rt.store.checkpointer.checkpoint()
+    out.wall, out.cpu = time.perf_counter() - started, time.process_time() - cpu0
+    out.events, out.batches, out.batch_sizes = total, len(counted.sizes), counted.sizes
+    return out, counted.sizes
+
+
+class CountingIngestor(Ingestor):
+    """The same ingest, keeping the size of every transaction it stores."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.sizes: list[int] = []
+
+    def ingest(self, messages: Any, *, now_ms: int | None = None) -> Any:
+        """Store one transaction's messages, counting them."""
+        self.sizes.append(len(messages))
+        return super().ingest(messages, now_ms=now_ms)
+
+
 def check_real_time_agrees(rt: Runtime, clock: ManualClock) -> int:
     """After a stream: every active preset's stored members equal the batch query's (asserted); returns members."""
     now = to_ms(clock.now())
@@ -310,6 +377,7 @@ def real_time(rt: Runtime, clock: ManualClock, users: list[str]) -> dict[str, An
     out["full_hook"] = (list(timed.wall_ms), timed.cpu)
     out["hooks_cpu"] = {name: hook.cpu for name, hook in hooks.items()}
     out["alone"] = stream(rt, alone, clock, users, rate=None, total=total, max_batch=1000, seed=4)
+    out["group"] = through_group_commit(rt, full, clock, users, total=total, seed=6)
     # Latency at the target rate, then at rates this machine sustains (80 % of the throughputs above).
     runs = (
         ("at_target", full, 20_000.0),
@@ -326,7 +394,17 @@ def real_time(rt: Runtime, clock: ManualClock, users: list[str]) -> dict[str, An
         out[label + "_rate"] = rate
         out[label + "_hook"] = (list(timed.wall_ms), timed.cpu)
     out["members"] = check_real_time_agrees(rt, clock)
+    out["pages"] = one_batch_pages(rt, full, clock, users)
     return out
+
+
+def one_batch_pages(rt: Runtime, ingestor: Ingestor, clock: ManualClock, users: list[str]) -> Any:
+    """The pages one back-to-back batch of 1,000 stream events dirties, by table or index."""
+    rng = random.Random(5)
+    made = [message(rng, rng.choice(users), str(uuid.uuid4())) for _ in range(1000)]
+    database = Path(str(rt.store.engine.url.database))
+    clock.set(clock.now() + timedelta(seconds=0.05))
+    return pages_written_by(database, lambda: ingestor.ingest_raw(made))
 
 
 def print_real_time(r: dict[str, Any]) -> None:
@@ -342,6 +420,10 @@ def print_real_time(r: dict[str, Any]) -> None:
         print(f"  {label:22} {s.rate:9,.0f} events/s wall, {s.events / s.cpu:9,.0f} per CPU-second "
               f"(batches of 1,000; {s.events:,} events)")  # fmt: skip
     print(f"  ratio all hooks / no hooks: {full.rate / plain.rate:.2f} wall, {(plain.cpu / full.cpu):.2f} CPU")
+    group, sizes = r["group"]
+    print(f"  all hooks through group commit (the API's ingest path; {GROUP_PRODUCERS} callers at once, batches of "
+          f"{GROUP_BATCH}): {group.rate:,.0f} events/s wall, {group.events / group.cpu:,.0f} per CPU-second; "
+          f"{len(sizes)} transactions of {min(sizes):,}-{max(sizes):,} events")  # fmt: skip
     per_event = hook_cpu / full.events * 1e6
     print(f"  segments hook alone: {per_event:,.0f} CPU-us per event = {full.events / hook_cpu:,.0f} events per "
           f"CPU-second; per batch of 1,000: p50 {percentile(hook_ms, 50):.1f} ms, "
@@ -358,6 +440,9 @@ def print_real_time(r: dict[str, Any]) -> None:
               f"p50 {percentile(hook_ms, 50):.1f} ms, p99 {percentile(hook_ms, 99):.1f} ms")  # fmt: skip
     print("  commit -> membership change: 0 ms (the change commits in the same transaction as its event);")
     print(f"  after the stream, stored members equal the batch query for every active segment ({r['members']:,})")
+    pages = r["pages"]
+    print(f"  pages one batch of 1,000 events (all hooks) writes: {sum(pages.values()):,}; by table or index: "
+          + ", ".join(f"{name} {n:,}" for name, n in pages.most_common()))  # fmt: skip
 
 
 def print_batch(rt: Runtime, now: int) -> None:
@@ -415,6 +500,9 @@ def run(fixture: Path, scratch: Path, customers: int, only: str, cpu_start: floa
             events = conn.exec_driver_sql("SELECT count(*) FROM events").scalar_one()
             users = [u for (u,) in conn.exec_driver_sql("SELECT user_id FROM profiles WHERE user_id IS NOT NULL")]
         print(f"shop: {customers:,} customers, {events:,} events (SQLite, {_size_mb(workspace):,.0f} MB)")
+        cached = os_cached_share(str(workspace / DATABASE_FILE))
+        if cached is not None:  # the rest is read from disk: large runs are slower when this is low
+            print(f"database held in the OS page cache at the start: {cached:.0%}")
         print(f"load average at the start: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
         if only in ("", "batch"):
             print_batch(rt, now)

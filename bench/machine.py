@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import ctypes
+import mmap
 import os
 import platform
 import statistics
+import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -78,3 +81,39 @@ def percentile(values: list[float], q: float) -> float:
     if len(values) == 1:
         return values[0]
     return statistics.quantiles(values, n=100, method="inclusive")[max(0, min(98, int(q) - 1))]
+
+
+def os_cached_share(path: str) -> float | None:
+    """The share of a file's pages the operating system holds in memory now (Linux; None elsewhere).
+
+    A run on a large database reads from memory or from disk depending on
+    this, and this VM's page cache does not always keep a file it has just
+    read: seen here, 5 GB of an 8 GB database cached with 18 GB of memory free.
+    Asked with ``mincore`` on a read-only mapping, which reads nothing.
+    """
+    if not sys.platform.startswith("linux"):
+        return None
+    size = os.path.getsize(path)
+    if size == 0:
+        return None
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.mmap.restype = ctypes.c_void_p
+    libc.mmap.argtypes = (ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_long)
+    libc.mincore.argtypes = (ctypes.c_void_p, ctypes.c_size_t, ctypes.c_char_p)
+    libc.munmap.argtypes = (ctypes.c_void_p, ctypes.c_size_t)
+    page = os.sysconf("SC_PAGE_SIZE")
+    pages = (size + page - 1) // page
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        address = libc.mmap(None, size, mmap.PROT_READ, mmap.MAP_SHARED, fd, 0)
+        if address in (None, ctypes.c_void_p(-1).value):
+            return None
+        try:
+            vector = ctypes.create_string_buffer(pages)
+            if libc.mincore(address, size, vector) != 0:
+                return None
+            return sum(byte & 1 for byte in vector.raw) / pages
+        finally:
+            libc.munmap(address, size)
+    finally:
+        os.close(fd)

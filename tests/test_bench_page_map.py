@@ -1,0 +1,100 @@
+"""The bench's page map names the tables and indexes a transaction writes; the page-cache share reads mincore."""
+
+from __future__ import annotations
+
+import sqlite3
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from bench.machine import os_cached_share
+from bench.page_map import pages_in_log, pages_written_by
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> Iterator[Path]:
+    """A WAL database of 2,000 wide rows, kept open meanwhile as a workspace's pool keeps it.
+
+    The last connection to close folds the log in and deletes it.
+    """
+    path = _database(tmp_path, 2000)
+    keeper = sqlite3.connect(path)
+    keeper.execute("SELECT count(*) FROM small").fetchall()
+    yield path
+    keeper.close()
+
+
+def _database(tmp_path: Path, rows: int) -> Path:
+    """A WAL database with a table of ``rows`` wide rows, an index on them, and a small second table."""
+    path = tmp_path / "shop.db"
+    with sqlite3.connect(path) as conn:
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("CREATE TABLE wide (id INTEGER PRIMARY KEY, key TEXT, body TEXT)")
+        conn.execute("CREATE INDEX ix_wide_key ON wide (key)")
+        conn.execute("CREATE TABLE small (id INTEGER PRIMARY KEY, n INTEGER)")
+        conn.executemany("INSERT INTO wide (key, body) VALUES (?, ?)", [(f"k{i:06d}", "x" * 500) for i in range(rows)])
+        conn.execute("INSERT INTO small (n) VALUES (1)")
+    conn.close()
+    return path
+
+
+def _write(path: Path, sql: str, params: tuple[object, ...] = ()) -> None:
+    conn = sqlite3.connect(path)
+    try:
+        conn.execute("PRAGMA wal_autocheckpoint=0")  # this connection's commit must leave its frames in the log
+        with conn:
+            conn.execute(sql, params)
+    finally:
+        conn.close()
+
+
+def test_one_transaction_is_mapped_to_the_pages_it_changed(db: Path) -> None:
+
+    # One row of the small table: its one page, and nothing else.
+    small = pages_written_by(db, lambda: _write(db, "UPDATE small SET n = n + 1"))
+    assert small == {"small": 1}
+
+    # Rows spread over the wide table: a page of it per row touched, each once, and no index page
+    # (the indexed column does not change).
+    spread = pages_written_by(db, lambda: _write(db, "UPDATE wide SET body = upper(body) WHERE id % 200 = 0"))
+    assert set(spread) == {"wide"}
+    assert spread["wide"] == 10
+
+    # Changing the indexed column writes pages of the index too.
+    keyed = pages_written_by(db, lambda: _write(db, "UPDATE wide SET key = 'z' || key WHERE id = 1"))
+    assert keyed["wide"] == 1
+    assert keyed["ix_wide_key"] >= 1
+
+
+def test_frames_of_a_log_that_restarted_are_not_counted(db: Path) -> None:
+    wal = db.with_name(db.name + "-wal")
+    pages_written_by(db, lambda: _write(db, "UPDATE wide SET body = upper(body) WHERE id % 100 = 0"))
+    before = len(pages_in_log(wal))
+    assert before == 20
+    # A checkpoint of everything, then a new write: the log starts over with new salts and the
+    # new transaction overwrites only its first frames; the older frames behind it are stale.
+    conn = sqlite3.connect(db)
+    conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+    conn.close()
+    _write(db, "UPDATE small SET n = n + 1")
+    assert wal.stat().st_size > 24 * 2 + 32 + 4096 * 2  # the old frames are still in the file
+    assert len(pages_in_log(wal)) == 1
+
+
+def test_an_empty_or_missing_log_has_no_pages(tmp_path: Path) -> None:
+    empty = tmp_path / "empty-wal"
+    empty.write_bytes(b"")
+    assert pages_in_log(empty) == set()
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="mincore is read on Linux only")
+def test_the_page_cache_share_of_a_file_just_written_is_high(tmp_path: Path) -> None:
+    path = tmp_path / "data"
+    path.write_bytes(b"y" * (64 * 4096))
+    share = os_cached_share(str(path))
+    assert share is not None
+    assert 0.9 <= share <= 1.0  # written a moment ago: in memory (pages may be written back, not dropped)
+    empty = tmp_path / "empty"
+    empty.touch()
+    assert os_cached_share(str(empty)) is None
