@@ -3,11 +3,18 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
-from sqlalchemy import create_engine, inspect, text
+import pytest
+from sqlalchemy import Table, create_engine, inspect, text
 
 from tailormail.store.migrations import add_column, move_seen_times, replace_indexes
-from tailormail.store.schema_journeys import JOURNEY_RUN_INDEXES_BEFORE, journey_runs
+from tailormail.store.schema_journeys import (
+    JOURNEY_LOG_INDEXES_BEFORE,
+    JOURNEY_RUN_INDEXES_BEFORE,
+    journey_log,
+    journey_runs,
+)
 from tailormail.store.schema_segments import segment_state
 
 
@@ -43,24 +50,51 @@ def test_seen_times_move_out_of_profiles_with_their_values(tmp_path: Path) -> No
     assert [tuple(r) for r in kept] == [(1, "a", '{"plan": "pro"}', 30), (2, None, "{}", 7)]
 
 
-def test_journey_run_indexes_are_replaced_once(tmp_path: Path) -> None:
+INDEX_SWAPS = [
+    (  # journey_runs with the indexes migration 7 made; migration 13
+        journey_runs,
+        JOURNEY_RUN_INDEXES_BEFORE,
+        "CREATE TABLE journey_runs (id INTEGER PRIMARY KEY, journey VARCHAR(255), profile_id INTEGER,"
+        " status VARCHAR(16), position VARCHAR(255), waiting_for VARCHAR(255))",
+        [
+            "CREATE INDEX ix_journey_runs_profile ON journey_runs (profile_id, status)",
+            "CREATE INDEX ix_journey_runs_journey ON journey_runs (journey, profile_id)",
+            "CREATE INDEX ix_journey_runs_waiting ON journey_runs (waiting_for, status)",
+        ],
+        {
+            "ix_journey_runs_profile_journey": ["profile_id", "journey", "status"],
+            "ix_journey_runs_journey_status": ["journey", "status", "position"],
+            "ix_journey_runs_waiting": ["waiting_for", "status"],
+        },
+    ),
+    (  # journey_log with the indexes migration 7 made; migration 15
+        journey_log,
+        JOURNEY_LOG_INDEXES_BEFORE,
+        "CREATE TABLE journey_log (id INTEGER PRIMARY KEY, run_id INTEGER, journey VARCHAR(255),"
+        " profile_id INTEGER, node VARCHAR(255), action VARCHAR(32), at BIGINT)",
+        [
+            "CREATE INDEX ix_journey_log_journey ON journey_log (journey, node, action)",
+            "CREATE INDEX ix_journey_log_profile ON journey_log (profile_id, action, at)",
+        ],
+        {"ix_journey_log_journey": ["journey", "node", "action"], "ix_journey_log_run": ["run_id"]},
+    ),
+]
+
+
+@pytest.mark.parametrize(("table", "before", "create", "old_indexes", "expected"), INDEX_SWAPS)
+def test_indexes_are_replaced_once(
+    tmp_path: Path, table: Table, before: tuple[str, ...], create: str, old_indexes: list[str], expected: Any
+) -> None:
     engine = create_engine(f"sqlite:///{tmp_path / 'old.db'}")
-    with engine.begin() as conn:  # journey_runs with the indexes migration 7 made
-        conn.execute(
-            text(
-                "CREATE TABLE journey_runs (id INTEGER PRIMARY KEY, journey VARCHAR(255), profile_id INTEGER,"
-                " status VARCHAR(16), position VARCHAR(255), waiting_for VARCHAR(255))"
-            )
-        )
-        conn.execute(text("CREATE INDEX ix_journey_runs_profile ON journey_runs (profile_id, status)"))
-        conn.execute(text("CREATE INDEX ix_journey_runs_journey ON journey_runs (journey, profile_id)"))
-        conn.execute(text("CREATE INDEX ix_journey_runs_waiting ON journey_runs (waiting_for, status)"))
-        step = replace_indexes(journey_runs, JOURNEY_RUN_INDEXES_BEFORE)
+    with engine.begin() as conn:
+        conn.execute(text(create))
+        conn.execute(text(f"INSERT INTO {table.name} (id) VALUES (1), (2)"))
+        for index in old_indexes:
+            conn.execute(text(index))
+        step = replace_indexes(table, before)
         step(conn)
         step(conn)  # a database created with the new indexes: nothing to do
-        indexes = {i["name"]: i["column_names"] for i in inspect(conn).get_indexes("journey_runs")}
-    assert indexes == {
-        "ix_journey_runs_profile_journey": ["profile_id", "journey", "status"],
-        "ix_journey_runs_journey_status": ["journey", "status", "position"],
-        "ix_journey_runs_waiting": ["waiting_for", "status"],
-    }
+        indexes = {i["name"]: i["column_names"] for i in inspect(conn).get_indexes(table.name)}
+        kept = conn.execute(text(f"SELECT count(*) FROM {table.name}")).scalar_one()
+    assert indexes == expected
+    assert kept == 2

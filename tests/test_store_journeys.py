@@ -5,11 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import create_engine, delete, func, select, update
 
 from tailormail.runtime import Runtime
 from tailormail.store import journeys as q
-from tailormail.store.schema_journeys import journey_runs
+from tailormail.store import profiles as profile_q
+from tailormail.store.schema import metadata
+from tailormail.store.schema_journeys import journey_log, journey_runs
 
 TRIGGERS = [
     {},
@@ -73,3 +75,54 @@ def test_paused_journeys_and_awaited_events(runtime: Runtime, runs: list[dict[st
     with runtime.store.read() as conn:
         assert q.paused_journeys(conn) == {"welcome"}
         assert q.awaited_events(conn) == {f"event_{i}" for i in range(len(runs)) if i % 4 == 1}
+
+
+def _log_line(run: dict[str, Any], action: str, at: int) -> dict[str, Any]:
+    return {
+        "run_id": run["id"],
+        "journey": run["journey"],
+        "profile_id": run["profile_id"],
+        "node": "n",
+        "action": action,
+        "detail": {"kind": "marketing"},
+        "at": at,
+    }
+
+
+def test_a_merge_moves_the_run_log_and_erasure_deletes_it_found_through_the_runs(runtime: Runtime) -> None:
+    # The log is indexed by run, not by person: merges and erasure find a person's lines through their runs.
+    with runtime.store.begin() as conn:
+        source, target, other = profile_q.create_profiles(conn, ["s", "t", "o"], 0)
+        lines = []
+        for person, sends in ((source, 2), (target, 1), (other, 3)):
+            run = q.create_run(conn, "cart", person, {}, 100)
+            lines += [_log_line(run, "entered", 100)] + [_log_line(run, "send", 200 + i) for i in range(sends)]
+        q.log(conn, lines)
+        assert q.sends_since(conn, source, 0) == 2
+        profile_q.merge_profiles(conn, source, target, 300)
+        merged = {(p, a) for p, a in conn.execute(select(journey_log.c.profile_id, journey_log.c.action)).all()}
+        sends_after_merge = tuple(q.sends_since(conn, person, 0) for person in (target, source, other))
+        assert q.sends_since(conn, target, 201) == 1  # the window still applies: sends at 200, 200, 201
+        profile_q.erase_profile(conn, target)
+        left = conn.execute(select(journey_log.c.profile_id, func.count()).group_by(journey_log.c.profile_id)).all()
+        runs_left = conn.execute(select(journey_runs.c.profile_id)).scalars().all()
+    assert merged == {(target, "entered"), (target, "send"), (other, "entered"), (other, "send")}
+    assert sends_after_merge == (3, 0, 3)
+    assert [tuple(r) for r in left] == [(other, 4)]
+    assert runs_left == [other]
+
+
+@pytest.mark.parametrize("kind", ["merge", "erase"])
+def test_merge_and_erasure_reach_the_log_through_indexes_not_a_scan(kind: str) -> None:
+    # The log grows with every run; a merge happens inside ingest (an identify call) and must not read all of it.
+    engine = create_engine("sqlite://")
+    metadata.create_all(engine)
+    where = profile_q.rows_of(journey_log, "profile_id", 5)
+    moved = update(journey_log).where(where).values(profile_id=6)
+    stmt = moved if kind == "merge" else delete(journey_log).where(where)
+    with engine.connect() as conn:
+        sql = str(stmt.compile(engine, compile_kwargs={"literal_binds": True}))
+        plan = " | ".join(row[3] for row in conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {sql}"))
+    assert "SEARCH journey_log USING INDEX ix_journey_log_run (run_id=?)" in plan, plan
+    assert "SEARCH journey_runs USING COVERING INDEX ix_journey_runs_profile_journey (profile_id=?)" in plan, plan
+    assert "SCAN" not in plan, plan

@@ -330,6 +330,7 @@ def log(conn: Connection, rows: list[dict[str, Any]]) -> None:
 def sends_since(conn: Connection, profile_id: int, since_ms: int, kind: str = "marketing") -> int:
     """How many emails of ``kind`` journeys sent a person since then."""
     stmt = select(func.count()).where(
+        journey_log.c.run_id.in_(select(journey_runs.c.id).where(journey_runs.c.profile_id == profile_id)),
         journey_log.c.profile_id == profile_id,
         journey_log.c.action == "send",
         journey_log.c.at >= since_ms,

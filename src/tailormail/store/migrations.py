@@ -125,6 +125,11 @@ MIGRATIONS: list[Migration] = [
         replace_indexes(schema_journeys.journey_runs, schema_journeys.JOURNEY_RUN_INDEXES_BEFORE),
     ),
     Migration(14, "profile clock index", create_indexes(schema.profiles)),
+    Migration(
+        15,
+        "journey log indexed by run",
+        replace_indexes(schema_journeys.journey_log, schema_journeys.JOURNEY_LOG_INDEXES_BEFORE),
+    ),
 ]
 
 

@@ -3,10 +3,23 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Connection, Table, bindparam, cast, delete, func, literal, select, update
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    ColumnElement,
+    Connection,
+    Table,
+    bindparam,
+    cast,
+    delete,
+    func,
+    literal,
+    select,
+    update,
+)
 
 from tailormail.store.dialect import (
     compact_json,
@@ -21,9 +34,20 @@ from tailormail.store.engine import read_json
 from tailormail.store.schema import events, identity_links, profile_seen, profiles
 
 PROFILE_TABLES: list[tuple[Table, str]] = [(events, "profile_id"), (identity_links, "profile_id")]
-"""Every (table, column) holding a person's data; erasure deletes from each.
+"""Every (table, column) holding a person's data, in the order merges and erasure go through them.
 
 Domains that store per-person rows append theirs when their schema loads."""
+
+PROFILE_ROWS: dict[Table, Callable[[int], ColumnElement[bool]]] = {}
+"""How to find a person's rows in a table of ``PROFILE_TABLES`` whose person column has no index of its own.
+
+Without an entry: ``column = profile_id``."""
+
+
+def rows_of(table: Table, column: str, profile_id: int) -> ColumnElement[bool]:
+    """The WHERE clause of a person's rows in one of ``PROFILE_TABLES``."""
+    found = PROFILE_ROWS.get(table)
+    return found(profile_id) if found is not None else table.c[column] == profile_id
 
 
 def profile_ids_by_user(conn: Connection, user_ids: Iterable[str]) -> dict[str, int]:
@@ -247,7 +271,7 @@ def merge_profiles(conn: Connection, source_id: int, target_id: int, now_ms: int
     if source is None or target is None:
         return
     for table, column in PROFILE_TABLES:
-        conn.execute(update(table).where(table.c[column] == source_id).values({column: target_id}))
+        conn.execute(update(table).where(rows_of(table, column, source_id)).values({column: target_id}))
     # The identified profile's own traits win over what the anonymous one had.
     traits = {**(source["traits"] or {}), **(target["traits"] or {})}
     conn.execute(update(profiles).where(profiles.c.id == target_id).values(traits=traits, updated_at=now_ms))
@@ -264,7 +288,7 @@ def _delete_profile(conn: Connection, profile_id: int) -> None:
 def erase_profile(conn: Connection, profile_id: int) -> None:
     """Delete a person everywhere (GDPR erasure)."""
     for table, column in PROFILE_TABLES:
-        conn.execute(delete(table).where(table.c[column] == profile_id))
+        conn.execute(delete(table).where(rows_of(table, column, profile_id)))
     _delete_profile(conn, profile_id)
 
 
