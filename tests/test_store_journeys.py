@@ -5,13 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from sqlalchemy import create_engine, delete, func, select, update
+from sqlalchemy import Table, create_engine, delete, func, select, update
 
 from tailormail.runtime import Runtime
 from tailormail.store import journeys as q
 from tailormail.store import profiles as profile_q
 from tailormail.store.schema import metadata
-from tailormail.store.schema_journeys import journey_log, journey_runs
+from tailormail.store.schema_journeys import journey_log, journey_runs, journey_timers
 
 TRIGGERS = [
     {},
@@ -89,40 +89,55 @@ def _log_line(run: dict[str, Any], action: str, at: int) -> dict[str, Any]:
     }
 
 
-def test_a_merge_moves_the_run_log_and_erasure_deletes_it_found_through_the_runs(runtime: Runtime) -> None:
-    # The log is indexed by run, not by person: merges and erasure find a person's lines through their runs.
+def test_a_merge_moves_the_run_log_and_timers_and_erasure_deletes_them_found_through_the_runs(
+    runtime: Runtime,
+) -> None:
+    # Neither the log nor the timers has a person index: merges and erasure find a person's rows through their runs.
     with runtime.store.begin() as conn:
         source, target, other = profile_q.create_profiles(conn, ["s", "t", "o"], 0)
         lines = []
         for person, sends in ((source, 2), (target, 1), (other, 3)):
             run = q.create_run(conn, "cart", person, {}, 100)
             lines += [_log_line(run, "entered", 100)] + [_log_line(run, "send", 200 + i) for i in range(sends)]
+            q.add_timers(conn, [q.timer_row(run["id"], person, 5_000 + i, "next", "wake") for i in range(sends)])
         q.log(conn, lines)
         assert q.sends_since(conn, source, 0) == 2
         profile_q.merge_profiles(conn, source, target, 300)
         merged = {(p, a) for p, a in conn.execute(select(journey_log.c.profile_id, journey_log.c.action)).all()}
+        timers_merged = _count_by_person(conn, journey_timers)
         sends_after_merge = tuple(q.sends_since(conn, person, 0) for person in (target, source, other))
         assert q.sends_since(conn, target, 201) == 1  # the window still applies: sends at 200, 200, 201
         profile_q.erase_profile(conn, target)
-        left = conn.execute(select(journey_log.c.profile_id, func.count()).group_by(journey_log.c.profile_id)).all()
+        left = _count_by_person(conn, journey_log)
+        timers_left = _count_by_person(conn, journey_timers)
         runs_left = conn.execute(select(journey_runs.c.profile_id)).scalars().all()
     assert merged == {(target, "entered"), (target, "send"), (other, "entered"), (other, "send")}
+    assert timers_merged == {target: 3, other: 3}
     assert sends_after_merge == (3, 0, 3)
-    assert [tuple(r) for r in left] == [(other, 4)]
+    assert left == {other: 4}
+    assert timers_left == {other: 3}
     assert runs_left == [other]
 
 
+def _count_by_person(conn: Any, table: Table) -> dict[int, int]:
+    rows = conn.execute(select(table.c.profile_id, func.count()).group_by(table.c.profile_id)).all()
+    return {int(p): int(n) for p, n in rows}
+
+
+@pytest.mark.parametrize(
+    ("table", "index"), [(journey_log, "ix_journey_log_run"), (journey_timers, "ix_journey_timers_run")]
+)
 @pytest.mark.parametrize("kind", ["merge", "erase"])
-def test_merge_and_erasure_reach_the_log_through_indexes_not_a_scan(kind: str) -> None:
-    # The log grows with every run; a merge happens inside ingest (an identify call) and must not read all of it.
+def test_merge_and_erasure_reach_log_and_timers_through_indexes_not_a_scan(kind: str, table: Table, index: str) -> None:
+    # Both grow with every run; a merge happens inside ingest (an identify call) and must not read all of them.
     engine = create_engine("sqlite://")
     metadata.create_all(engine)
-    where = profile_q.rows_of(journey_log, "profile_id", 5)
-    moved = update(journey_log).where(where).values(profile_id=6)
-    stmt = moved if kind == "merge" else delete(journey_log).where(where)
+    where = profile_q.rows_of(table, "profile_id", 5)
+    moved = update(table).where(where).values(profile_id=6)
+    stmt = moved if kind == "merge" else delete(table).where(where)
     with engine.connect() as conn:
         sql = str(stmt.compile(engine, compile_kwargs={"literal_binds": True}))
         plan = " | ".join(row[3] for row in conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {sql}"))
-    assert "SEARCH journey_log USING INDEX ix_journey_log_run (run_id=?)" in plan, plan
+    assert f"SEARCH {table.name} USING INDEX {index} (run_id=?)" in plan, plan
     assert "SEARCH journey_runs USING COVERING INDEX ix_journey_runs_profile_journey (profile_id=?)" in plan, plan
     assert "SCAN" not in plan, plan

@@ -11,6 +11,7 @@ from sqlalchemy import Connection, and_, bindparam, func, select, update
 
 from tailormail.store.dialect import compact_json, in_chunks, insert_many, one_of, upsert
 from tailormail.store.engine import read_json
+from tailormail.store.profiles import rows_of
 from tailormail.store.schema import profile_seen, profiles
 from tailormail.store.schema_journeys import journey_log, journey_runs, journey_state, journey_timers
 
@@ -330,8 +331,7 @@ def log(conn: Connection, rows: list[dict[str, Any]]) -> None:
 def sends_since(conn: Connection, profile_id: int, since_ms: int, kind: str = "marketing") -> int:
     """How many emails of ``kind`` journeys sent a person since then."""
     stmt = select(func.count()).where(
-        journey_log.c.run_id.in_(select(journey_runs.c.id).where(journey_runs.c.profile_id == profile_id)),
-        journey_log.c.profile_id == profile_id,
+        rows_of(journey_log, "profile_id", profile_id),
         journey_log.c.action == "send",
         journey_log.c.at >= since_ms,
         journey_log.c.detail["kind"].as_string() == kind,

@@ -2,7 +2,23 @@
 
 from __future__ import annotations
 
-from sqlalchemy import JSON, BigInteger, Boolean, Column, Float, Index, Integer, String, Table, Text, and_, select
+from collections.abc import Callable
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    ColumnElement,
+    Float,
+    Index,
+    Integer,
+    String,
+    Table,
+    Text,
+    and_,
+    select,
+)
 
 from tailormail.store.profiles import PROFILE_ROWS, PROFILE_TABLES
 from tailormail.store.schema import Id, metadata
@@ -83,12 +99,22 @@ journey_state = Table(
 )
 
 JOURNEY_TABLES = (journey_runs, journey_timers, journey_log, journey_state)
-# The log first: its rows are found through the person's runs, which must still be theirs.
-PROFILE_TABLES.extend([(journey_log, "profile_id"), (journey_runs, "profile_id"), (journey_timers, "profile_id")])
-PROFILE_ROWS[journey_log] = lambda profile_id: and_(
-    journey_log.c.run_id.in_(select(journey_runs.c.id).where(journey_runs.c.profile_id == profile_id)),
-    journey_log.c.profile_id == profile_id,
-)
+
+
+def through_runs(table: Table) -> Callable[[int], ColumnElement[bool]]:
+    """A person's rows of a table of runs' rows (log, timers), found by run: those tables have no person index."""
+
+    def rows(profile_id: int) -> ColumnElement[bool]:
+        runs = select(journey_runs.c.id).where(journey_runs.c.profile_id == profile_id)
+        return and_(table.c.run_id.in_(runs), table.c.profile_id == profile_id)
+
+    return rows
+
+
+# The log and the timers before the runs: merges and erasure find their rows through the
+# person's runs, which must still be theirs (a person's timers used to be found by a scan).
+PROFILE_TABLES.extend([(journey_log, "profile_id"), (journey_timers, "profile_id"), (journey_runs, "profile_id")])
+PROFILE_ROWS.update({journey_log: through_runs(journey_log), journey_timers: through_runs(journey_timers)})
 
 campaigns = Table(
     "campaigns",
