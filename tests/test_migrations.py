@@ -8,12 +8,14 @@ from typing import Any
 import pytest
 from sqlalchemy import Table, create_engine, inspect, text
 
-from tailormail.store.migrations import add_column, move_seen_times, replace_indexes
+from tailormail.store.migrations import add_column, create_indexes, move_seen_times, replace_indexes
 from tailormail.store.schema_journeys import (
     JOURNEY_LOG_INDEXES_BEFORE,
     JOURNEY_RUN_INDEXES_BEFORE,
+    campaign_members,
     journey_log,
     journey_runs,
+    webhook_outbox,
 )
 from tailormail.store.schema_segments import segment_state
 
@@ -97,4 +99,30 @@ def test_indexes_are_replaced_once(
         indexes = {i["name"]: i["column_names"] for i in inspect(conn).get_indexes(table.name)}
         kept = conn.execute(text(f"SELECT count(*) FROM {table.name}")).scalar_one()
     assert indexes == expected
+    assert kept == 2
+
+
+def test_person_indexes_are_added_to_campaign_members_and_the_webhook_outbox_once(tmp_path: Path) -> None:
+    engine = create_engine(f"sqlite:///{tmp_path / 'old.db'}")
+    with engine.begin() as conn:  # both tables as migration 8 made them, rows kept
+        conn.execute(
+            text(
+                "CREATE TABLE campaign_members (campaign VARCHAR(255), profile_id INTEGER, status VARCHAR(16),"
+                " due_at BIGINT, PRIMARY KEY (campaign, profile_id))"
+            )
+        )
+        conn.execute(text("CREATE INDEX ix_campaign_members_due ON campaign_members (status, due_at)"))
+        outbox = "CREATE TABLE webhook_outbox (id INTEGER PRIMARY KEY, profile_id INTEGER, status VARCHAR(16))"
+        conn.execute(text(outbox))
+        conn.execute(text("CREATE INDEX ix_webhook_outbox_due ON webhook_outbox (status)"))
+        conn.execute(text("INSERT INTO campaign_members VALUES ('c', 1, 'queued', 5), ('c', 2, 'queued', 6)"))
+        step = create_indexes(campaign_members, webhook_outbox)
+        step(conn)
+        step(conn)  # a database created with them: nothing to do
+        found = {t: {i["name"] for i in inspect(conn).get_indexes(t)} for t in ("campaign_members", "webhook_outbox")}
+        kept = conn.execute(text("SELECT count(*) FROM campaign_members")).scalar_one()
+    assert found == {
+        "campaign_members": {"ix_campaign_members_due", "ix_campaign_members_profile"},
+        "webhook_outbox": {"ix_webhook_outbox_due", "ix_webhook_outbox_profile"},
+    }
     assert kept == 2

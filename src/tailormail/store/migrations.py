@@ -66,12 +66,13 @@ def move_seen_times(conn: Connection) -> None:
         conn.execute(text(f"ALTER TABLE profiles DROP COLUMN {name}"))
 
 
-def create_indexes(table: Table) -> Callable[[Connection], None]:
-    """A migration step that creates the indexes ``table`` declares and lacks (a table made before them)."""
+def create_indexes(*tables: Table) -> Callable[[Connection], None]:
+    """A migration step that creates the indexes these tables declare and lack (tables made before them)."""
 
     def apply(conn: Connection) -> None:
-        for index in table.indexes:
-            index.create(conn, checkfirst=True)
+        for table in tables:
+            for index in table.indexes:
+                index.create(conn, checkfirst=True)
 
     return apply
 
@@ -129,6 +130,11 @@ MIGRATIONS: list[Migration] = [
         15,
         "journey log indexed by run",
         replace_indexes(schema_journeys.journey_log, schema_journeys.JOURNEY_LOG_INDEXES_BEFORE),
+    ),
+    Migration(
+        16,
+        "campaign members and webhook outbox indexed by person",
+        create_indexes(schema_journeys.campaign_members, schema_journeys.webhook_outbox),
     ),
 ]
 

@@ -148,6 +148,9 @@ campaign_members = Table(
     Column("outbox_key", String(255), nullable=True),
     Column("decided_at", BigInteger, nullable=True),
     Index("ix_campaign_members_due", "status", "due_at"),
+    # Merges (an identify call inside ingest) and erasure find a person's rows by this; the
+    # primary key leads with the campaign, and without it each merge read every campaign's members.
+    Index("ix_campaign_members_profile", "profile_id"),
 )
 
 webhook_outbox = Table(
@@ -173,6 +176,7 @@ webhook_outbox = Table(
     Column("updated_at", BigInteger, nullable=False),
     Column("sent_at", BigInteger, nullable=True),
     Index("ix_webhook_outbox_due", "status", "next_attempt_at"),
+    Index("ix_webhook_outbox_profile", "profile_id"),  # merges and erasure, as for campaign members
 )
 
 CAMPAIGN_TABLES = (campaigns, campaign_members, webhook_outbox)
