@@ -58,6 +58,7 @@ from tailormail.segments.evaluate import matching_profiles
 from tailormail.segments.realtime import Catalog, active_segments, apply_due_rechecks
 from tailormail.segments.service import SegmentService
 from tailormail.store import segments as q
+from tailormail.store.engine import sqlite_file
 
 DAY = 86_400_000
 PRESETS = ("cart_abandoners", "active_buyers", "engaged_browsers")
@@ -414,9 +415,10 @@ def one_batch_pages(rt: Runtime, ingestor: Ingestor, clock: ManualClock, users: 
     """The pages one back-to-back batch of 1,000 stream events dirties, by table or index."""
     rng = people_and_kinds(5)
     made = [message(rng, rng.choice(users), str(uuid.uuid4())) for _ in range(1000)]
-    database = Path(str(rt.store.engine.url.database))
+    database = sqlite_file(rt.store.engine)
+    assert database is not None, "the page map reads a SQLite file's log"
     clock.set(clock.now() + timedelta(seconds=0.05))
-    return pages_written_by(database, lambda: ingestor.ingest_raw(made))
+    return pages_written_by(Path(database), lambda: ingestor.ingest_raw(made))
 
 
 def print_real_time(r: dict[str, Any]) -> None:

@@ -50,7 +50,6 @@ def _write(path: Path, sql: str, params: tuple[object, ...] = ()) -> None:
 
 
 def test_one_transaction_is_mapped_to_the_pages_it_changed(db: Path) -> None:
-
     # One row of the small table: its one page, and nothing else.
     small = pages_written_by(db, lambda: _write(db, "UPDATE small SET n = n + 1"))
     assert small == {"small": 1}
@@ -82,7 +81,7 @@ def test_frames_of_a_log_that_restarted_are_not_counted(db: Path) -> None:
     assert len(pages_in_log(wal)) == 1
 
 
-def test_an_empty_or_missing_log_has_no_pages(tmp_path: Path) -> None:
+def test_an_empty_log_has_no_pages(tmp_path: Path) -> None:
     empty = tmp_path / "empty-wal"
     empty.write_bytes(b"")
     assert pages_in_log(empty) == set()

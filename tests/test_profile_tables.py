@@ -12,9 +12,8 @@ from tailormail.store.schema import metadata
 
 
 def _every_profile_table() -> list[tuple[Table, str]]:
-    """``PROFILE_TABLES`` once every domain's schema has loaded (each appends its own)."""
-    for module in ("schema_content", "schema_deliver", "schema_journeys", "schema_segments", "schema_sync"):
-        importlib.import_module(f"tailormail.store.{module}")
+    """``PROFILE_TABLES`` once every domain's schema has loaded (each appends its own; migrations load them all)."""
+    importlib.import_module("tailormail.store.migrations")
     return list(profile_q.PROFILE_TABLES)
 
 
