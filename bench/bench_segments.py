@@ -46,7 +46,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.fixtures import FIXTURE_END, shop_database, sqlite_url
-from bench.machine import describe, os_cached_share, percentile
+from bench.machine import describe, os_cached_share, percentile, thread_read_calls
 from bench.page_map import pages_written_by
 from tailormail.clock import ManualClock, from_ms, to_ms
 from tailormail.config import DATABASE_FILE
@@ -58,6 +58,7 @@ from tailormail.segments.evaluate import matching_profiles
 from tailormail.segments.realtime import Catalog, active_segments, apply_due_rechecks
 from tailormail.segments.service import SegmentService
 from tailormail.store import segments as q
+from tailormail.store.dialect import BULK_CACHE_KIB
 from tailormail.store.engine import sqlite_file
 
 DAY = 86_400_000
@@ -175,6 +176,8 @@ class Stream:
     hook_ms: list[float] = field(default_factory=list)
     hook_cpu: float = 0.0
     batch_sizes: list[int] = field(default_factory=list)
+    read_calls: int | None = None
+    """Pages the ingesting thread read from the operating system (its SQLite cache missed them), if known."""
 
     @property
     def rate(self) -> float:
@@ -264,7 +267,7 @@ def stream(
     made = [message(rng, rng.choice(users), f"rt-{run}-{i}" if sequential else str(uuid.uuid4())) for i in range(total)]
     if rt.store.checkpointer is not None:  # the log of what ran before is not this stream's work
         rt.store.checkpointer.checkpoint()
-    started, cpu0 = time.perf_counter(), time.process_time()
+    started, cpu0, reads0 = time.perf_counter(), time.process_time(), thread_read_calls()
     next_recheck = started + 0.5
     sent = 0
     while sent < total:
@@ -288,6 +291,8 @@ def stream(
         if done >= next_recheck:
             apply_due_rechecks(rt.store, catalog, to_ms(clock.now()))
             next_recheck = done + 0.5
+    reads = thread_read_calls()  # before the closing checkpoint, which reads the log on this thread
+    out.read_calls = None if reads is None or reads0 is None else reads - reads0
     if rt.store.checkpointer is not None:  # the log this stream wrote is folded in before the clock stops
         rt.store.checkpointer.checkpoint()
     out.wall = time.perf_counter() - started
@@ -434,6 +439,10 @@ def print_real_time(r: dict[str, Any]) -> None:
         print(f"  {label:22} {s.rate:9,.0f} events/s wall, {s.events / s.cpu:9,.0f} per CPU-second "
               f"(batches of 1,000; {s.events:,} events)")  # fmt: skip
     print(f"  ratio all hooks / no hooks: {full.rate / plain.rate:.2f} wall, {(plain.cpu / full.cpu):.2f} CPU")
+    if full.read_calls is not None:
+        print(f"  pages read from the OS per batch of 1,000 (SQLite cache misses of the ingesting thread, "
+              f"{BULK_CACHE_KIB // 1024} MiB cache): no hooks {plain.read_calls / plain.batches:,.0f}, "
+              f"all hooks {full.read_calls / full.batches:,.0f}")  # fmt: skip
     group = r["group"]
     sizes = group.batch_sizes
     print(f"  all hooks through group commit (the API's ingest path; {GROUP_PRODUCERS} callers at once, batches of "

@@ -12,6 +12,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from importlib import metadata
+from pathlib import Path
 
 LIBRARIES = ("sqlalchemy", "fastapi", "uvicorn", "numpy", "scikit-learn", "python-liquid", "aiosmtplib")
 
@@ -81,6 +82,22 @@ def percentile(values: list[float], q: float) -> float:
     if len(values) == 1:
         return values[0]
     return statistics.quantiles(values, n=100, method="inclusive")[max(0, min(98, int(q) - 1))]
+
+
+def thread_read_calls() -> int | None:
+    """Read system calls the calling thread has made so far (Linux's ``/proc/thread-self/io``; None elsewhere).
+
+    SQLite reads each page its own cache misses with one ``pread``: a
+    thread's count of read calls across a stream of batches is the pages it
+    fetched from the operating system, the checkpointer's reads (another
+    thread) left out.  Like a page count, it does not move with the VM's speed.
+    """
+    try:
+        text = Path("/proc/thread-self/io").read_text()
+    except OSError:
+        return None
+    fields = dict(line.split(": ", 1) for line in text.splitlines() if ": " in line)
+    return int(fields["syscr"]) if "syscr" in fields else None
 
 
 def os_cached_share(path: str) -> float | None:

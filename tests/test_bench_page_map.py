@@ -1,14 +1,16 @@
-"""The bench's page map names the tables and indexes a transaction writes; the page-cache share reads mincore."""
+"""Bench instruments: the page map names what a transaction writes; cache share and read calls read Linux."""
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import sys
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from bench.machine import os_cached_share
+from bench.machine import os_cached_share, thread_read_calls
 from bench.page_map import pages_in_log, pages_written_by
 
 
@@ -97,3 +99,24 @@ def test_the_page_cache_share_of_a_file_just_written_is_high(tmp_path: Path) -> 
     empty = tmp_path / "empty"
     empty.touch()
     assert os_cached_share(str(empty)) is None
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="/proc/thread-self/io is Linux's")
+def test_read_calls_count_this_threads_reads_only(tmp_path: Path) -> None:
+    path = tmp_path / "data"
+    path.write_bytes(b"z" * 4096)
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        before = thread_read_calls()
+        assert before is not None
+        for _ in range(100):
+            os.pread(fd, 4096, 0)
+        mine = thread_read_calls()
+        assert mine is not None and mine - before >= 100
+        other = threading.Thread(target=lambda: [os.pread(fd, 4096, 0) for _ in range(500)])
+        other.start()
+        other.join()
+        after = thread_read_calls()
+        assert after is not None and after - mine < 50  # the other thread's 500 reads are not ours
+    finally:
+        os.close(fd)
