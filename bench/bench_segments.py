@@ -177,7 +177,7 @@ class Stream:
     hook_cpu: float = 0.0
     batch_sizes: list[int] = field(default_factory=list)
     read_calls: int | None = None
-    """Pages the ingesting thread read from the operating system (its SQLite cache missed them), if known."""
+    """Read calls of the thread running the stream (ingest, and the rechecks it applies): SQLite cache misses."""
 
     @property
     def rate(self) -> float:
@@ -439,7 +439,7 @@ def print_real_time(r: dict[str, Any]) -> None:
         print(f"  {label:22} {s.rate:9,.0f} events/s wall, {s.events / s.cpu:9,.0f} per CPU-second "
               f"(batches of 1,000; {s.events:,} events)")  # fmt: skip
     print(f"  ratio all hooks / no hooks: {full.rate / plain.rate:.2f} wall, {(plain.cpu / full.cpu):.2f} CPU")
-    if full.read_calls is not None:
+    if full.read_calls is not None and plain.read_calls is not None:
         print(f"  pages read from the OS per batch of 1,000 (SQLite cache misses of the ingesting thread, "
               f"{BULK_CACHE_KIB // 1024} MiB cache): no hooks {plain.read_calls / plain.batches:,.0f}, "
               f"all hooks {full.read_calls / full.batches:,.0f}")  # fmt: skip
