@@ -221,6 +221,28 @@ def message(rng: random.Random, user: str, mid: str) -> dict[str, Any]:
     return {"type": "track", "userId": user, "event": kind, "messageId": mid, "properties": props}
 
 
+def stream_messages(seed: int, users: list[str], total: int) -> list[dict[str, Any]]:
+    """``total`` stream messages from people drawn anew (``people_and_kinds``), each with a fresh message id.
+
+    Segment's libraries send a random UUID as each message id, and so does
+    this stream: each new id lands on a random page of the message-id index,
+    as a real stream's would.  Up to session 8 the ids were sequential
+    (``BENCH_SEGMENTS_IDS=sequential``), which wrote a few pages of that index
+    a batch instead of one an event.  Either way fresh: a rerun must not be
+    all duplicates.
+    """
+    rng = people_and_kinds(seed)
+    if message_ids() == "sequential":
+        run = uuid.uuid4().hex[:8]
+        return [message(rng, rng.choice(users), f"rt-{run}-{i}") for i in range(total)]
+    return [message(rng, rng.choice(users), str(uuid.uuid4())) for _ in range(total)]
+
+
+def message_ids() -> str:
+    """How this run makes message ids: ``random`` (the default) or ``sequential``."""
+    return os.environ.get("BENCH_SEGMENTS_IDS", "random")
+
+
 def people_and_kinds(seed: int) -> random.Random:
     """The random source that picks a stream's people and event kinds: the run's seed, new for every run.
 
@@ -252,19 +274,10 @@ def stream(
     windows move as they would; the worker's rechecks run every half second in
     the same thread (as `serve` runs them), their time counted.
     """
-    rng = people_and_kinds(seed)
-    # Segment's libraries send a random UUID as each message id, and so does this stream: each
-    # new id lands on a random page of the message-id index, as a real stream's would.  Up to
-    # session 8 the ids were sequential (``BENCH_SEGMENTS_IDS=sequential``), which wrote a few
-    # pages of that index a batch instead of one an event.  Either way fresh: a rerun must not
-    # be all duplicates.
-    run = uuid.uuid4().hex[:8]
-    sequential = os.environ.get("BENCH_SEGMENTS_IDS", "random") == "sequential"
     out = Stream()
     catalog = Catalog(rt.settings)
     base = clock.now()
-    # The client's work, not ours: every message is made before the clock starts.
-    made = [message(rng, rng.choice(users), f"rt-{run}-{i}" if sequential else str(uuid.uuid4())) for i in range(total)]
+    made = stream_messages(seed, users, total)  # the client's work, not ours: made before the clock starts
     if rt.store.checkpointer is not None:  # the log of what ran before is not this stream's work
         rt.store.checkpointer.checkpoint()
     started, cpu0, reads0 = time.perf_counter(), time.process_time(), thread_read_calls()
@@ -317,8 +330,7 @@ def through_group_commit(
     one (up to ``GROUP_MAX_EVENTS``); ``batch_sizes`` holds the size of every
     transaction.  The clock stays put: callers run at once, windows barely move.
     """
-    rng = people_and_kinds(seed)
-    made = [message(rng, rng.choice(users), str(uuid.uuid4())) for _ in range(total)]
+    made = stream_messages(seed, users, total)
     batches = iter([made[i : i + GROUP_BATCH] for i in range(0, total, GROUP_BATCH)])
     taking = threading.Lock()
     counted = CountingIngestor(rt.store, clock, ingestor.hooks)
@@ -418,8 +430,7 @@ def real_time(rt: Runtime, clock: ManualClock, users: list[str]) -> dict[str, An
 
 def one_batch_pages(rt: Runtime, ingestor: Ingestor, clock: ManualClock, users: list[str]) -> Any:
     """The pages one back-to-back batch of 1,000 stream events dirties, by table or index."""
-    rng = people_and_kinds(5)
-    made = [message(rng, rng.choice(users), str(uuid.uuid4())) for _ in range(1000)]
+    made = stream_messages(5, users, 1000)
     database = sqlite_file(rt.store.engine)
     assert database is not None, "the page map reads a SQLite file's log"
     clock.set(clock.now() + timedelta(seconds=0.05))
@@ -433,8 +444,7 @@ def print_real_time(r: dict[str, Any]) -> None:
     print(f"  full refresh of every preset (RFM, diffs written, rechecks scheduled): {r['refresh_s']:.2f} s")
     print("  real time: the real ingest path (Ingestor with every hook: catalog, journeys, segments, sync;")
     print("  every preset active) beside the same ingest with no hooks, same database, same run;")
-    ids = os.environ.get("BENCH_SEGMENTS_IDS", "random")
-    print(f"  message ids: {ids} (random: UUIDs, as Segment's libraries send)")
+    print(f"  message ids: {message_ids()} (random: UUIDs, as Segment's libraries send)")
     for label, s in (("ingest, no hooks", plain), ("ingest, all hooks", full), ("ingest + segments only", r["alone"])):
         print(f"  {label:22} {s.rate:9,.0f} events/s wall, {s.events / s.cpu:9,.0f} per CPU-second "
               f"(batches of 1,000; {s.events:,} events)")  # fmt: skip

@@ -43,8 +43,9 @@ profiles = Table(
 
 # When a person was first and last seen, apart from the wide profile row: every ingested
 # batch moves last_seen for each person in it, and a profile row (traits and all) holds
-# nine to a page where these hold over a hundred, so a batch of 1,000 people wrote about
-# 900 pages of profiles and now writes under 300 of this table.
+# nine to a page where these hold over a hundred.  On a shop of 50,000 a batch of 1,000
+# people wrote about 900 pages of profiles and writes about 260 of this table; of a million,
+# each person still takes a page of it, but a table a twelfth the size stays in cache.
 profile_seen = Table(
     "profile_seen",
     metadata,
