@@ -52,6 +52,16 @@ def speed_reference() -> str:
     for i in range(LOOP_ADDITIONS):
         total += i
     loop = time.perf_counter() - start
+    writes = frame_write_pairs_per_second()
+    return f"{LOOP_ADDITIONS / 1e6:.0f}M-addition Python loop {loop:.2f} s; {writes:,.0f} WAL-frame-sized write pairs/s"
+
+
+def frame_write_pairs_per_second() -> float:
+    """Pairs of writes (a WAL frame's 24-byte header, then its 4 KiB page) this VM makes a second, into a new file.
+
+    SQLite's commit writes each page the transaction dirtied to the log this
+    way, on the committing thread.
+    """
     page, header = b"\0" * 4096, b"\0" * 24
     with tempfile.TemporaryFile() as file:
         fd = file.fileno()
@@ -59,8 +69,14 @@ def speed_reference() -> str:
         for n in range(PAGE_WRITES):
             os.pwrite(fd, header, n * 4120)
             os.pwrite(fd, page, n * 4120 + 24)
-        writes = PAGE_WRITES / (time.perf_counter() - start)
-    return f"{LOOP_ADDITIONS / 1e6:.0f}M-addition Python loop {loop:.2f} s; {writes:,.0f} WAL-frame-sized write pairs/s"
+        return PAGE_WRITES / (time.perf_counter() - start)
+
+
+def log_write_share(
+    pages_per_batch: int, batch_events: int, events_per_second: float, pairs_per_second: float
+) -> float:
+    """The share of one thread's second that the log writes of ``events_per_second`` take, at that page rate."""
+    return pages_per_batch * events_per_second / batch_events / pairs_per_second
 
 
 LOOP_ADDITIONS = 10_000_000

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from bench.machine import os_cached_share, thread_read_calls
+from bench.machine import log_write_share, os_cached_share, thread_read_calls
 from bench.page_map import pages_in_log, pages_written_by
 
 
@@ -120,3 +120,16 @@ def test_read_calls_count_this_threads_reads_only(tmp_path: Path) -> None:
         assert after is not None and after - mine < 50  # the other thread's 500 reads are not ours
     finally:
         os.close(fd)
+
+
+@pytest.mark.parametrize(
+    ("pages", "batch", "rate", "pairs", "share"),
+    [
+        (3_855, 1_000, 20_000, 64_268, 1.1997),  # session 11's VM: the log writes alone exceed one thread
+        (3_855, 1_000, 20_000, 240_000, 0.32125),  # session 8's VM
+        (1_000, 1_000, 10_000, 100_000, 0.1),
+        (1_000, 500, 10_000, 100_000, 0.2),  # the same pages for half the events: twice the share
+    ],
+)
+def test_log_write_share(pages: int, batch: int, rate: float, pairs: float, share: float) -> None:
+    assert log_write_share(pages, batch, rate, pairs) == pytest.approx(share, rel=1e-4)
