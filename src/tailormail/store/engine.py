@@ -79,11 +79,10 @@ def bind_none_directly() -> None:
     The module adapts every parameter that is not exactly int, float, str or
     bytearray.  For None, with nothing registered, that meant two failed
     attribute lookups (``__adapt__`` on the protocol type, which builds and
-    drops an AttributeError, then ``__conform__`` on None): 0.5 us a None
-    (measured), and an ingested batch binds thousands
-    (anonymous id, context, revenue of every event; journey and segment rows).
-    A registered adapter is found in one dict lookup; returning None binds
-    NULL exactly as before.
+    drops an AttributeError, then ``__conform__`` on None): 0.5 us a None,
+    and an ingested batch binds thousands (anonymous id, context, revenue of
+    every event; journey and segment rows).  A registered adapter is found in
+    one dict lookup; returning None binds NULL exactly as before.
     """
     sqlite3.register_adapter(type(None), _none)
 
