@@ -21,8 +21,8 @@ HTTP API's path under load: transactions grow to what has queued), and one
 more batch of 1,000 is mapped to the pages it writes, by table and index
 (``bench.page_map``): a count that does not move with the VM's speed.  Beside
 it, what writing those pages to the log would take at 20,000 events/s, given
-the frame-sized write pairs this VM makes a second just then: the commit's
-share of the committing thread that no code above SQLite can save.  The
+the frame-sized write pairs this VM makes a second just then: a floor for the
+committing thread, set by the pages a batch dirties and the VM's system calls.  The
 share of the database the OS held in memory at the start is printed too.
 
     python -m bench.bench_segments                      # 1,000,000 customers (builds once, ~10 min)
