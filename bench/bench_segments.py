@@ -288,8 +288,7 @@ def stream(
     catalog = Catalog(rt.settings)
     base = clock.now()
     made = stream_messages(seed, users, total)  # the client's work, not ours: made before the clock starts
-    if rt.store.checkpointer is not None:  # the log of what ran before is not this stream's work
-        rt.store.checkpointer.checkpoint()
+    fold_log(rt)  # the log of what ran before is not this stream's work
     started, cpu0, reads0 = time.perf_counter(), time.process_time(), thread_read_calls()
     next_recheck = started + 0.5
     sent = 0
@@ -316,14 +315,22 @@ def stream(
             next_recheck = done + 0.5
     reads = thread_read_calls()  # before the closing checkpoint, which reads the log on this thread
     out.read_calls = None if reads is None or reads0 is None else reads - reads0
-    if rt.store.checkpointer is not None:  # the log this stream wrote is folded in before the clock stops
-        rt.store.checkpointer.checkpoint()
+    fold_log(rt)  # the log this stream wrote is folded in before the clock stops
     out.wall = time.perf_counter() - started
     out.cpu = time.process_time() - cpu0
     out.events, out.batches = sent, len(out.batch_sizes)
     clock.set(base + timedelta(seconds=out.wall))
     return out
 
+
+def fold_log(rt: Runtime) -> None:
+    """Fold the write-ahead log into the database now (a checkpoint), where the workspace has a checkpointer."""
+    if rt.store.checkpointer is not None:
+        rt.store.checkpointer.checkpoint()
+
+
+BATCH = 1000
+"""Events per back-to-back batch: the throughput streams' and the page map's."""
 
 TARGET_RATE = 20_000.0
 """Events a second #3 asks real time (every hook) to sustain."""
@@ -357,8 +364,7 @@ def through_group_commit(
                 return
             group.ingest_raw(batch)
 
-    if rt.store.checkpointer is not None:
-        rt.store.checkpointer.checkpoint()
+    fold_log(rt)
     out = Stream()
     started, cpu0 = time.perf_counter(), time.process_time()
     threads = [threading.Thread(target=caller) for _ in range(GROUP_PRODUCERS)]
@@ -366,8 +372,7 @@ def through_group_commit(
         thread.start()
     for thread in threads:
         thread.join()
-    if rt.store.checkpointer is not None:
-        rt.store.checkpointer.checkpoint()
+    fold_log(rt)
     out.wall, out.cpu = time.perf_counter() - started, time.process_time() - cpu0
     out.events, out.batches, out.batch_sizes = total, len(counted.sizes), counted.sizes
     return out
@@ -413,13 +418,13 @@ def real_time(rt: Runtime, clock: ManualClock, users: list[str]) -> dict[str, An
     timed = hooks["segments_hook"]
     alone = Ingestor(rt.store, clock, [timed])
     out: dict[str, Any] = {}
-    out["plain"] = stream(rt, plain, clock, users, rate=None, total=total, max_batch=1000, seed=1)
+    out["plain"] = stream(rt, plain, clock, users, rate=None, total=total, max_batch=BATCH, seed=1)
     # Without hooks memberships fell behind: a full refresh makes every preset current (and active) again.
     out["refresh_s"] = full_refresh(rt, to_ms(clock.now()))
-    out["full"] = stream(rt, full, clock, users, rate=None, total=total, max_batch=1000, seed=2)
+    out["full"] = stream(rt, full, clock, users, rate=None, total=total, max_batch=BATCH, seed=2)
     out["full_hook"] = (list(timed.wall_ms), timed.cpu)
     out["hooks_cpu"] = {name: hook.cpu for name, hook in hooks.items()}
-    out["alone"] = stream(rt, alone, clock, users, rate=None, total=total, max_batch=1000, seed=4)
+    out["alone"] = stream(rt, alone, clock, users, rate=None, total=total, max_batch=BATCH, seed=4)
     out["group"] = through_group_commit(rt, full, clock, users, total=total, seed=6)
     # Latency at the target rate, then at rates this machine sustains (80 % of the throughputs above).
     runs = (
@@ -444,7 +449,7 @@ def real_time(rt: Runtime, clock: ManualClock, users: list[str]) -> dict[str, An
 
 def one_batch_pages(rt: Runtime, ingestor: Ingestor, clock: ManualClock, users: list[str]) -> Any:
     """The pages one back-to-back batch of 1,000 stream events dirties, by table or index."""
-    made = stream_messages(5, users, 1000)
+    made = stream_messages(5, users, BATCH)
     database = sqlite_file(rt.store.engine)
     assert database is not None, "the page map reads a SQLite file's log"
     clock.set(clock.now() + timedelta(seconds=0.05))
@@ -461,7 +466,7 @@ def print_real_time(r: dict[str, Any]) -> None:
     print(f"  message ids: {message_ids()} (random: UUIDs, as Segment's libraries send)")
     for label, s in (("ingest, no hooks", plain), ("ingest, all hooks", full), ("ingest + segments only", r["alone"])):
         print(f"  {label:22} {s.rate:9,.0f} events/s wall, {s.events / s.cpu:9,.0f} per CPU-second "
-              f"(batches of 1,000; {s.events:,} events)")  # fmt: skip
+              f"(batches of {BATCH:,}; {s.events:,} events)")  # fmt: skip
     print(f"  ratio all hooks / no hooks: {full.rate / plain.rate:.2f} wall, {(plain.cpu / full.cpu):.2f} CPU")
     if full.read_calls is not None and plain.read_calls is not None:
         print(f"  pages read from the OS per batch of 1,000 (SQLite cache misses of the ingesting thread, "
@@ -492,8 +497,8 @@ def print_real_time(r: dict[str, Any]) -> None:
     print(f"  pages one batch of 1,000 events (all hooks) writes: {sum(pages.values()):,}; by table or index: "
           + ", ".join(f"{name} {n:,}" for name, n in pages.most_common()))  # fmt: skip
     written, pairs = sum(pages.values()), r["write_pairs"]
-    share = log_write_share(written, 1000, TARGET_RATE, pairs)
-    print(f"  at {TARGET_RATE:,.0f} events/s that is {written * TARGET_RATE / 1000:,.0f} log frames a second, each "
+    share = log_write_share(written, BATCH, TARGET_RATE, pairs)
+    print(f"  at {TARGET_RATE:,.0f} events/s that is {written * TARGET_RATE / BATCH:,.0f} log frames a second, each "
           f"written with two calls on the committing thread; this VM made {pairs:,.0f} such pairs a second just "
           f"now: the log writes alone would take {share:.0%} of that thread")  # fmt: skip
 
