@@ -8,7 +8,11 @@ in the same run.  Target: at most 1.2x the hand-written time on SQLite.
 Real time: a stream of events for existing customers (views, carts,
 purchases, a few identify calls) through the workspace's real ingest path
 (``Ingestor`` with every hook: catalog, journeys, segments, sync) with every
-preset segment active, beside the same ingest with no hooks.  Throughput in
+preset segment active, beside the same ingest with no hooks and beside a
+hand-written floor (``bench.ingest_floor``: the four statements every stored
+event needs, through the driver on the store's connection, no hooks): the
+baseline measured in the same run that the batch half has in its
+hand-written SQL.  Throughput in
 back-to-back batches of 1,000; latency in an open loop (events arrive at a
 steady rate, each call takes what has arrived) from an event's arrival to the
 commit of its batch.  The membership change commits in the same transaction
@@ -49,6 +53,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.fixtures import FIXTURE_END, shop_database, sqlite_url
+from bench.ingest_floor import floor_rows, run_floor
 from bench.machine import (
     describe,
     frame_write_pairs_per_second,
@@ -419,6 +424,7 @@ def real_time(rt: Runtime, clock: ManualClock, users: list[str]) -> dict[str, An
     alone = Ingestor(rt.store, clock, [timed])
     out: dict[str, Any] = {}
     out["plain"] = stream(rt, plain, clock, users, rate=None, total=total, max_batch=BATCH, seed=1)
+    out["floor"] = floor_stream(rt, clock, users, total)
     # Without hooks memberships fell behind: a full refresh makes every preset current (and active) again.
     out["refresh_s"] = full_refresh(rt, to_ms(clock.now()))
     out["full"] = stream(rt, full, clock, users, rate=None, total=total, max_batch=BATCH, seed=2)
@@ -447,6 +453,20 @@ def real_time(rt: Runtime, clock: ManualClock, users: list[str]) -> dict[str, An
     return out
 
 
+def floor_stream(rt: Runtime, clock: ManualClock, users: list[str], total: int) -> Stream:
+    """The hand-written floor (``bench.ingest_floor``) on a stream like the others, in batches of ``BATCH``.
+
+    It runs before the full refresh: like the stream without hooks, it leaves
+    memberships behind, and the refresh brings them up to date.
+    """
+    rows = floor_rows(stream_messages(7, users, total))
+    fold_log(rt)  # the log of what ran before is not the floor's work
+    started, cpu0 = time.perf_counter(), time.process_time()
+    stored = run_floor(rt.store, rows, batch=BATCH, now_ms=to_ms(clock.now()))
+    return Stream(events=stored, batches=-(-total // BATCH), wall=time.perf_counter() - started,
+                  cpu=time.process_time() - cpu0)  # fmt: skip
+
+
 def one_batch_pages(rt: Runtime, ingestor: Ingestor, clock: ManualClock, users: list[str]) -> Any:
     """The pages one back-to-back batch of 1,000 stream events dirties, by table or index."""
     made = stream_messages(5, users, BATCH)
@@ -468,6 +488,11 @@ def print_real_time(r: dict[str, Any]) -> None:
         print(f"  {label:22} {s.rate:9,.0f} events/s wall, {s.events / s.cpu:9,.0f} per CPU-second "
               f"(batches of {BATCH:,}; {s.events:,} events)")  # fmt: skip
     print(f"  ratio all hooks / no hooks: {full.rate / plain.rate:.2f} wall, {(plain.cpu / full.cpu):.2f} CPU")
+    floor = r["floor"]
+    print(f"  hand-written floor (bench.ingest_floor: profiles by user id, dedup, insert, last seen; the store's "
+          f"connection, no hooks): {floor.rate:,.0f} events/s wall, {floor.events / floor.cpu:,.0f} per CPU-second; "
+          f"no hooks {plain.rate / floor.rate:.2f}x of it, all hooks {full.rate / floor.rate:.2f}x; "
+          f"the target is {TARGET_RATE / floor.rate:.2f}x the floor")  # fmt: skip
     if full.read_calls is not None and plain.read_calls is not None:
         print(f"  pages read from the OS per batch of 1,000 (SQLite cache misses of the ingesting thread, "
               f"{BULK_CACHE_KIB // 1024} MiB cache): no hooks {plain.read_calls / plain.batches:,.0f}, "
