@@ -47,6 +47,8 @@ import tempfile
 import threading
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -289,43 +291,57 @@ def stream(
     windows move as they would; the worker's rechecks run every half second in
     the same thread (as `serve` runs them), their time counted.
     """
-    out = Stream()
     catalog = Catalog(rt.settings)
     base = clock.now()
     made = stream_messages(seed, users, total)  # the client's work, not ours: made before the clock starts
-    fold_log(rt)  # the log of what ran before is not this stream's work
-    started, cpu0, reads0 = time.perf_counter(), time.process_time(), thread_read_calls()
-    next_recheck = started + 0.5
     sent = 0
-    while sent < total:
-        now = time.perf_counter()
-        if rate is None:
-            arrived = min(total, sent + max_batch)
-        else:
-            arrived = min(total, int((now - started) * rate))
-            if arrived <= sent:  # nothing waiting: sleep until the next arrival
-                time.sleep(max(0.0, started + (sent + 1) / rate - now))
-                continue
-        take = min(arrived - sent, max_batch)
-        clock.set(base + timedelta(seconds=now - started))
-        ingestor.ingest_raw(made[sent : sent + take])
-        done = time.perf_counter()
-        for i in range(sent, sent + take):
-            arrival = started + i / rate if rate is not None else now
-            out.latencies_ms.append((done - arrival) * 1000)
-        out.batch_sizes.append(take)
-        sent += take
-        if done >= next_recheck:
-            apply_due_rechecks(rt.store, catalog, to_ms(clock.now()))
-            next_recheck = done + 0.5
-    reads = thread_read_calls()  # before the closing checkpoint, which reads the log on this thread
-    out.read_calls = None if reads is None or reads0 is None else reads - reads0
-    fold_log(rt)  # the log this stream wrote is folded in before the clock stops
-    out.wall = time.perf_counter() - started
-    out.cpu = time.process_time() - cpu0
+    with timed(rt) as (out, started):
+        next_recheck = started + 0.5
+        while sent < total:
+            now = time.perf_counter()
+            if rate is None:
+                arrived = min(total, sent + max_batch)
+            else:
+                arrived = min(total, int((now - started) * rate))
+                if arrived <= sent:  # nothing waiting: sleep until the next arrival
+                    time.sleep(max(0.0, started + (sent + 1) / rate - now))
+                    continue
+            take = min(arrived - sent, max_batch)
+            clock.set(base + timedelta(seconds=now - started))
+            ingestor.ingest_raw(made[sent : sent + take])
+            done = time.perf_counter()
+            for i in range(sent, sent + take):
+                arrival = started + i / rate if rate is not None else now
+                out.latencies_ms.append((done - arrival) * 1000)
+            out.batch_sizes.append(take)
+            sent += take
+            if done >= next_recheck:
+                apply_due_rechecks(rt.store, catalog, to_ms(clock.now()))
+                next_recheck = done + 0.5
     out.events, out.batches = sent, len(out.batch_sizes)
     clock.set(base + timedelta(seconds=out.wall))
     return out
+
+
+@contextmanager
+def timed(rt: Runtime) -> Iterator[tuple[Stream, float]]:
+    """Time a block as a stream's work: (its ``Stream``, the perf counter it started at).
+
+    The log of what ran before is folded in first (not this block's work), and
+    the log the block wrote is folded in before the clock stops (its work).
+    Wall, CPU and the calling thread's read calls are filled in when the block
+    ends; the read calls are taken before the closing checkpoint, which reads
+    the log on this thread.
+    """
+    out = Stream()
+    fold_log(rt)
+    started, cpu0, reads0 = time.perf_counter(), time.process_time(), thread_read_calls()
+    yield out, started
+    reads = thread_read_calls()
+    out.read_calls = None if reads is None or reads0 is None else reads - reads0
+    fold_log(rt)
+    out.wall = time.perf_counter() - started
+    out.cpu = time.process_time() - cpu0
 
 
 def fold_log(rt: Runtime) -> None:
@@ -369,16 +385,12 @@ def through_group_commit(
                 return
             group.ingest_raw(batch)
 
-    fold_log(rt)
-    out = Stream()
-    started, cpu0 = time.perf_counter(), time.process_time()
-    threads = [threading.Thread(target=caller) for _ in range(GROUP_PRODUCERS)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    fold_log(rt)
-    out.wall, out.cpu = time.perf_counter() - started, time.process_time() - cpu0
+    with timed(rt) as (out, _):
+        threads = [threading.Thread(target=caller) for _ in range(GROUP_PRODUCERS)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
     out.events, out.batches, out.batch_sizes = total, len(counted.sizes), counted.sizes
     return out
 
@@ -460,11 +472,9 @@ def floor_stream(rt: Runtime, clock: ManualClock, users: list[str], total: int) 
     memberships behind, and the refresh brings them up to date.
     """
     rows = floor_rows(stream_messages(7, users, total))
-    fold_log(rt)  # the log of what ran before is not the floor's work
-    started, cpu0 = time.perf_counter(), time.process_time()
-    stored = run_floor(rt.store, rows, batch=BATCH, now_ms=to_ms(clock.now()))
-    return Stream(events=stored, batches=-(-total // BATCH), wall=time.perf_counter() - started,
-                  cpu=time.process_time() - cpu0)  # fmt: skip
+    with timed(rt) as (out, _):  # like the streams, its log is folded in before its clock stops
+        out.events = run_floor(rt.store, rows, batch=BATCH, now_ms=to_ms(clock.now()))
+    return out
 
 
 def one_batch_pages(rt: Runtime, ingestor: Ingestor, clock: ManualClock, users: list[str]) -> Any:
